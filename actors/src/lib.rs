@@ -1,0 +1,12 @@
+//! The actors of the damocles runtime (worker side) and the wire types shared with the manager.
+//!
+//! Architecture invariant: this crate knows nothing of databases, HTTP servers or proofs. It
+//! speaks to the manager through [`wire::jsonrpc`] and to proofs through processor children.
+
+pub mod limits;
+pub mod processor;
+pub mod processors;
+pub mod sealing;
+pub mod sealing_thread;
+pub mod supervisor;
+pub mod wire;

@@ -1,0 +1,444 @@
+//! `Processor`: owns one child process of a `[[processors.<stage>]]` entry and speaks the
+//! line-JSON protocol with it. Requests carry ids and may be answered out of order; a child that
+//! exits fails every request in flight with a readable error and is started again after a short
+//! delay when `auto_restart` is set. Children live in their own process group, get SIGKILL when
+//! the worker dies (parent-death signal) and see EOF on stdin when it exits.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use crate::wire::processor::{ready_line, ProcessorRequest, ProcessorResponse};
+
+/// Delay before a child that exited is started again.
+pub const RESTART_DELAY: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone)]
+pub struct ProcessorSpec {
+    pub stage: String,
+    /// Position among this stage's `[[processors.<stage>]]` entries.
+    pub index: usize,
+    pub bin: PathBuf,
+    pub args: Vec<String>,
+    pub envs: HashMap<String, String>,
+    pub inherit_envs: bool,
+    pub stable_wait: Duration,
+    pub auto_restart: bool,
+    pub cpuset: Option<String>,
+    /// Where to put cgroups when `cpuset` is set (cgroup v2 mount).
+    pub cgroup_root: PathBuf,
+}
+
+struct Child {
+    pid: u32,
+    /// Lines to write to the child's stdin; the writer task ends when this is dropped.
+    stdin: mpsc::UnboundedSender<String>,
+    ready: bool,
+}
+
+pub struct Processor {
+    spec: ProcessorSpec,
+    /// Bumped at every spawn, so late events of a previous child are ignored.
+    generation: u64,
+    child: Option<Child>,
+    next_id: u64,
+    inflight: HashMap<u64, oneshot::Sender<Result<Value, String>>>,
+    /// Requests that arrived while the child was starting; sent once it is ready.
+    queued: Vec<String>,
+    /// The live child's pid (0 when none), read by callers to show `ext(pid: N)`.
+    pid: Arc<AtomicU32>,
+    restarts: u32,
+    shutting_down: bool,
+}
+
+impl Processor {
+    pub fn new(spec: ProcessorSpec, pid: Arc<AtomicU32>) -> Self {
+        Processor {
+            spec,
+            generation: 0,
+            child: None,
+            next_id: 1,
+            inflight: HashMap::new(),
+            queued: Vec::new(),
+            pid,
+            restarts: 0,
+            shutting_down: false,
+        }
+    }
+
+    fn name(&self) -> String {
+        format!("{}#{}", self.spec.stage, self.spec.index)
+    }
+
+    fn spawn_child(&mut self, ctx: &mut Context<Self>) {
+        self.generation += 1;
+        let generation = self.generation;
+        let spec = &self.spec;
+        let mut cmd = tokio::process::Command::new(&spec.bin);
+        cmd.args(&spec.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        if !spec.inherit_envs {
+            cmd.env_clear();
+        }
+        cmd.envs(&spec.envs);
+        set_parent_death_signal(&mut cmd);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                error!(processor = %self.name(), bin = %spec.bin.display(), error = %e, "cannot start processor");
+                self.schedule_restart(ctx);
+                return;
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        self.pid.store(pid, Ordering::Relaxed);
+        if let Some(cpuset) = &spec.cpuset {
+            pin_to_cpuset(&spec.cgroup_root, &self.name(), pid, cpuset);
+        }
+        info!(processor = %self.name(), pid, bin = %spec.bin.display(), "processor started");
+
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        if let Some(mut stdin) = child.stdin.take() {
+            tokio::spawn(async move {
+                while let Some(line) = rx.recv().await {
+                    if stdin.write_all(line.as_bytes()).await.is_err()
+                        || stdin.write_all(b"\n").await.is_err()
+                        || stdin.flush().await.is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+        let addr = ctx.address();
+        if let Some(stdout) = child.stdout.take() {
+            let addr = addr.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    addr.do_send(ChildLine { generation, line });
+                }
+            });
+        }
+        if let Some(stderr) = child.stderr.take() {
+            let name = self.name();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    info!(target: "processor", processor = %name, pid, "{line}");
+                }
+            });
+        }
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(s) => s.to_string(),
+                Err(e) => e.to_string(),
+            };
+            addr.do_send(ChildExited { generation, status });
+        });
+        self.child = Some(Child {
+            pid,
+            stdin: tx,
+            ready: false,
+        });
+        ctx.run_later(self.spec.stable_wait, move |act, _ctx| {
+            let late = act.generation == generation
+                && act.child.as_ref().is_some_and(|c| !c.ready);
+            if late {
+                error!(processor = %act.name(), pid, stable_wait = ?act.spec.stable_wait, "timeout exceeded before child got ready; killing it");
+                act.kill_child();
+            }
+        });
+    }
+
+    fn schedule_restart(&mut self, ctx: &mut Context<Self>) {
+        if self.shutting_down || !self.spec.auto_restart {
+            return;
+        }
+        self.restarts += 1;
+        warn!(processor = %self.name(), restarts = self.restarts, delay = ?RESTART_DELAY, "restarting processor");
+        ctx.run_later(RESTART_DELAY, |act, ctx| {
+            if act.child.is_none() && !act.shutting_down {
+                act.spawn_child(ctx);
+            }
+        });
+    }
+
+    fn kill_child(&mut self) {
+        if let Some(c) = &self.child {
+            kill_group(c.pid);
+        }
+    }
+
+    fn fail_all(&mut self, reason: &str) {
+        for (_, tx) in self.inflight.drain() {
+            let _ = tx.send(Err(reason.to_string()));
+        }
+        self.queued.clear();
+    }
+}
+
+impl Actor for Processor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.spawn_child(ctx);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.kill_child();
+    }
+}
+
+impl Supervised for Processor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        warn!(processor = %self.name(), "processor actor restarting");
+        self.kill_child();
+        self.child = None;
+        self.fail_all("processor actor restarted");
+    }
+}
+
+/// Run one task on this child; resolves with the child's output or its error message.
+#[derive(Message)]
+#[rtype(result = "Result<Value, String>")]
+pub struct Call(pub Value);
+
+impl Handler<Call> for Processor {
+    type Result = ResponseFuture<Result<Value, String>>;
+
+    fn handle(&mut self, msg: Call, _ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        let id = self.next_id;
+        self.next_id += 1;
+        let line = serde_json::to_string(&ProcessorRequest { id, task: msg.0 });
+        let name = self.name();
+        match (line, &self.child) {
+            (Err(e), _) => {
+                let _ = tx.send(Err(format!("cannot encode task: {e}")));
+            }
+            (Ok(line), Some(child)) => {
+                self.inflight.insert(id, tx);
+                if child.ready {
+                    let _ = child.stdin.send(line);
+                } else {
+                    self.queued.push(line);
+                }
+            }
+            (Ok(_), None) => {
+                let _ = tx.send(Err(format!(
+                    "processor {name} is not running (restarting or failed to start)"
+                )));
+            }
+        }
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(format!("processor {name} dropped the request")))
+        })
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ChildLine {
+    generation: u64,
+    line: String,
+}
+
+impl Handler<ChildLine> for Processor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildLine, _ctx: &mut Self::Context) {
+        if msg.generation != self.generation {
+            return;
+        }
+        let name = self.name();
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
+        if !child.ready {
+            if msg.line.trim() == ready_line(&self.spec.stage) {
+                child.ready = true;
+                info!(processor = %name, pid = child.pid, "processor ready");
+                for line in self.queued.drain(..) {
+                    let _ = child.stdin.send(line);
+                }
+            } else {
+                error!(processor = %name, line = %truncate(&msg.line), "unexpected first line from processor; killing it");
+                kill_group(child.pid);
+            }
+            return;
+        }
+        let resp: ProcessorResponse = match serde_json::from_str(&msg.line) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(processor = %name, error = %e, line = %truncate(&msg.line), "skipping a line that is not a response");
+                return;
+            }
+        };
+        let Some(tx) = self.inflight.remove(&resp.id) else {
+            warn!(processor = %name, id = resp.id, "response for an unknown request");
+            return;
+        };
+        let result = match (resp.err_msg, resp.output) {
+            (Some(err), _) => Err(err),
+            (None, Some(out)) => Ok(out),
+            (None, None) => Err("output field lost".to_string()),
+        };
+        let _ = tx.send(result);
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ChildExited {
+    generation: u64,
+    status: String,
+}
+
+impl Handler<ChildExited> for Processor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildExited, ctx: &mut Self::Context) {
+        if msg.generation != self.generation {
+            return;
+        }
+        let pid = self.child.as_ref().map_or(0, |c| c.pid);
+        // Other processes of its group (helpers it started) go with it.
+        kill_group(pid);
+        self.child = None;
+        self.pid.store(0, Ordering::Relaxed);
+        let reason = format!(
+            "child process exited: {} (pid {pid}, {})",
+            self.spec.stage, msg.status
+        );
+        if self.shutting_down {
+            info!(processor = %self.name(), pid, status = %msg.status, "processor stopped");
+        } else {
+            warn!(processor = %self.name(), pid, status = %msg.status, in_flight = self.inflight.len(), "processor exited");
+        }
+        self.fail_all(&reason);
+        self.schedule_restart(ctx);
+    }
+}
+
+/// Stop the child for good (worker shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+impl Handler<Shutdown> for Processor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Shutdown, ctx: &mut Self::Context) {
+        self.shutting_down = true;
+        self.kill_child();
+        self.fail_all("worker is shutting down");
+        ctx.stop();
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(100).collect()
+}
+
+/// SIGKILL to the child's whole process group.
+pub fn kill_group(pid: u32) {
+    if pid == 0 {
+        return;
+    }
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// The child gets SIGKILL when the worker dies, even by SIGKILL, so no processor outlives it.
+#[allow(unsafe_code)]
+fn set_parent_death_signal(cmd: &mut tokio::process::Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl, which is
+    // async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Some(nix::sys::signal::Signal::SIGKILL))
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
+/// Pins `pid` to `cpuset`: a cgroup v2 cpuset where the cgroup tree is writable, otherwise CPU
+/// affinity. Logs which one was used.
+fn pin_to_cpuset(cgroup_root: &std::path::Path, name: &str, pid: u32, cpuset: &str) {
+    let group = cgroup_root.join(format!(
+        "damocles-worker/sub-{}-{}-{pid}",
+        name.replace('#', "-"),
+        std::process::id()
+    ));
+    let via_cgroup = (|| -> std::io::Result<()> {
+        std::fs::create_dir_all(&group)?;
+        std::fs::write(group.join("cpuset.cpus"), cpuset)?;
+        std::fs::write(group.join("cgroup.procs"), pid.to_string())?;
+        Ok(())
+    })();
+    match via_cgroup {
+        Ok(()) => info!(processor = %name, pid, cpuset, cgroup = %group.display(), "pinned with a cgroup v2 cpuset"),
+        Err(e) => {
+            let _ = std::fs::remove_dir(&group);
+            match set_affinity(pid, cpuset) {
+                Ok(()) => info!(processor = %name, pid, cpuset, cgroup_error = %e, "pinned with CPU affinity (cgroup cpuset not writable)"),
+                Err(e2) => warn!(processor = %name, pid, cpuset, error = %e2, "cannot pin processor to its cpuset"),
+            }
+        }
+    }
+}
+
+fn set_affinity(pid: u32, cpuset: &str) -> Result<(), String> {
+    let cpus = parse_cpuset(cpuset)?;
+    let mut set = nix::sched::CpuSet::new();
+    for c in cpus {
+        set.set(c).map_err(|e| format!("cpu {c}: {e}"))?;
+    }
+    let pid = i32::try_from(pid).map_err(|e| e.to_string())?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &set).map_err(|e| e.to_string())
+}
+
+/// Parses `0-3,8,10-11` into CPU numbers.
+pub fn parse_cpuset(s: &str) -> Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("bad cpuset {s:?}: expected a list like 0-3,8");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                if a > b {
+                    return Err(bad());
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("bad cpuset {s:?}: it names no CPU"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[path = "processor_tests.rs"]
+mod tests;

@@ -1,0 +1,134 @@
+//! The subprocess protocol against a scripted child (python3): readiness, ids, out-of-order
+//! answers, error shapes, a dying child and its restart.
+
+use super::*;
+use serde_json::json;
+
+const CHILD: &str = r#"
+import sys, json, os
+stage = sys.argv[1]
+first = sys.argv[2] if len(sys.argv) > 2 else None
+print(first or (stage + " processor ready"), flush=True)
+held = []
+for line in sys.stdin:
+    try:
+        req = json.loads(line)
+    except Exception:
+        continue
+    op = req["task"].get("op")
+    if op == "hold":
+        held.append(req)
+        continue
+    if op == "exit":
+        os._exit(3)
+    if op == "err":
+        out = {"id": req["id"], "err_msg": "boom", "output": None}
+    elif op == "lost":
+        out = {"id": req["id"], "err_msg": None, "output": None}
+    elif op == "garbage":
+        print("this is not json", flush=True)
+        out = {"id": req["id"], "err_msg": None, "output": {"ok": True}}
+    else:
+        out = {"id": req["id"], "err_msg": None, "output": {"echo": req["task"], "pid": os.getpid()}}
+    print(json.dumps(out), flush=True)
+    for h in held:
+        print(json.dumps({"id": h["id"], "err_msg": None, "output": {"echo": h["task"]}}), flush=True)
+    held = []
+"#;
+
+fn spec(first_line: Option<&str>, stable_wait: Duration) -> ProcessorSpec {
+    let mut args = vec!["-c".to_string(), CHILD.to_string(), "pc1".to_string()];
+    if let Some(l) = first_line {
+        args.push(l.to_string());
+    }
+    ProcessorSpec {
+        stage: "pc1".into(),
+        index: 0,
+        bin: "python3".into(),
+        args,
+        envs: HashMap::new(),
+        inherit_envs: true,
+        stable_wait,
+        auto_restart: true,
+        cpuset: None,
+        cgroup_root: "/nonexistent".into(),
+    }
+}
+
+fn start(spec: ProcessorSpec) -> (Addr<Processor>, Arc<AtomicU32>) {
+    let pid = Arc::new(AtomicU32::new(0));
+    let p = pid.clone();
+    (Supervisor::start(move |_| Processor::new(spec, p)), pid)
+}
+
+#[actix_rt::test]
+async fn answers_are_matched_by_id_even_out_of_order() {
+    let (addr, _) = start(spec(None, Duration::from_secs(10)));
+    // Sent before the child is ready: queued, then delivered in order.
+    let held = addr.send(Call(json!({"op": "hold", "n": 1})));
+    let quick = addr.send(Call(json!({"op": "echo", "n": 2})));
+    let (held, quick) = tokio::join!(held, quick);
+    assert_eq!(held.unwrap().unwrap()["echo"]["n"], 1);
+    assert_eq!(quick.unwrap().unwrap()["echo"]["n"], 2);
+}
+
+#[actix_rt::test]
+async fn child_errors_are_reported_and_bad_lines_skipped() {
+    let (addr, _) = start(spec(None, Duration::from_secs(10)));
+    assert_eq!(addr.send(Call(json!({"op": "err"}))).await.unwrap(), Err("boom".into()));
+    assert_eq!(
+        addr.send(Call(json!({"op": "lost"}))).await.unwrap(),
+        Err("output field lost".into())
+    );
+    let ok = addr.send(Call(json!({"op": "garbage"}))).await.unwrap().unwrap();
+    assert_eq!(ok["ok"], true);
+}
+
+#[actix_rt::test]
+async fn a_dying_child_fails_its_requests_and_is_restarted() {
+    let (addr, pid) = start(spec(None, Duration::from_secs(10)));
+    let first = addr.send(Call(json!({"op": "echo"}))).await.unwrap().unwrap();
+    let first_pid = first["pid"].as_u64().unwrap();
+    assert_eq!(u64::from(pid.load(Ordering::Relaxed)), first_pid);
+    let held = addr.send(Call(json!({"op": "hold"})));
+    let killer = addr.send(Call(json!({"op": "exit"})));
+    let (held, killer) = tokio::join!(held, killer);
+    for r in [held.unwrap(), killer.unwrap()] {
+        let err = r.unwrap_err();
+        assert!(err.starts_with("child process exited: pc1"), "{err}");
+    }
+    // While restarting, calls fail fast with a readable reason.
+    let during = addr.send(Call(json!({"op": "echo"}))).await.unwrap().unwrap_err();
+    assert!(during.contains("not running"), "{during}");
+    tokio::time::sleep(RESTART_DELAY + Duration::from_secs(2)).await;
+    let again = addr.send(Call(json!({"op": "echo"}))).await.unwrap().unwrap();
+    assert_ne!(again["pid"].as_u64().unwrap(), first_pid, "a new child serves after the restart");
+}
+
+#[actix_rt::test]
+async fn a_child_with_a_wrong_first_line_is_killed() {
+    let (addr, _) = start(spec(Some("hello"), Duration::from_secs(10)));
+    let r = addr.send(Call(json!({"op": "echo"}))).await.unwrap();
+    let err = r.unwrap_err();
+    assert!(err.starts_with("child process exited"), "{err}");
+}
+
+#[actix_rt::test]
+async fn a_child_that_never_gets_ready_is_killed_after_stable_wait() {
+    let mut s = spec(None, Duration::from_millis(300));
+    s.args = vec!["-c".into(), "import time; time.sleep(30)".into()];
+    let (addr, _) = start(s);
+    let started = std::time::Instant::now();
+    let err = addr.send(Call(json!({}))).await.unwrap().unwrap_err();
+    assert!(err.starts_with("child process exited"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn cpusets_parse() {
+    assert_eq!(parse_cpuset("0-3,8"), Ok(vec![0, 1, 2, 3, 8]));
+    assert_eq!(parse_cpuset("5"), Ok(vec![5]));
+    assert!(parse_cpuset("3-1").is_err());
+    assert!(parse_cpuset("x").is_err());
+    assert!(parse_cpuset("").is_err());
+}

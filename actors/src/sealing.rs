@@ -1,0 +1,7 @@
+//! The pure parts of a sealing thread: states, plans, failures, the sector record and its files.
+
+pub mod failure;
+pub mod plan;
+pub mod sector;
+pub mod steps;
+pub mod store;

@@ -1,0 +1,258 @@
+//! `WorkerSupervisor`: starts every actor of a worker (processors, then sealing threads), keeps
+//! them running (actix restarts a stopped child; the child backs off and logs it), answers the
+//! management API by asking the threads, and pings the manager every `ping_interval`.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::future::join_all;
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::processor::{self, Processor, ProcessorSpec};
+use crate::processors::{ProcessorHandle, Processors};
+use crate::sealing::steps::ThreadEnv;
+use crate::sealing_thread::{GetInfo, Pause, Resume, SealingThread};
+use crate::wire::jsonrpc::Client;
+use crate::wire::venus::{WorkerInfo, WorkerInfoSummary};
+use crate::wire::worker_api::{ThreadInfo, ThreadState};
+
+/// One `[[processors.<stage>]]` entry, resolved.
+pub struct ProcessorEntry {
+    pub spec: ProcessorSpec,
+    pub concurrent: Option<usize>,
+    pub locks: Vec<String>,
+}
+
+/// How and where to ping the manager.
+#[derive(Clone)]
+pub struct PingSpec {
+    pub manager: Client,
+    pub name: String,
+    pub dest: String,
+    pub version: String,
+    pub interval: Duration,
+}
+
+/// Builds one thread's environment once the processors exist.
+pub type ThreadFactory = Box<dyn Fn(Processors) -> Arc<ThreadEnv>>;
+
+pub struct WorkerSupervisor {
+    processor_entries: Vec<ProcessorEntry>,
+    thread_factories: Vec<ThreadFactory>,
+    ping: Option<PingSpec>,
+    processors: Vec<Addr<Processor>>,
+    threads: Vec<Addr<SealingThread>>,
+}
+
+impl WorkerSupervisor {
+    pub fn new(
+        processor_entries: Vec<ProcessorEntry>,
+        thread_factories: Vec<ThreadFactory>,
+        ping: Option<PingSpec>,
+    ) -> Self {
+        WorkerSupervisor {
+            processor_entries,
+            thread_factories,
+            ping,
+            processors: Vec::new(),
+            threads: Vec::new(),
+        }
+    }
+
+    fn thread(&self, index: usize) -> Result<&Addr<SealingThread>, ControlError> {
+        self.threads.get(index).ok_or(ControlError::NotFound(index))
+    }
+}
+
+impl Actor for WorkerSupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let mut by_stage: HashMap<String, Vec<ProcessorHandle>> = HashMap::new();
+        for entry in self.processor_entries.drain(..) {
+            let pid = Arc::new(AtomicU32::new(0));
+            let spec = entry.spec;
+            let stage = spec.stage.clone();
+            let pid2 = pid.clone();
+            let addr = Supervisor::start(move |_| Processor::new(spec, pid2));
+            self.processors.push(addr.clone());
+            by_stage
+                .entry(stage)
+                .or_default()
+                .push(ProcessorHandle::new(addr, pid, entry.concurrent, entry.locks));
+        }
+        let processors = Processors::new(by_stage);
+        for (index, factory) in self.thread_factories.iter().enumerate() {
+            let env = factory(processors.clone());
+            let addr = Supervisor::start(move |_| SealingThread::new(index, env));
+            self.threads.push(addr);
+        }
+        info!(
+            threads = self.threads.len(),
+            processors = self.processors.len(),
+            "worker supervisor started"
+        );
+        if let Some(ping) = self.ping.clone() {
+            ctx.run_later(Duration::from_millis(500), |_, ctx| {
+                ctx.notify(PingNow);
+            });
+            ctx.run_interval(ping.interval, |_, ctx| ctx.notify(PingNow));
+        }
+    }
+}
+
+/// Why a control call was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ControlError {
+    #[error("worker #{0} not found")]
+    NotFound(usize),
+    #[error("{0}")]
+    Refused(String),
+    #[error("thread actor unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Message)]
+#[rtype(result = "Vec<ThreadInfo>")]
+pub struct ListThreads;
+
+impl Handler<ListThreads> for WorkerSupervisor {
+    type Result = ResponseFuture<Vec<ThreadInfo>>;
+    fn handle(&mut self, _: ListThreads, _ctx: &mut Self::Context) -> Self::Result {
+        let asks: Vec<_> = self.threads.iter().map(|t| t.send(GetInfo)).collect();
+        Box::pin(async move {
+            join_all(asks)
+                .await
+                .into_iter()
+                .enumerate()
+                .map(|(index, r)| {
+                    r.unwrap_or_else(|e| ThreadInfo {
+                        location: "-".into(),
+                        plan: "sealer".into(),
+                        job_id: None,
+                        index,
+                        thread_state: ThreadState::Idle,
+                        job_state: String::new(),
+                        job_stage: None,
+                        last_error: Some(format!("critical: thread actor unavailable: {e}")),
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<bool, ControlError>")]
+pub struct PauseThread {
+    pub index: usize,
+}
+
+impl Handler<PauseThread> for WorkerSupervisor {
+    type Result = ResponseFuture<Result<bool, ControlError>>;
+    fn handle(&mut self, msg: PauseThread, _ctx: &mut Self::Context) -> Self::Result {
+        let thread = self.thread(msg.index).cloned();
+        Box::pin(async move {
+            thread?
+                .send(Pause)
+                .await
+                .map_err(|e| ControlError::Unavailable(e.to_string()))
+        })
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<bool, ControlError>")]
+pub struct ResumeThread {
+    pub index: usize,
+    pub state: Option<String>,
+}
+
+impl Handler<ResumeThread> for WorkerSupervisor {
+    type Result = ResponseFuture<Result<bool, ControlError>>;
+    fn handle(&mut self, msg: ResumeThread, _ctx: &mut Self::Context) -> Self::Result {
+        let thread = self.thread(msg.index).cloned();
+        Box::pin(async move {
+            thread?
+                .send(Resume { state: msg.state })
+                .await
+                .map_err(|e| ControlError::Unavailable(e.to_string()))?
+                .map_err(ControlError::Refused)
+        })
+    }
+}
+
+/// Kill every processor child (worker shutdown). Threads keep their saved records.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+impl Handler<Shutdown> for WorkerSupervisor {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: Shutdown, _ctx: &mut Self::Context) -> Self::Result {
+        let stops: Vec<_> = self
+            .processors
+            .iter()
+            .map(|p| p.send(processor::Shutdown))
+            .collect();
+        Box::pin(async move {
+            join_all(stops).await;
+        })
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct PingNow;
+
+impl Handler<PingNow> for WorkerSupervisor {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: PingNow, ctx: &mut Self::Context) -> Self::Result {
+        let Some(ping) = self.ping.clone() else {
+            return Box::pin(async {});
+        };
+        let list = ctx.address().send(ListThreads);
+        Box::pin(async move {
+            let Ok(threads) = list.await else { return };
+            let info = WorkerInfo {
+                name: ping.name.clone(),
+                dest: ping.dest.clone(),
+                version: ping.version.clone(),
+                summary: summarize(&threads),
+                threads: Some(threads),
+            };
+            if let Err(e) = ping
+                .manager
+                .call::<serde_json::Value>("Venus.WorkerPing", json!([info]))
+                .await
+            {
+                warn!(error = %e, "ping to the manager failed");
+            }
+        })
+    }
+}
+
+/// The ping's counters (damocles: Idle threads are counted nowhere but in `Threads`).
+pub fn summarize(threads: &[ThreadInfo]) -> WorkerInfoSummary {
+    let mut s = WorkerInfoSummary {
+        threads: threads.len() as u64,
+        ..Default::default()
+    };
+    for t in threads {
+        s.empty += u64::from(t.job_id.is_none());
+        s.errors += u64::from(t.last_error.is_some());
+        match t.thread_state {
+            ThreadState::Paused { .. } => s.paused += 1,
+            ThreadState::Running { .. } => s.running += 1,
+            ThreadState::Waiting { .. } => s.waiting += 1,
+            ThreadState::Idle => {}
+        }
+    }
+    s
+}
+
+pub use processor::kill_group;

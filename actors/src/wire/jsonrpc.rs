@@ -1,0 +1,187 @@
+//! JSON-RPC 2.0 over HTTP: the envelope types and a small client used for both directions
+//! (worker → manager `Venus.*`, manager/CLI → worker `VenusWorker.*`).
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// JSON-RPC "invalid params" code.
+pub const INVALID_PARAMS: i64 = -32602;
+/// JSON-RPC "method not found" code.
+pub const METHOD_NOT_FOUND: i64 = -32601;
+/// JSON-RPC "parse error" code.
+pub const PARSE_ERROR: i64 = -32700;
+/// Server error: the sector's state is unknown to the manager (damocles' 11001); the worker aborts.
+pub const SECTOR_STATE_NOT_FOUND: i64 = 11001;
+/// Server error: the manager's database cannot be reached right now; retry later.
+pub const SERVICE_UNAVAILABLE: i64 = -32003;
+/// Generic server error.
+pub const SERVER_ERROR: i64 = -32000;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    pub jsonrpc: String,
+    pub id: Value,
+    pub method: String,
+    #[serde(default)]
+    pub params: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+}
+
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (code {})", self.message, self.code)
+    }
+}
+
+impl RpcError {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        Self::new(INVALID_PARAMS, message)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Response {
+    pub jsonrpc: String,
+    pub id: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RpcError>,
+}
+
+impl Response {
+    pub fn from_result(id: Value, result: Result<Value, RpcError>) -> Self {
+        match result {
+            Ok(v) => Response {
+                jsonrpc: "2.0".into(),
+                id,
+                result: Some(v),
+                error: None,
+            },
+            Err(e) => Response {
+                jsonrpc: "2.0".into(),
+                id,
+                result: None,
+                error: Some(e),
+            },
+        }
+    }
+}
+
+/// Why a call failed: the peer could not be reached, or it answered with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("cannot reach {url}: {reason}")]
+    Transport { url: String, reason: String },
+    #[error("rpc error: {0}")]
+    Rpc(RpcError),
+    #[error("bad response from {url}: {reason}")]
+    Decode { url: String, reason: String },
+}
+
+impl CallError {
+    pub fn is_transport(&self) -> bool {
+        matches!(self, CallError::Transport { .. })
+    }
+}
+
+/// A JSON-RPC client bound to one URL.
+#[derive(Clone, Debug)]
+pub struct Client {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(url: impl Into<String>, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Client {
+            url: url.into(),
+            http,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Calls `method` with positional `params` and decodes the result.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Result<T, CallError> {
+        let req = Request {
+            jsonrpc: "2.0".into(),
+            id: Value::from(1),
+            method: method.into(),
+            params,
+        };
+        let transport = |e: reqwest::Error| CallError::Transport {
+            url: self.url.clone(),
+            reason: describe_reqwest(&e),
+        };
+        let resp = self
+            .http
+            .post(&self.url)
+            .json(&req)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(transport)?;
+        let resp: Response = serde_json::from_slice(&body).map_err(|e| CallError::Decode {
+            url: self.url.clone(),
+            reason: format!("http {status}: {e}"),
+        })?;
+        if let Some(err) = resp.error {
+            return Err(CallError::Rpc(err));
+        }
+        serde_json::from_value(resp.result.unwrap_or(Value::Null)).map_err(|e| {
+            CallError::Decode {
+                url: self.url.clone(),
+                reason: format!("{method}: {e}"),
+            }
+        })
+    }
+}
+
+/// reqwest's Display hides the cause ("error sending request"); walk the chain for the reason.
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut reason = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else {
+        e.to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    let mut last = String::new();
+    while let Some(s) = source {
+        last = s.to_string();
+        source = s.source();
+    }
+    if !last.is_empty() && !reason.contains(&last) {
+        reason = format!("{reason}: {last}");
+    }
+    reason
+}

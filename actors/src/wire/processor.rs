@@ -1,0 +1,150 @@
+//! The line-JSON protocol between a worker and its processor children (damocles-compatible):
+//! the child prints `<stage> processor ready`, then answers one JSON request per line.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The stages a processor can serve.
+pub const STAGES: &[&str] = &[
+    "add_pieces",
+    "tree_d",
+    "pc1",
+    "pc2",
+    "c1",
+    "c2",
+    "snap_encode",
+    "snap_prove",
+    "unseal",
+    "window_post",
+];
+
+pub fn ready_line(stage: &str) -> String {
+    format!("{stage} processor ready")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessorRequest {
+    pub id: u64,
+    pub task: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessorResponse {
+    pub id: u64,
+    pub err_msg: Option<String>,
+    pub output: Option<Value>,
+}
+
+/// A piece in a sector: its padded size and commitment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PieceInfo {
+    pub size: u64,
+    pub comm_p: [u8; 32],
+}
+
+/// `add_pieces`: write the sector's pieces into the staged file. No pieces means a CC sector:
+/// one zero piece filling the sector.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddPiecesTask {
+    pub seal_proof: u64,
+    pub staged_file: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddPiecesOutput {
+    pub pieces: Vec<PieceInfo>,
+}
+
+/// `tree_d`: the data commitment of the pieces.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TreeDTask {
+    pub seal_proof: u64,
+    pub pieces: Vec<PieceInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TreeDOutput {
+    pub comm_d: [u8; 32],
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PC1Task {
+    pub seal_proof: u64,
+    pub cache_dir: String,
+    pub staged_file: String,
+    pub sealed_file: String,
+    pub prover_id: [u8; 32],
+    pub sector_number: u64,
+    pub ticket: [u8; 32],
+    pub pieces: Vec<PieceInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PC2Task {
+    pub seal_proof: u64,
+    pub pc1_out: Value,
+    pub cache_dir: String,
+    pub sealed_file: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PC2Output {
+    pub comm_r: [u8; 32],
+    pub comm_d: [u8; 32],
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct C1Task {
+    pub seal_proof: u64,
+    pub cache_dir: String,
+    pub sealed_file: String,
+    pub prover_id: [u8; 32],
+    pub sector_number: u64,
+    pub ticket: [u8; 32],
+    pub seed: [u8; 32],
+    pub pieces: Vec<PieceInfo>,
+    pub comm_r: [u8; 32],
+    pub comm_d: [u8; 32],
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct C2Task {
+    pub seal_proof: u64,
+    pub c1_out: Value,
+    pub prover_id: [u8; 32],
+    pub sector_number: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct C2Output {
+    #[serde(with = "super::venus::b64")]
+    pub proof: Vec<u8>,
+}
+
+/// One sector of a WindowPoSt job, with the paths the worker resolved for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoStReplica {
+    pub sector_id: u64,
+    pub comm_r: [u8; 32],
+    pub cache_dir: String,
+    pub sealed_file: String,
+}
+
+/// `window_post` (damocles' task shape).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WindowPoStTask {
+    pub miner_id: u64,
+    pub proof_type: String,
+    pub replicas: Vec<PoStReplica>,
+    pub seed: [u8; 32],
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WindowPoStOutput {
+    pub proofs: Vec<ProofBytes>,
+    pub faults: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProofBytes(#[serde(with = "super::venus::b64")] pub Vec<u8>);

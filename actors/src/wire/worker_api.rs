@@ -1,0 +1,165 @@
+//! The worker's local management API (`VenusWorker.*`, JSON-RPC 2.0 at `POST /` on the
+//! worker's `rpc_server`), in the current damocles thread shape (snake_case).
+
+use serde::{Deserialize, Serialize};
+
+pub const NAMESPACE: &str = "VenusWorker";
+pub const DEFAULT_PORT: u16 = 17890;
+
+/// One sealing thread as `WorkerList` returns it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ThreadInfo {
+    /// Absolute store path, or `-` for threads without one (wdpost).
+    pub location: String,
+    pub plan: String,
+    /// `s-t010000-2` for a sector, the job id for wdpost, null when empty.
+    pub job_id: Option<String>,
+    pub index: usize,
+    pub thread_state: ThreadState,
+    /// State name (`C1Done`), empty when there is no job.
+    pub job_state: String,
+    /// What the thread will do next (`C2`), null when nothing.
+    pub job_stage: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// What the thread is doing; `elapsed` is seconds in this state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "state")]
+pub enum ThreadState {
+    Idle,
+    Paused {
+        elapsed: u64,
+    },
+    Running {
+        elapsed: u64,
+        proc: Option<String>,
+    },
+    Waiting {
+        elapsed: u64,
+        /// Our extension: what the thread waits for (a stage limit, parameters, a quota).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+impl ThreadState {
+    pub fn is_paused(&self) -> bool {
+        matches!(self, ThreadState::Paused { .. })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            ThreadState::Idle => "Idle",
+            ThreadState::Paused { .. } => "Paused",
+            ThreadState::Running { .. } => "Running",
+            ThreadState::Waiting { .. } => "Waiting",
+        }
+    }
+}
+
+impl std::fmt::Display for ThreadState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = |s: u64| humantime::format_duration(std::time::Duration::from_secs(s));
+        match self {
+            ThreadState::Idle => write!(f, "Idle"),
+            ThreadState::Paused { elapsed } => write!(f, "Paused({})", d(*elapsed)),
+            ThreadState::Running { elapsed, proc } => {
+                write!(f, "Running({}) {}", d(*elapsed), proc.as_deref().unwrap_or(""))
+            }
+            ThreadState::Waiting { elapsed, reason } => match reason {
+                Some(r) => write!(f, "Waiting({}) {r}", d(*elapsed)),
+                None => write!(f, "Waiting({})", d(*elapsed)),
+            },
+        }
+    }
+}
+
+impl ThreadInfo {
+    /// The one-line form of `damocles-worker worker list` (seed 001):
+    /// `#0: "/path"; sector_id=Some(s-t010000-2), paused=true, paused_elapsed=Some(17s), state=C1Done, last_err=Some("…")`.
+    pub fn list_line(&self) -> String {
+        let paused_elapsed = match &self.thread_state {
+            ThreadState::Paused { elapsed } => format!(
+                "Some({})",
+                humantime::format_duration(std::time::Duration::from_secs(*elapsed))
+            ),
+            _ => "None".to_string(),
+        };
+        let opt = |v: &Option<String>| match v {
+            Some(s) => format!("Some({s})"),
+            None => "None".to_string(),
+        };
+        let state = if self.job_state.is_empty() {
+            "Empty"
+        } else {
+            &self.job_state
+        };
+        format!(
+            "#{}: {:?}; sector_id={}, paused={}, paused_elapsed={}, state={}, last_err={}",
+            self.index,
+            self.location,
+            opt(&self.job_id),
+            self.thread_state.is_paused(),
+            paused_elapsed,
+            state,
+            match &self.last_error {
+                Some(e) => format!("Some({e:?})"),
+                None => "None".to_string(),
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(state: ThreadState, job: Option<&str>, err: Option<&str>) -> ThreadInfo {
+        ThreadInfo {
+            location: "/path/store1".into(),
+            plan: "sealer".into(),
+            job_id: job.map(String::from),
+            index: 0,
+            thread_state: state,
+            job_state: if job.is_some() { "C1Done".into() } else { String::new() },
+            job_stage: None,
+            last_error: err.map(String::from),
+        }
+    }
+
+    #[test]
+    fn list_line_matches_the_seed_format() {
+        let cases = [
+            (
+                info(ThreadState::Paused { elapsed: 17 }, Some("s-t010000-2"), Some("permanent: x \"y\"")),
+                r#"#0: "/path/store1"; sector_id=Some(s-t010000-2), paused=true, paused_elapsed=Some(17s), state=C1Done, last_err=Some("permanent: x \"y\"")"#,
+            ),
+            (
+                info(ThreadState::Idle, None, None),
+                r#"#0: "/path/store1"; sector_id=None, paused=false, paused_elapsed=None, state=Empty, last_err=None"#,
+            ),
+        ];
+        for (i, want) in cases {
+            assert_eq!(i.list_line(), want);
+        }
+    }
+
+    #[test]
+    fn thread_state_is_internally_tagged() {
+        let v = serde_json::to_value(ThreadState::Paused { elapsed: 3 }).unwrap_or_default();
+        assert_eq!(v, serde_json::json!({"state": "Paused", "elapsed": 3}));
+        let idle: ThreadState =
+            serde_json::from_value(serde_json::json!({"state": "Idle"})).unwrap_or(ThreadState::Paused { elapsed: 0 });
+        assert_eq!(idle, ThreadState::Idle);
+    }
+
+    #[test]
+    fn thread_state_display() {
+        assert_eq!(ThreadState::Paused { elapsed: 17 }.to_string(), "Paused(17s)");
+        assert_eq!(
+            ThreadState::Running { elapsed: 63, proc: Some("ext(pid: 42)".into()) }.to_string(),
+            "Running(1m 3s) ext(pid: 42)"
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! Groth parameters for small sectors: find them in the parameter cache or generate them.
+//!
+//! Production parameters come from a trusted setup and are downloaded; here nothing can be
+//! downloaded, and random parameters are valid for proofs this cluster makes and checks itself.
+//! They are generated from a fixed seed so that every machine of a cluster derives byte-identical
+//! files: a proof made on one worker verifies on the manager.
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use bellperson::groth16;
+use blstrs::Bls12;
+use filecoin_proofs::constants::{DefaultPieceHasher, SectorShape2KiB, SectorShape8MiB};
+use filecoin_proofs::parameters::{public_params, window_post_public_params};
+use filecoin_proofs_api::{RegisteredPoStProof, RegisteredSealProof};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use storage_proofs_core::compound_proof::CompoundProof;
+use storage_proofs_core::merkle::MerkleTreeTrait;
+use storage_proofs_porep::stacked::{StackedCompound, StackedDrg};
+use storage_proofs_post::fallback::{FallbackPoSt, FallbackPoStCircuit, FallbackPoStCompound};
+use tracing::info;
+
+/// Seed of the cluster-wide deterministic parameter generator ("damocles-local-params").
+const SEED: [u8; 32] = *b"damocles-local-params-v1\0\0\0\0\0\0\0\0";
+
+/// Largest sector size whose parameters are generated locally (8MiB); bigger ones must be
+/// provided by the operator.
+const MAX_GENERATED_SECTOR: u64 = 8 << 20;
+
+/// Which circuit a parameter file belongs to.
+#[derive(Clone, Copy, Debug)]
+pub enum Circuit {
+    Seal(RegisteredSealProof),
+    WindowPost(RegisteredPoStProof),
+}
+
+impl Circuit {
+    pub fn params_path(self) -> Result<PathBuf> {
+        match self {
+            Circuit::Seal(p) => p.cache_params_path(),
+            Circuit::WindowPost(p) => p.cache_params_path(),
+        }
+    }
+
+    fn vk_path(self) -> Result<PathBuf> {
+        match self {
+            Circuit::Seal(p) => p.cache_verifying_key_path(),
+            Circuit::WindowPost(p) => p.cache_verifying_key_path(),
+        }
+    }
+
+    fn sector_size(self) -> u64 {
+        match self {
+            Circuit::Seal(p) => u64::from(p.sector_size()),
+            Circuit::WindowPost(p) => u64::from(p.sector_size()),
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Circuit::Seal(p) => format!("PoRep (C2) {:?}", p),
+            Circuit::WindowPost(p) => format!("WindowPoSt {:?}", p),
+        }
+    }
+}
+
+/// True when both the parameter and the verifying-key files are present.
+pub fn present(circuit: Circuit) -> Result<bool> {
+    Ok(circuit.params_path()?.exists() && circuit.vk_path()?.exists())
+}
+
+/// Makes sure the parameters of `circuit` are in the cache, generating them when the sector size
+/// allows; a missing file for a larger size is an error naming the file.
+pub fn ensure(circuit: Circuit) -> Result<()> {
+    if present(circuit)? {
+        return Ok(());
+    }
+    let params_path = circuit.params_path()?;
+    if circuit.sector_size() > MAX_GENERATED_SECTOR {
+        return Err(anyhow!(
+            "no cached parameters found at {} and parameters for {} byte sectors are not generated locally: copy them into the parameter cache",
+            params_path.display(),
+            circuit.sector_size()
+        ));
+    }
+    let dir = params_path
+        .parent()
+        .ok_or_else(|| anyhow!("parameter path {} has no parent", params_path.display()))?;
+    fs::create_dir_all(dir).with_context(|| format!("create parameter cache {}", dir.display()))?;
+    // One generator per machine: a second process waits for the first instead of racing it.
+    let lock_path = params_path.with_extension("generating");
+    let _lock = GenerationLock::acquire(&lock_path)?;
+    if present(circuit)? {
+        return Ok(());
+    }
+    let expected = match circuit {
+        Circuit::Seal(_) => "about 1.1 GB, about 12 minutes on 2 cores, 5 GB of memory",
+        Circuit::WindowPost(_) => "about 12 MB, a few seconds",
+    };
+    info!(
+        circuit = %circuit.describe(),
+        path = %params_path.display(),
+        expected,
+        "generating missing Groth parameters (once per machine, deterministic seed)"
+    );
+    let start = Instant::now();
+    let done = Arc::new(AtomicBool::new(false));
+    let ticker = spawn_progress_ticker(circuit, start, done.clone());
+    let params = generate(circuit);
+    done.store(true, Ordering::Relaxed);
+    let _ = ticker.join();
+    let params = params?;
+    write_atomically(&params_path, |w| params.write(w))?;
+    write_atomically(&circuit.vk_path()?, |w| params.vk.write(w))?;
+    let size = fs::metadata(&params_path).map(|m| m.len()).unwrap_or(0);
+    info!(
+        circuit = %circuit.describe(),
+        path = %params_path.display(),
+        bytes = size,
+        elapsed = ?start.elapsed(),
+        "Groth parameters generated"
+    );
+    Ok(())
+}
+
+fn spawn_progress_ticker(
+    circuit: Circuit,
+    start: Instant,
+    done: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut last = Instant::now();
+        while !done.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(200));
+            if last.elapsed() >= Duration::from_secs(30) {
+                last = Instant::now();
+                info!(
+                    circuit = %circuit.describe(),
+                    elapsed = %humantime_secs(start.elapsed()),
+                    "still generating Groth parameters"
+                );
+            }
+        }
+    })
+}
+
+fn humantime_secs(d: Duration) -> String {
+    format!("{}s", d.as_secs())
+}
+
+fn generate(circuit: Circuit) -> Result<groth16::Parameters<Bls12>> {
+    let mut rng = ChaCha20Rng::from_seed(SEED);
+    match circuit {
+        Circuit::Seal(proof) => {
+            let config = proof.as_v1_config();
+            if u64::from(proof.sector_size()) == 2048 {
+                seal_params::<SectorShape2KiB>(&config, &mut rng)
+            } else {
+                seal_params::<SectorShape8MiB>(&config, &mut rng)
+            }
+        }
+        Circuit::WindowPost(proof) => {
+            let config = proof.as_v1_config();
+            if u64::from(proof.sector_size()) == 2048 {
+                post_params::<SectorShape2KiB>(&config, &mut rng)
+            } else {
+                post_params::<SectorShape8MiB>(&config, &mut rng)
+            }
+        }
+    }
+}
+
+fn seal_params<Tree: 'static + MerkleTreeTrait>(
+    config: &filecoin_proofs::PoRepConfig,
+    rng: &mut ChaCha20Rng,
+) -> Result<groth16::Parameters<Bls12>> {
+    let pp = public_params::<Tree>(config)?;
+    let circuit = <StackedCompound<Tree, DefaultPieceHasher> as CompoundProof<
+        StackedDrg<'_, Tree, DefaultPieceHasher>,
+        _,
+    >>::blank_circuit(&pp);
+    Ok(groth16::generate_random_parameters::<Bls12, _, _>(
+        circuit, rng,
+    )?)
+}
+
+fn post_params<Tree: 'static + MerkleTreeTrait>(
+    config: &filecoin_proofs::PoStConfig,
+    rng: &mut ChaCha20Rng,
+) -> Result<groth16::Parameters<Bls12>> {
+    let pp = window_post_public_params::<Tree>(config)?;
+    let circuit = <FallbackPoStCompound<Tree> as CompoundProof<
+        FallbackPoSt<'_, Tree>,
+        FallbackPoStCircuit<Tree>,
+    >>::blank_circuit(&pp);
+    Ok(groth16::generate_random_parameters::<Bls12, _, _>(
+        circuit, rng,
+    )?)
+}
+
+/// Writes through a temporary file and renames, so a reader never sees half a file.
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let tmp = path.with_extension("partial");
+    let file = fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+    let mut w = BufWriter::new(file);
+    write(&mut w).with_context(|| format!("write {}", tmp.display()))?;
+    w.flush()?;
+    w.get_ref().sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
+    Ok(())
+}
+
+/// An exclusive advisory lock on a file beside the parameters (flock through std).
+struct GenerationLock(fs::File);
+
+impl GenerationLock {
+    fn acquire(path: &Path) -> Result<Self> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("open lock {}", path.display()))?;
+        file.lock()
+            .with_context(|| format!("lock {}", path.display()))?;
+        Ok(GenerationLock(file))
+    }
+}
+
+impl Drop for GenerationLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
