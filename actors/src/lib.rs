@@ -8,5 +8,6 @@ pub mod processor;
 pub mod processors;
 pub mod sealing;
 pub mod sealing_thread;
+pub mod size;
 pub mod supervisor;
 pub mod wire;

@@ -1,7 +1,72 @@
+//! `damocles-worker`: the daemon, its management CLI and the processor children.
+
+mod cli;
+mod config;
+mod daemon;
+mod manager_addr;
+mod mgmt_server;
 mod params;
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
-    params::ensure(params::Circuit::WindowPost(filecoin_proofs_api::RegisteredPoStProof::StackedDrgWindow2KiBV1_2))?;
-    params::ensure(params::Circuit::Seal(filecoin_proofs_api::RegisteredSealProof::StackedDrg2KiBV1_1))?;
-    Ok(())
+mod post;
+mod processor_child;
+mod stages;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "damocles-worker", version, about = "Runs sealing threads and processors of a damocles cluster")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the worker
+    Daemon {
+        #[arg(short = 'c', long = "config", env = "DAMOCLES_WORKER_CONFIG")]
+        config: PathBuf,
+    },
+    /// Manage the sealing threads of a running worker
+    Worker(cli::WorkerCmd),
+    /// Serve one processor stage over stdin/stdout (started by the daemon)
+    Processor {
+        /// add_pieces, tree_d, pc1, pc2, c1, c2 or window_post
+        stage: String,
+    },
+}
+
+fn init_logging() {
+    let filter = std::env::var("DAMOCLES_WORKER_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.cmd {
+        Cmd::Daemon { config } => daemon::run(&config),
+        Cmd::Worker(cmd) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(cmd.run())),
+        Cmd::Processor { stage } => processor_child::run(&stage),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("damocles-worker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,431 @@
+//! `damocles-worker.toml`: one typed config, parsed once, with every default in one place.
+//! Unknown keys, wrong types and bad values are refused with the file, the key and the reason.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use damocles_actors::size::parse_size;
+use damocles_actors::wire::processor::STAGES;
+use damocles_actors::wire::venus::seal_proof;
+use damocles_actors::wire::worker_api::DEFAULT_PORT;
+use serde::Deserialize;
+
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_STABLE_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub worker: WorkerSection,
+    pub sector_manager: SectorManagerSection,
+    #[serde(default)]
+    pub sealing: SealingSection,
+    #[serde(default)]
+    pub sealing_thread: Vec<ThreadSection>,
+    #[serde(default)]
+    pub attached: Vec<AttachedSection>,
+    #[serde(default)]
+    pub processors: ProcessorsSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSection {
+    /// Instance name; default: the local IP used to reach the manager.
+    pub name: Option<String>,
+    #[serde(default)]
+    pub rpc_server: RpcServerSection,
+    #[serde(default, with = "humantime_serde")]
+    pub ping_interval: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcServerSection {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SectorManagerSection {
+    pub rpc_client: RpcClientSection,
+    /// Accepted for damocles compatibility; not used by this worker yet.
+    #[allow(dead_code)]
+    pub piece_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcClientSection {
+    /// A multiaddr (`/ip4/127.0.0.1/tcp/1789`) or a URL.
+    pub addr: String,
+    /// Accepted for damocles compatibility; not used by this worker yet.
+    #[allow(dead_code)]
+    pub headers: Option<HashMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Accepted for damocles compatibility; not used by this worker yet.
+    #[allow(dead_code)]
+    pub enable: Option<bool>,
+    /// Accepted for damocles compatibility; not used by this worker yet.
+    #[allow(dead_code)]
+    pub http_listen: Option<String>,
+}
+
+/// `[sealing]`, and `sealing.*` inside a thread (merged field by field over the global one).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealingSection {
+    pub allowed_miners: Option<Vec<u64>>,
+    pub allowed_sizes: Option<Vec<String>>,
+    /// Accepted for damocles compatibility; not used by this worker yet.
+    #[allow(dead_code)]
+    pub enable_deals: Option<bool>,
+    /// Accepted for damocles compatibility; not used by this worker yet.
+    #[allow(dead_code)]
+    pub disable_cc: Option<bool>,
+    /// Accepted for damocles compatibility; not used by this worker yet.
+    #[allow(dead_code)]
+    pub max_deals: Option<u64>,
+    pub min_deal_space: Option<String>,
+    pub max_retries: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub seal_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub recover_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub rpc_polling_interval: Option<Duration>,
+    /// Accepted for damocles compatibility; not used by this worker yet.
+    #[allow(dead_code)]
+    pub ignore_proof_check: Option<bool>,
+    /// Accepted for damocles compatibility; not used by this worker yet.
+    #[allow(dead_code)]
+    pub request_task_max_retries: Option<u32>,
+    /// Accepted for damocles compatibility; not used by this worker yet.
+    #[allow(dead_code)]
+    pub verify_after_pc2: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadSection {
+    pub location: Option<String>,
+    pub plan: Option<String>,
+    pub sealing: Option<SealingSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachedSection {
+    pub name: Option<String>,
+    pub location: String,
+    pub readonly: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorsSection {
+    #[serde(default)]
+    pub limitation: LimitationSection,
+    #[serde(default)]
+    pub ext_locks: HashMap<String, usize>,
+    pub add_pieces: Option<Vec<ProcessorSection>>,
+    pub tree_d: Option<Vec<ProcessorSection>>,
+    pub pc1: Option<Vec<ProcessorSection>>,
+    pub pc2: Option<Vec<ProcessorSection>>,
+    pub c1: Option<Vec<ProcessorSection>>,
+    pub c2: Option<Vec<ProcessorSection>>,
+    pub snap_encode: Option<Vec<ProcessorSection>>,
+    pub snap_prove: Option<Vec<ProcessorSection>>,
+    pub unseal: Option<Vec<ProcessorSection>>,
+    pub window_post: Option<Vec<ProcessorSection>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitationSection {
+    #[serde(default)]
+    pub concurrent: HashMap<String, usize>,
+    #[serde(default)]
+    pub staggered: HashMap<String, humantime_serde::Serde<Duration>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorSection {
+    pub bin: Option<String>,
+    pub args: Option<Vec<String>>,
+    pub envs: Option<HashMap<String, String>>,
+    pub concurrent: Option<usize>,
+    pub cgroup: Option<CgroupSection>,
+    #[serde(default, with = "humantime_serde")]
+    pub stable_wait: Option<Duration>,
+    pub auto_restart: Option<bool>,
+    pub inherit_envs: Option<bool>,
+    pub locks: Option<Vec<String>>,
+    pub numa_preferred: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CgroupSection {
+    /// Accepted for damocles compatibility; not used by this worker yet.
+    #[allow(dead_code)]
+    pub group_name: Option<String>,
+    pub cpuset: Option<String>,
+}
+
+/// A config that cannot be used, with the file, the key and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {reason}")]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub reason: String,
+}
+
+/// The `sealing` values one thread runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EffectiveSealing {
+    pub allowed_miners: Option<Vec<u64>>,
+    pub allowed_sizes: Option<Vec<u64>>,
+    pub max_retries: u32,
+    pub seal_interval: Duration,
+    pub recover_interval: Duration,
+    pub rpc_polling_interval: Duration,
+}
+
+pub const PLANS: &[&str] = &["sealer", "wdpost"];
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: "-".into(),
+            reason: format!("cannot read the file: {e}"),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| ConfigError {
+            file: file.to_string(),
+            key: key_or_top(&e.path().to_string()),
+            reason: one_line(&e.inner().to_string()),
+        })?;
+        cfg.validate(file)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let err = |key: String, reason: String| ConfigError {
+            file: file.to_string(),
+            key,
+            reason,
+        };
+        for (i, t) in self.sealing_thread.iter().enumerate() {
+            let plan = t.plan.as_deref().unwrap_or("sealer");
+            if !PLANS.contains(&plan) {
+                return Err(err(
+                    format!("sealing_thread[{i}].plan"),
+                    format!("unknown plan {plan:?}; valid plans: {}", PLANS.join(", ")),
+                ));
+            }
+            if plan != "wdpost" && t.location.as_deref().is_none_or(str::is_empty) {
+                return Err(err(
+                    format!("sealing_thread[{i}].location"),
+                    format!("missing: a thread with plan {plan} needs a location"),
+                ));
+            }
+            if let Some(s) = &t.sealing {
+                s.validate(&format!("sealing_thread[{i}].sealing")).map_err(|(k, r)| err(k, r))?;
+            }
+        }
+        self.sealing.validate("sealing").map_err(|(k, r)| err(k, r))?;
+        let mut seen = std::collections::HashSet::new();
+        for (i, t) in self.sealing_thread.iter().enumerate() {
+            if let Some(loc) = &t.location {
+                if !seen.insert(loc.clone()) {
+                    return Err(err(
+                        format!("sealing_thread[{i}].location"),
+                        format!("{loc:?} is used by another thread; each thread needs its own location"),
+                    ));
+                }
+            }
+        }
+        for (kind, map) in [
+            ("concurrent", self.processors.limitation.concurrent.keys().collect::<Vec<_>>()),
+            ("staggered", self.processors.limitation.staggered.keys().collect()),
+        ] {
+            for stage in map {
+                if !STAGES.contains(&stage.as_str()) && stage != "c1" {
+                    return Err(err(
+                        format!("processors.limitation.{kind}.{stage}"),
+                        format!("unknown stage; valid stages: {}", STAGES.join(", ")),
+                    ));
+                }
+            }
+        }
+        for (stage, entries) in self.processors.entries() {
+            for (i, e) in entries.iter().enumerate() {
+                for lock in e.locks.iter().flatten() {
+                    if !self.processors.ext_locks.contains_key(lock) {
+                        return Err(err(
+                            format!("processors.{stage}[{i}].locks"),
+                            format!("lock {lock:?} is not declared in [processors.ext_locks]"),
+                        ));
+                    }
+                }
+                if let Some(cpuset) = e.cgroup.as_ref().and_then(|c| c.cpuset.as_deref()) {
+                    damocles_actors::processor::parse_cpuset(cpuset).map_err(|r| {
+                        err(format!("processors.{stage}[{i}].cgroup.cpuset"), r)
+                    })?;
+                }
+                if e.concurrent == Some(0) {
+                    return Err(err(
+                        format!("processors.{stage}[{i}].concurrent"),
+                        "must be at least 1 (leave it out for no limit)".into(),
+                    ));
+                }
+            }
+        }
+        if self.attached.is_empty() && self.sealing_thread.iter().any(|t| t.plan.as_deref().unwrap_or("sealer") == "sealer") {
+            return Err(err(
+                "attached".into(),
+                "missing: sealer threads need at least one [[attached]] store to persist sectors to".into(),
+            ));
+        }
+        crate::manager_addr::to_url(&self.sector_manager.rpc_client.addr)
+            .map_err(|r| err("sector_manager.rpc_client.addr".into(), r))?;
+        Ok(())
+    }
+
+    /// `(stage, entries)` for every stage with `[[processors.<stage>]]` entries.
+    pub fn processor_entries(&self) -> Vec<(&'static str, &Vec<ProcessorSection>)> {
+        self.processors.entries()
+    }
+
+    pub fn rpc_port(&self) -> u16 {
+        self.worker.rpc_server.port.unwrap_or(DEFAULT_PORT)
+    }
+
+    pub fn rpc_listen(&self) -> String {
+        format!(
+            "{}:{}",
+            self.worker.rpc_server.host.as_deref().unwrap_or("0.0.0.0"),
+            self.rpc_port()
+        )
+    }
+
+    /// Global `[sealing]` merged with a thread's overrides, defaults filled in.
+    pub fn sealing_for(&self, thread: &ThreadSection) -> EffectiveSealing {
+        let g = &self.sealing;
+        let t = thread.sealing.clone().unwrap_or_default();
+        let sizes = t.allowed_sizes.or_else(|| g.allowed_sizes.clone());
+        EffectiveSealing {
+            allowed_miners: t.allowed_miners.or_else(|| g.allowed_miners.clone()),
+            // Validated at load: every entry parses.
+            allowed_sizes: sizes.map(|v| v.iter().filter_map(|s| parse_size(s).ok()).collect()),
+            max_retries: t.max_retries.or(g.max_retries).unwrap_or(5),
+            seal_interval: t.seal_interval.or(g.seal_interval).unwrap_or(Duration::from_secs(30)),
+            recover_interval: t
+                .recover_interval
+                .or(g.recover_interval)
+                .unwrap_or(Duration::from_secs(60)),
+            rpc_polling_interval: t
+                .rpc_polling_interval
+                .or(g.rpc_polling_interval)
+                .unwrap_or(Duration::from_secs(180)),
+        }
+    }
+
+    pub fn attached_stores(&self) -> Vec<(String, PathBuf, bool)> {
+        self.attached
+            .iter()
+            .map(|a| {
+                (
+                    a.name.clone().unwrap_or_else(|| a.location.clone()),
+                    PathBuf::from(&a.location),
+                    a.readonly.unwrap_or(false),
+                )
+            })
+            .collect()
+    }
+}
+
+impl SealingSection {
+    fn validate(&self, prefix: &str) -> Result<(), (String, String)> {
+        for (i, s) in self.allowed_sizes.iter().flatten().enumerate() {
+            let bytes = parse_size(s).map_err(|r| (format!("{prefix}.allowed_sizes[{i}]"), r))?;
+            if seal_proof::for_size(bytes).is_none() {
+                return Err((
+                    format!("{prefix}.allowed_sizes[{i}]"),
+                    format!("{s:?} is not a sector size; valid sizes: 2KiB, 8MiB, 512MiB, 32GiB, 64GiB"),
+                ));
+            }
+        }
+        if let Some(s) = &self.min_deal_space {
+            parse_size(s).map_err(|r| (format!("{prefix}.min_deal_space"), r))?;
+        }
+        Ok(())
+    }
+}
+
+impl ProcessorsSection {
+    fn entries(&self) -> Vec<(&'static str, &Vec<ProcessorSection>)> {
+        [
+            ("add_pieces", &self.add_pieces),
+            ("tree_d", &self.tree_d),
+            ("pc1", &self.pc1),
+            ("pc2", &self.pc2),
+            ("c1", &self.c1),
+            ("c2", &self.c2),
+            ("snap_encode", &self.snap_encode),
+            ("snap_prove", &self.snap_prove),
+            ("unseal", &self.unseal),
+            ("window_post", &self.window_post),
+        ]
+        .into_iter()
+        .filter_map(|(s, e)| e.as_ref().map(|e| (s, e)))
+        .collect()
+    }
+}
+
+fn key_or_top(path: &str) -> String {
+    if path.is_empty() || path == "." {
+        "(top level)".into()
+    } else {
+        path.to_string()
+    }
+}
+
+/// toml's errors span several lines with a source excerpt; keep the reason on one line.
+fn one_line(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let location = lines.first().copied().unwrap_or_default();
+    let reason = lines
+        .iter()
+        .rev()
+        .find(|l| !l.starts_with('|') && !l.starts_with(|c: char| c.is_ascii_digit()))
+        .copied()
+        .unwrap_or(location);
+    if location.starts_with("TOML parse error") && reason != location {
+        format!("{reason} ({})", location.trim_start_matches("TOML parse error ").trim())
+    } else {
+        reason.to_string()
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,48 @@
+//! The `window_post` stage: a real WindowPoSt over the replicas of a job.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, Result};
+use damocles_actors::wire::processor::{ProofBytes, WindowPoStOutput, WindowPoStTask};
+use damocles_actors::wire::venus::prover_id;
+use filecoin_proofs_api::{post, PrivateReplicaInfo, RegisteredPoStProof, SectorId};
+use serde_json::Value;
+
+use crate::params;
+
+/// The API's PoSt proof for its damocles name (`StackedDrgWindow2KiBV1_2`).
+pub fn post_proof(name: &str) -> Result<RegisteredPoStProof> {
+    use RegisteredPoStProof::*;
+    Ok(match name {
+        "StackedDrgWindow2KiBV1_2" => StackedDrgWindow2KiBV1_2,
+        "StackedDrgWindow8MiBV1_2" => StackedDrgWindow8MiBV1_2,
+        "StackedDrgWindow512MiBV1_2" => StackedDrgWindow512MiBV1_2,
+        "StackedDrgWindow32GiBV1_2" => StackedDrgWindow32GiBV1_2,
+        "StackedDrgWindow64GiBV1_2" => StackedDrgWindow64GiBV1_2,
+        other => return Err(anyhow!("unsupported WindowPoSt proof type {other:?}")),
+    })
+}
+
+pub fn window_post(t: WindowPoStTask) -> Result<Value> {
+    let proof = post_proof(&t.proof_type)?;
+    let circuit = params::Circuit::WindowPost(proof);
+    if !params::present(circuit)? {
+        return Err(anyhow!(
+            "no cached parameters found at {}",
+            circuit.params_path()?.display()
+        ));
+    }
+    let mut replicas = BTreeMap::new();
+    for r in &t.replicas {
+        replicas.insert(
+            SectorId::from(r.sector_id),
+            PrivateReplicaInfo::new(proof, r.comm_r, r.cache_dir.clone().into(), r.sealed_file.clone().into()),
+        );
+    }
+    let proofs = post::generate_window_post(&t.seed, &replicas, prover_id(t.miner_id))?;
+    serde_json::to_value(WindowPoStOutput {
+        proofs: proofs.into_iter().map(|(_, p)| ProofBytes(p)).collect(),
+        faults: vec![],
+    })
+    .map_err(Into::into)
+}
