@@ -29,6 +29,7 @@ pub struct Config {
     #[serde(default)]
     pub processors: ProcessorsSection,
     #[serde(default)]
+    #[allow(dead_code)]
     pub metrics: MetricsSection,
 }
 

@@ -150,15 +150,20 @@ fn local_ip_towards(host_port: &str) -> Option<String> {
     Some(sock.local_addr().ok()?.ip().to_string())
 }
 
+/// `p` made absolute against the working directory, without `.` components.
 fn absolute(p: &str) -> std::path::PathBuf {
     let path = Path::new(p);
-    if path.is_absolute() {
+    let joined = if path.is_absolute() {
         path.to_path_buf()
     } else {
         std::env::current_dir()
             .map(|d| d.join(path))
             .unwrap_or_else(|_| path.to_path_buf())
-    }
+    };
+    joined
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 /// Every attached store must be known to the manager (damocles refuses to start otherwise).

@@ -1,0 +1,285 @@
+//! `damocles-manager util worker ...`: a client of the REST API that prints the seeds' tables.
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tabwriter::TabWriter;
+
+use crate::config::DEFAULT_LISTEN;
+use crate::home;
+
+#[derive(Debug, Args)]
+pub struct UtilCmd {
+    /// The manager's address (host:port)
+    #[arg(long, env = "DAMOCLES_MANAGER_LISTEN", default_value = DEFAULT_LISTEN, global = true)]
+    listen: String,
+    #[command(subcommand)]
+    cmd: UtilSub,
+}
+
+#[derive(Debug, Subcommand)]
+enum UtilSub {
+    /// Workers and their threads
+    Worker {
+        #[command(subcommand)]
+        cmd: WorkerSub,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkerSub {
+    /// Every worker that pinged this manager
+    List {
+        /// Mark workers whose last ping is older than this with (!)
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        expiration: Duration,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The live threads of one worker
+    Info {
+        /// Worker name or address (host:port)
+        worker: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause one thread of a worker
+    Pause {
+        worker: String,
+        index: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume one thread of a worker, optionally from another state
+    Resume {
+        worker: String,
+        index: String,
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget a worker that is gone
+    Remove {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+struct Api {
+    base: String,
+    listen: String,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl Api {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach the manager at {}: {}",
+                self.listen,
+                damocles_actors::wire::jsonrpc::describe_reqwest(&e)
+            )
+        })?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(body);
+        }
+        let msg = body["error"].as_str().map(String::from).unwrap_or_else(|| body.to_string());
+        if status == StatusCode::UNAUTHORIZED {
+            anyhow::bail!("{msg} (set DAMOCLES_MANAGER_TOKEN or DAMOCLES_PATH)");
+        }
+        anyhow::bail!("{msg} (HTTP {})", status.as_u16())
+    }
+}
+
+/// Go's `time.Duration` text (`2.756922465s`, `13m42s`, `1h2m3s`), as damocles prints it.
+pub fn go_duration(d: Duration) -> String {
+    let total = d.as_secs();
+    let nanos = d.subsec_nanos();
+    if total == 0 && nanos == 0 {
+        return "0s".into();
+    }
+    if total < 60 {
+        let frac = if nanos == 0 {
+            String::new()
+        } else {
+            format!(".{nanos:09}").trim_end_matches('0').to_string()
+        };
+        return format!("{total}{frac}s");
+    }
+    let (h, m, s) = (total / 3600, (total / 60) % 60, total % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else {
+        format!("{m}m{s}s")
+    }
+}
+
+fn table(header: &str, rows: Vec<Vec<String>>) -> anyhow::Result<()> {
+    let mut tw = TabWriter::new(std::io::stdout()).padding(2);
+    writeln!(tw, "{header}")?;
+    for r in rows {
+        writeln!(tw, "{}", r.join("\t"))?;
+    }
+    tw.flush()?;
+    Ok(())
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+impl UtilCmd {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let api = Api {
+            base: format!("http://{}", self.listen),
+            listen: self.listen.clone(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+            token: home::read_token(),
+        };
+        let UtilSub::Worker { cmd } = self.cmd;
+        match cmd {
+            WorkerSub::List { expiration, json } => {
+                let list = api.call(Method::GET, "/workers", None).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                    return Ok(());
+                }
+                let rows = list
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|w| {
+                        let age = Duration::from_secs(w["last_ping_age_secs"].as_u64().unwrap_or(0));
+                        let mut ping = go_duration(age);
+                        if age > expiration {
+                            ping.push_str(" (!)");
+                        }
+                        vec![
+                            s(&w["name"]),
+                            s(&w["dest"]),
+                            s(&w["threads"]),
+                            s(&w["empty_threads"]),
+                            s(&w["paused_threads"]),
+                            s(&w["error_threads"]),
+                            ping,
+                        ]
+                    })
+                    .collect();
+                table("Name\tDest\tThreads\tEmpty\tPaused\tErrors\tLastPing(with ! if expired)", rows)
+            }
+            WorkerSub::Info { worker, json } => {
+                let info = api.call(Method::GET, &format!("/workers/{worker}"), None).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&info)?);
+                    return Ok(());
+                }
+                let rows = info["threads"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        let ts = &t["thread_state"];
+                        let paused = ts["state"] == "Paused";
+                        let elapsed = if paused {
+                            go_duration(Duration::from_secs(ts["elapsed"].as_u64().unwrap_or(0)))
+                        } else {
+                            "-".into()
+                        };
+                        let state = match t["job_state"].as_str() {
+                            Some("") | None => "Empty".to_string(),
+                            Some(st) => st.to_string(),
+                        };
+                        vec![
+                            s(&t["index"]),
+                            s(&t["location"]),
+                            s(&t["job_id"]),
+                            paused.to_string(),
+                            elapsed,
+                            state,
+                            s(&t["last_error"]),
+                        ]
+                    })
+                    .collect();
+                table("Index\tLoc\tSectorID\tPaused\tPausedElapsed\tState\tLastErr", rows)
+            }
+            WorkerSub::Pause { worker, index, json } => {
+                let r = api
+                    .call(Method::POST, &format!("/workers/{worker}/threads/{index}/pause"), None)
+                    .await?;
+                if json {
+                    println!("{r}");
+                } else if r["paused"] == true {
+                    println!("thread #{index} of {} paused", s(&r["worker"]));
+                } else {
+                    println!("thread #{index} of {} was already paused", s(&r["worker"]));
+                }
+                Ok(())
+            }
+            WorkerSub::Resume { worker, index, state, json } => {
+                let r = api
+                    .call(
+                        Method::POST,
+                        &format!("/workers/{worker}/threads/{index}/resume"),
+                        Some(json!({"state": state})),
+                    )
+                    .await?;
+                if json {
+                    println!("{r}");
+                } else {
+                    match state {
+                        Some(st) => println!("thread #{index} of {} resumed from state {st}", s(&r["worker"])),
+                        None => println!("thread #{index} of {} resumed", s(&r["worker"])),
+                    }
+                }
+                Ok(())
+            }
+            WorkerSub::Remove { name, json } => {
+                let r = api.call(Method::DELETE, &format!("/workers/{name}"), None).await?;
+                if json {
+                    println!("{r}");
+                } else {
+                    println!("'{name}' removed");
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_like_go() {
+        let cases = [
+            (Duration::from_nanos(2_756_922_465), "2.756922465s"),
+            (Duration::from_secs(3), "3s"),
+            (Duration::from_secs(13 * 60 + 42), "13m42s"),
+            (Duration::from_secs(3723), "1h2m3s"),
+            (Duration::ZERO, "0s"),
+            (Duration::from_millis(1500), "1.5s"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(go_duration(d), want);
+        }
+    }
+}

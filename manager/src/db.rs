@@ -1,0 +1,239 @@
+//! The database: one connection type over SQLite (bundled, the default) and MySQL/MariaDB
+//! (cargo feature `mysql`), a pool sized by `[db]`, and the embedded migrations of both trees.
+//! Queries are plain sync functions; callers run them on the blocking pool (`Db::run`).
+
+pub mod audit;
+pub mod schema;
+pub mod sectors;
+pub mod stores;
+pub mod workers;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::{MultiConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+#[cfg(feature = "mysql")]
+use diesel::MysqlConnection;
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+#[cfg(feature = "mysql")]
+pub const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/mysql");
+
+#[cfg(feature = "mysql")]
+#[derive(MultiConnection)]
+pub enum DbConnection {
+    Sqlite(SqliteConnection),
+    Mysql(MysqlConnection),
+}
+
+/// Without the `mysql` feature the binary links no MySQL client library.
+#[cfg(not(feature = "mysql"))]
+#[derive(MultiConnection)]
+pub enum DbConnection {
+    Sqlite(SqliteConnection),
+}
+
+pub type Conn = PooledConnection<ConnectionManager<DbConnection>>;
+
+/// Why a database call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database cannot be reached (pool timeout, lost connection): the caller answers 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    pub url: String,
+    pub min_connections: u32,
+    pub max_connections: u32,
+    pub idle_timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<ConnectionManager<DbConnection>>,
+    pub backend: &'static str,
+}
+
+#[derive(Debug)]
+struct SqliteTuning;
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqliteTuning {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        // WAL lets readers go on while a writer writes; busy_timeout makes writers queue
+        // instead of failing with "database is locked".
+        #[allow(irrefutable_let_patterns)]
+        if let DbConnection::Sqlite(c) = conn {
+            c.batch_execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;")
+                .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+impl Db {
+    pub fn connect(settings: &DbSettings) -> Result<Db, DbError> {
+        let backend = backend_of(&settings.url)?;
+        let url = if backend == "sqlite" {
+            settings.url.trim_start_matches("sqlite://").to_string()
+        } else {
+            settings.url.clone()
+        };
+        let manager = ConnectionManager::<DbConnection>::new(url);
+        let mut builder = Pool::builder()
+            .max_size(settings.max_connections.max(1))
+            .min_idle(Some(settings.min_connections.min(settings.max_connections)))
+            .idle_timeout(Some(settings.idle_timeout))
+            .connection_timeout(Duration::from_secs(5));
+        if backend == "sqlite" {
+            builder = builder.connection_customizer(Box::new(SqliteTuning));
+        }
+        let pool = builder
+            .build(manager)
+            .map_err(|e| DbError::Unavailable(format!("{}: {e}", redact(&settings.url))))?;
+        Ok(Db { pool, backend })
+    }
+
+    pub fn conn(&self) -> Result<Conn, DbError> {
+        self.pool
+            .get()
+            .map_err(|e| DbError::Unavailable(e.to_string()))
+    }
+
+    /// Runs a query function on the blocking pool, never on an actor's thread.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.conn()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| DbError::Invalid(format!("database task failed: {e}")))?
+    }
+
+    /// Applies pending migrations; returns their names.
+    pub fn migrate(&self) -> Result<Vec<String>, DbError> {
+        let mut conn = self.conn()?;
+        let applied = match &mut *conn {
+            DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(c) => c.run_pending_migrations(MYSQL_MIGRATIONS),
+        }
+        .map_err(|e| DbError::Invalid(format!("migration failed: {e}")))?;
+        Ok(applied.iter().map(|v| v.to_string()).collect())
+    }
+}
+
+/// `sqlite` or `mysql` for a `[db] url`, or an error saying what is supported.
+pub fn backend_of(url: &str) -> Result<&'static str, DbError> {
+    if url.starts_with("mysql://") {
+        if cfg!(feature = "mysql") {
+            Ok("mysql")
+        } else {
+            Err(DbError::Invalid(
+                "this damocles-manager was built without MySQL support: rebuild with `--features mysql` (needs libmariadb-dev)".into(),
+            ))
+        }
+    } else if url.starts_with("sqlite://") || !url.contains("://") {
+        Ok("sqlite")
+    } else {
+        Err(DbError::Invalid(format!(
+            "unsupported database url {}: use mysql://user:pass@host:port/db or a SQLite file path",
+            redact(url)
+        )))
+    }
+}
+
+/// The url without its password, for logs and errors.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Whether a diesel error means the server went away (503, retry) rather than a bad query.
+pub fn classify(e: diesel::result::Error) -> DbError {
+    use diesel::result::Error as E;
+    match &e {
+        E::DatabaseError(diesel::result::DatabaseErrorKind::ClosedConnection, _) => {
+            DbError::Unavailable(e.to_string())
+        }
+        E::DatabaseError(_, info)
+            if info.message().contains("gone away")
+                || info.message().contains("Lost connection")
+                || info.message().contains("Can't connect") =>
+        {
+            DbError::Unavailable(e.to_string())
+        }
+        _ => DbError::Query(e),
+    }
+}
+
+pub fn now() -> chrono::NaiveDateTime {
+    // Whole seconds: what a person reads at a mysql> prompt, and what both backends store.
+    let n = chrono::Utc::now().naive_utc();
+    n.with_nanosecond_zero()
+}
+
+trait ZeroNanos {
+    fn with_nanosecond_zero(self) -> Self;
+}
+
+impl ZeroNanos for chrono::NaiveDateTime {
+    fn with_nanosecond_zero(self) -> Self {
+        use chrono::Timelike;
+        self.with_nanosecond(0).unwrap_or(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_migration_trees_have_the_same_names() {
+        let names = |dir: &str| {
+            let mut v: Vec<String> = std::fs::read_dir(format!(
+                "{}/../migrations/{dir}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+            v.sort();
+            v
+        };
+        let (m, s) = (names("mysql"), names("sqlite"));
+        assert!(!m.is_empty());
+        assert_eq!(m, s);
+    }
+
+    #[test]
+    fn urls_pick_a_backend_and_hide_passwords() {
+        assert_eq!(backend_of("/var/lib/d.sqlite").unwrap(), "sqlite");
+        assert_eq!(backend_of("sqlite:///tmp/x.db").unwrap(), "sqlite");
+        assert!(backend_of("postgres://x").is_err());
+        assert_eq!(redact("mysql://root:secret@127.0.0.1:3306/test"), "mysql://root:***@127.0.0.1:3306/test");
+        assert_eq!(redact("mysql://root@h/db"), "mysql://root@h/db");
+    }
+}

@@ -1,0 +1,83 @@
+//! Diesel's view of the tables in `migrations/` (the same in both trees).
+
+diesel::table! {
+    workers (name) {
+        name -> Text,
+        dest -> Text,
+        version -> Text,
+        threads -> Integer,
+        empty_threads -> Integer,
+        paused_threads -> Integer,
+        running_threads -> Integer,
+        waiting_threads -> Integer,
+        error_threads -> Integer,
+        first_seen_at -> Timestamp,
+        last_ping_at -> Timestamp,
+        draining -> Bool,
+    }
+}
+
+diesel::table! {
+    worker_threads (worker_name, thread_index) {
+        worker_name -> Text,
+        thread_index -> Integer,
+        location -> Text,
+        plan -> Text,
+        job_id -> Nullable<Text>,
+        job_state -> Text,
+        job_stage -> Nullable<Text>,
+        thread_state -> Text,
+        state_since -> Timestamp,
+        last_error -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sectors (miner_id, sector_number) {
+        miner_id -> BigInt,
+        sector_number -> BigInt,
+        proof_type -> Integer,
+        state -> Text,
+        worker_name -> Nullable<Text>,
+        location -> Nullable<Text>,
+        ticket -> Nullable<Text>,
+        seed -> Nullable<Text>,
+        comm_r -> Nullable<Text>,
+        comm_d -> Nullable<Text>,
+        precommit_state -> Nullable<Text>,
+        persist_store -> Nullable<Text>,
+        proof -> Nullable<Text>,
+        proof_state -> Nullable<Text>,
+        abort_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sector_counters (miner_id) {
+        miner_id -> BigInt,
+        next_number -> BigInt,
+    }
+}
+
+diesel::table! {
+    stores (name) {
+        name -> Text,
+        path -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        detail -> Nullable<Text>,
+        result -> Text,
+    }
+}

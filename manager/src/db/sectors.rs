@@ -1,0 +1,149 @@
+//! `sectors` and `sector_counters`: the mock chain's memory of every sector it handed out.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::schema::{sector_counters, sectors};
+use super::workers::{execute, is_mysql, Val};
+use super::{classify, DbConnection, DbError};
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = sectors)]
+pub struct SectorRow {
+    pub miner_id: i64,
+    pub sector_number: i64,
+    pub proof_type: i32,
+    pub state: String,
+    pub worker_name: Option<String>,
+    pub location: Option<String>,
+    pub ticket: Option<String>,
+    pub seed: Option<String>,
+    pub comm_r: Option<String>,
+    pub comm_d: Option<String>,
+    pub precommit_state: Option<String>,
+    pub persist_store: Option<String>,
+    pub proof: Option<String>,
+    pub proof_state: Option<String>,
+    pub abort_reason: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Takes the next sector number of `miner` and records the sector. Safe with several managers
+/// on one database: the counter row is locked by the update until the transaction ends.
+pub fn allocate(conn: &mut DbConnection, miner: u64, proof_type: u64, at: NaiveDateTime) -> Result<u64, DbError> {
+    let mysql = is_mysql(conn);
+    let miner = miner as i64;
+    conn.transaction::<_, diesel::result::Error, _>(|c| {
+        let ignore = if mysql { "INSERT IGNORE" } else { "INSERT OR IGNORE" };
+        execute(
+            c,
+            &format!("{ignore} INTO sector_counters (miner_id, next_number) VALUES (?, 1)"),
+            vec![Val::Int(miner)],
+        )?;
+        diesel::update(sector_counters::table.filter(sector_counters::miner_id.eq(miner)))
+            .set(sector_counters::next_number.eq(sector_counters::next_number + 1))
+            .execute(c)?;
+        let next: i64 = sector_counters::table
+            .filter(sector_counters::miner_id.eq(miner))
+            .select(sector_counters::next_number)
+            .first(c)?;
+        let number = next - 1;
+        diesel::insert_into(sectors::table)
+            .values((
+                sectors::miner_id.eq(miner),
+                sectors::sector_number.eq(number),
+                sectors::proof_type.eq(proof_type as i32),
+                sectors::state.eq("Allocated"),
+                sectors::created_at.eq(at),
+                sectors::updated_at.eq(at),
+            ))
+            .execute(c)?;
+        Ok(number as u64)
+    })
+    .map_err(classify)
+}
+
+pub fn get(conn: &mut DbConnection, miner: u64, number: u64) -> Result<Option<SectorRow>, DbError> {
+    sectors::table
+        .select(SectorRow::as_select())
+        .filter(sectors::miner_id.eq(miner as i64))
+        .filter(sectors::sector_number.eq(number as i64))
+        .first(conn)
+        .optional()
+        .map_err(classify)
+}
+
+pub fn list(conn: &mut DbConnection) -> Result<Vec<SectorRow>, DbError> {
+    sectors::table
+        .select(SectorRow::as_select())
+        .order((sectors::miner_id.asc(), sectors::sector_number.asc()))
+        .load(conn)
+        .map_err(classify)
+}
+
+/// One change to a sector row.
+pub enum Change {
+    Ticket(String),
+    Seed(String),
+    PreCommit { comm_r: String, comm_d: String },
+    Persisted(String),
+    Proof { proof: String, accepted: bool },
+    Report { state: String, worker: String, location: String },
+    Finalized,
+    Aborted(String),
+}
+
+/// Applies `change`; false when the sector is unknown.
+pub fn update(conn: &mut DbConnection, miner: u64, number: u64, change: Change, at: NaiveDateTime) -> Result<bool, DbError> {
+    let target = sectors::table
+        .filter(sectors::miner_id.eq(miner as i64))
+        .filter(sectors::sector_number.eq(number as i64));
+    let n = match change {
+        Change::Ticket(t) => diesel::update(target)
+            .set((sectors::ticket.eq(t), sectors::updated_at.eq(at)))
+            .execute(conn),
+        Change::Seed(s) => diesel::update(target)
+            .set((sectors::seed.eq(s), sectors::updated_at.eq(at)))
+            .execute(conn),
+        Change::PreCommit { comm_r, comm_d } => diesel::update(target)
+            .set((
+                sectors::comm_r.eq(comm_r),
+                sectors::comm_d.eq(comm_d),
+                sectors::precommit_state.eq("Landed"),
+                sectors::updated_at.eq(at),
+            ))
+            .execute(conn),
+        Change::Persisted(store) => diesel::update(target)
+            .set((sectors::persist_store.eq(store), sectors::updated_at.eq(at)))
+            .execute(conn),
+        Change::Proof { proof, accepted } => diesel::update(target)
+            .set((
+                sectors::proof.eq(proof),
+                sectors::proof_state.eq(if accepted { "Landed" } else { "Rejected" }),
+                sectors::updated_at.eq(at),
+            ))
+            .execute(conn),
+        Change::Report { state, worker, location } => diesel::update(target)
+            .set((
+                sectors::state.eq(state),
+                sectors::worker_name.eq(worker),
+                sectors::location.eq(location),
+                sectors::updated_at.eq(at),
+            ))
+            .execute(conn),
+        Change::Finalized => diesel::update(target)
+            .set((sectors::state.eq("Finished"), sectors::updated_at.eq(at)))
+            .execute(conn),
+        Change::Aborted(reason) => diesel::update(target)
+            .set((
+                sectors::state.eq("Aborted"),
+                sectors::abort_reason.eq(reason),
+                sectors::updated_at.eq(at),
+            ))
+            .execute(conn),
+    }
+    .map_err(classify)?;
+    Ok(n > 0)
+}

@@ -1,0 +1,213 @@
+//! `workers` and `worker_threads`: what pings tell us about each worker.
+
+use chrono::NaiveDateTime;
+use damocles_actors::wire::venus::WorkerInfo;
+use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+use serde::Serialize;
+
+use super::schema::{worker_threads, workers};
+use super::{classify, DbConnection, DbError};
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = workers)]
+pub struct WorkerRow {
+    pub name: String,
+    pub dest: String,
+    pub version: String,
+    pub threads: i32,
+    pub empty_threads: i32,
+    pub paused_threads: i32,
+    pub running_threads: i32,
+    pub waiting_threads: i32,
+    pub error_threads: i32,
+    pub first_seen_at: NaiveDateTime,
+    pub last_ping_at: NaiveDateTime,
+    pub draining: bool,
+}
+
+/// A value bound into a hand-written statement.
+pub enum Val {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    Time(NaiveDateTime),
+}
+
+fn bind_all<DB>(mut q: BoxedSqlQuery<'static, DB, SqlQuery>, vals: Vec<Val>) -> BoxedSqlQuery<'static, DB, SqlQuery>
+where
+    DB: diesel::backend::Backend
+        + diesel::sql_types::HasSqlType<Text>
+        + diesel::sql_types::HasSqlType<BigInt>
+        + diesel::sql_types::HasSqlType<Timestamp>,
+    String: diesel::serialize::ToSql<Text, DB>,
+    Option<String>: diesel::serialize::ToSql<Nullable<Text>, DB>,
+    i64: diesel::serialize::ToSql<BigInt, DB>,
+    NaiveDateTime: diesel::serialize::ToSql<Timestamp, DB>,
+{
+    for v in vals {
+        q = match v {
+            Val::Text(s) => q.bind::<Text, _>(s),
+            Val::OptText(s) => q.bind::<Nullable<Text>, _>(s),
+            Val::Int(i) => q.bind::<BigInt, _>(i),
+            Val::Time(t) => q.bind::<Timestamp, _>(t),
+        };
+    }
+    q
+}
+
+/// Runs a hand-written statement on whichever backend the connection is.
+pub fn execute(conn: &mut DbConnection, sql: &str, vals: Vec<Val>) -> QueryResult<usize> {
+    match conn {
+        DbConnection::Sqlite(c) => {
+            bind_all(diesel::sql_query(sql.to_string()).into_boxed(), vals).execute(c)
+        }
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(c) => {
+            bind_all(diesel::sql_query(sql.to_string()).into_boxed(), vals).execute(c)
+        }
+    }
+}
+
+pub fn is_mysql(conn: &DbConnection) -> bool {
+    #[allow(unreachable_patterns)]
+    match conn {
+        DbConnection::Sqlite(_) => false,
+        _ => true,
+    }
+}
+
+/// The upsert tail for a table keyed by `key`, setting `cols` from the new row.
+pub fn upsert_clause(mysql: bool, key: &[&str], cols: &[&str]) -> String {
+    if mysql {
+        let sets: Vec<String> = cols.iter().map(|c| format!("{c} = VALUES({c})")).collect();
+        format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
+    } else {
+        let sets: Vec<String> = cols.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+        format!(" ON CONFLICT ({}) DO UPDATE SET {}", key.join(", "), sets.join(", "))
+    }
+}
+
+fn placeholders(rows: usize, cols: usize) -> String {
+    let one = format!("({})", vec!["?"; cols].join(", "));
+    vec![one; rows].join(", ")
+}
+
+/// Writes a batch of pings in one transaction of three statements: workers, their threads,
+/// and the removal of threads a worker no longer has.
+pub fn upsert_pings(conn: &mut DbConnection, pings: &[WorkerInfo], at: NaiveDateTime) -> Result<(), DbError> {
+    if pings.is_empty() {
+        return Ok(());
+    }
+    let mysql = is_mysql(conn);
+    conn.transaction::<_, diesel::result::Error, _>(|c| {
+        let cols = [
+            "name", "dest", "version", "threads", "empty_threads", "paused_threads",
+            "running_threads", "waiting_threads", "error_threads", "first_seen_at", "last_ping_at",
+        ];
+        let mut vals = Vec::new();
+        for p in pings {
+            let s = &p.summary;
+            vals.extend([
+                Val::Text(p.name.clone()),
+                Val::Text(p.dest.clone()),
+                Val::Text(p.version.clone()),
+                Val::Int(s.threads as i64),
+                Val::Int(s.empty as i64),
+                Val::Int(s.paused as i64),
+                Val::Int(s.running as i64),
+                Val::Int(s.waiting as i64),
+                Val::Int(s.errors as i64),
+                Val::Time(at),
+                Val::Time(at),
+            ]);
+        }
+        let sql = format!(
+            "INSERT INTO workers ({}) VALUES {}{}",
+            cols.join(", "),
+            placeholders(pings.len(), cols.len()),
+            upsert_clause(mysql, &["name"], &cols[1..9].iter().chain(&cols[10..]).copied().collect::<Vec<_>>())
+        );
+        execute(c, &sql, vals)?;
+
+        let tcols = [
+            "worker_name", "thread_index", "location", "plan", "job_id", "job_state",
+            "job_stage", "thread_state", "state_since", "last_error", "updated_at",
+        ];
+        let mut rows = 0;
+        let mut vals = Vec::new();
+        for p in pings {
+            for t in p.threads.iter().flatten() {
+                rows += 1;
+                let elapsed = match &t.thread_state {
+                    damocles_actors::wire::worker_api::ThreadState::Idle => 0,
+                    damocles_actors::wire::worker_api::ThreadState::Paused { elapsed }
+                    | damocles_actors::wire::worker_api::ThreadState::Running { elapsed, .. }
+                    | damocles_actors::wire::worker_api::ThreadState::Waiting { elapsed, .. } => *elapsed,
+                };
+                vals.extend([
+                    Val::Text(p.name.clone()),
+                    Val::Int(t.index as i64),
+                    Val::Text(t.location.clone()),
+                    Val::Text(t.plan.clone()),
+                    Val::OptText(t.job_id.clone()),
+                    Val::Text(t.job_state.clone()),
+                    Val::OptText(t.job_stage.clone()),
+                    Val::Text(t.thread_state.name().to_string()),
+                    Val::Time(at - chrono::Duration::seconds(elapsed as i64)),
+                    Val::OptText(t.last_error.clone()),
+                    Val::Time(at),
+                ]);
+            }
+        }
+        if rows > 0 {
+            let sql = format!(
+                "INSERT INTO worker_threads ({}) VALUES {}{}",
+                tcols.join(", "),
+                placeholders(rows, tcols.len()),
+                upsert_clause(mysql, &["worker_name", "thread_index"], &tcols[2..])
+            );
+            execute(c, &sql, vals)?;
+        }
+        let with_threads: Vec<&WorkerInfo> = pings.iter().filter(|p| p.threads.is_some()).collect();
+        if !with_threads.is_empty() {
+            let conds = vec!["(worker_name = ? AND thread_index >= ?)"; with_threads.len()].join(" OR ");
+            let mut vals = Vec::new();
+            for p in with_threads {
+                vals.push(Val::Text(p.name.clone()));
+                vals.push(Val::Int(p.threads.as_ref().map_or(0, Vec::len) as i64));
+            }
+            execute(c, &format!("DELETE FROM worker_threads WHERE {conds}"), vals)?;
+        }
+        Ok(())
+    })
+    .map_err(classify)
+}
+
+pub fn list(conn: &mut DbConnection) -> Result<Vec<WorkerRow>, DbError> {
+    workers::table
+        .select(WorkerRow::as_select())
+        .order(workers::name.asc())
+        .load(conn)
+        .map_err(classify)
+}
+
+pub fn get(conn: &mut DbConnection, name: &str) -> Result<Option<WorkerRow>, DbError> {
+    workers::table
+        .select(WorkerRow::as_select())
+        .filter(workers::name.eq(name))
+        .first(conn)
+        .optional()
+        .map_err(classify)
+}
+
+/// Forgets a worker and its threads; false when it was unknown.
+pub fn remove(conn: &mut DbConnection, name: &str) -> Result<bool, DbError> {
+    conn.transaction::<_, diesel::result::Error, _>(|c| {
+        diesel::delete(worker_threads::table.filter(worker_threads::worker_name.eq(name))).execute(c)?;
+        let n = diesel::delete(workers::table.filter(workers::name.eq(name))).execute(c)?;
+        Ok(n > 0)
+    })
+    .map_err(classify)
+}

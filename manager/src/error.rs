@@ -1,0 +1,59 @@
+//! One error type for the REST API, one status per variant, JSON bodies `{"error": "..."}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::db::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or wrong token: send Authorization: Bearer <token> (the token is in the manager's home directory)")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("worker {worker} at {addr} cannot be reached: {reason}")]
+    WorkerUnreachable { worker: String, addr: String, reason: String },
+    #[error("worker {worker} at {addr} did not answer in time: {reason}")]
+    WorkerTimeout { worker: String, addr: String, reason: String },
+    #[error("{0}; retry when the database is back")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+            DbError::Invalid(m) => ApiError::BadRequest(m),
+            DbError::Query(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::WorkerUnreachable { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::WorkerTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({"error": self.to_string()});
+        if let ApiError::WorkerUnreachable { worker, addr, reason } | ApiError::WorkerTimeout { worker, addr, reason } = self {
+            body["worker"] = json!(worker);
+            body["addr"] = json!(addr);
+            body["reason"] = json!(reason);
+        }
+        HttpResponse::build(self.status_code()).json(body)
+    }
+}

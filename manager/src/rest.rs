@@ -1,0 +1,280 @@
+//! The operators' REST API: list, inspect, pause, resume and forget workers. Every endpoint but
+//! `/healthz` and `/metrics` needs the admin token; every state change goes to `audit_log`.
+
+use std::future::{ready, Ready};
+use std::time::Duration;
+
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use chrono::NaiveDateTime;
+use damocles_actors::wire::jsonrpc::{CallError, Client, INVALID_PARAMS};
+use damocles_actors::wire::worker_api::{ThreadInfo, DEFAULT_PORT};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::db::workers::WorkerRow;
+use crate::db::{self, audit, Db};
+use crate::error::ApiError;
+
+pub struct RestState {
+    pub db: Db,
+    pub token: String,
+    /// Timeout of calls forwarded to workers.
+    pub worker_timeout: Duration,
+}
+
+/// Proof that the request carried the admin token; holds who made it, for the audit log.
+pub struct Admin(pub String);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let Some(state) = req.app_data::<web::Data<RestState>>() else {
+            return ready(Err(ApiError::Internal("REST state missing".into())));
+        };
+        let given = req
+            .headers()
+            .get("Authorization")
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim);
+        if given != Some(state.token.as_str()) {
+            return ready(Err(ApiError::Unauthorized));
+        }
+        let peer = req
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|| "-".into());
+        ready(Ok(Admin(format!("admin@{peer}"))))
+    }
+}
+
+#[derive(Serialize)]
+pub struct WorkerView {
+    #[serde(flatten)]
+    pub row: WorkerRow,
+    /// Seconds since the last ping, as the server sees it.
+    pub last_ping_age_secs: i64,
+}
+
+fn view(row: WorkerRow, now: NaiveDateTime) -> WorkerView {
+    WorkerView {
+        last_ping_age_secs: (now - row.last_ping_at).num_seconds().max(0),
+        row,
+    }
+}
+
+pub async fn list_workers(_admin: Admin, s: web::Data<RestState>) -> Result<HttpResponse, ApiError> {
+    let rows = s.db.run(db::workers::list).await?;
+    let now = db::now();
+    let views: Vec<WorkerView> = rows.into_iter().map(|r| view(r, now)).collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// A worker by name, else by address (`host[:port]`) as damocles resolves it.
+async fn resolve(s: &RestState, target: &str) -> Result<(String, String), ApiError> {
+    let t = target.to_string();
+    if let Some(row) = s.db.run(move |c| db::workers::get(c, &t)).await? {
+        return Ok((row.name, row.dest));
+    }
+    let addr = if target.parse::<std::net::SocketAddr>().is_ok() {
+        target.to_string()
+    } else if target.parse::<std::net::IpAddr>().is_ok() {
+        format!("{target}:{DEFAULT_PORT}")
+    } else {
+        return Err(ApiError::NotFound(format!(
+            "unknown worker {target:?}: no worker of that name has pinged this manager, and it is not an address (host:port)"
+        )));
+    };
+    Ok((target.to_string(), addr))
+}
+
+async fn call_worker<T: serde::de::DeserializeOwned>(
+    s: &RestState,
+    name: &str,
+    addr: &str,
+    method: &str,
+    params: serde_json::Value,
+) -> Result<T, ApiError> {
+    let client = Client::new(format!("http://{addr}/"), s.worker_timeout);
+    client.call(method, params).await.map_err(|e| match e {
+        CallError::Transport { reason, .. } if reason.contains("timed out") => ApiError::WorkerTimeout {
+            worker: name.into(),
+            addr: addr.into(),
+            reason,
+        },
+        CallError::Transport { reason, .. } | CallError::Decode { reason, .. } => ApiError::WorkerUnreachable {
+            worker: name.into(),
+            addr: addr.into(),
+            reason,
+        },
+        CallError::Rpc(r) if r.code == INVALID_PARAMS && r.message.contains("not found") => {
+            ApiError::NotFound(format!("worker {name}: {}", r.message))
+        }
+        CallError::Rpc(r) if r.code == INVALID_PARAMS => ApiError::BadRequest(format!("worker {name}: {}", r.message)),
+        CallError::Rpc(r) => ApiError::WorkerUnreachable {
+            worker: name.into(),
+            addr: addr.into(),
+            reason: r.message,
+        },
+    })
+}
+
+#[derive(Serialize)]
+struct InfoView {
+    name: String,
+    dest: String,
+    threads: Vec<ThreadInfo>,
+}
+
+pub async fn worker_info(_admin: Admin, s: web::Data<RestState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let (name, dest) = resolve(&s, &path).await?;
+    let threads: Vec<ThreadInfo> = call_worker(&s, &name, &dest, "VenusWorker.WorkerList", json!([])).await?;
+    Ok(HttpResponse::Ok().json(InfoView { name, dest, threads }))
+}
+
+pub async fn remove_worker(admin: Admin, s: web::Data<RestState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let name = path.into_inner();
+    let n = name.clone();
+    let removed = s.db.run(move |c| db::workers::remove(c, &n)).await?;
+    let result = if removed { "removed" } else { "not found" };
+    record(&s, &admin, "worker.remove", &name, None, result).await?;
+    if !removed {
+        return Err(ApiError::NotFound(format!(
+            "worker info not found: {name:?}; `util worker list` shows the known names"
+        )));
+    }
+    Ok(HttpResponse::Ok().json(json!({"removed": name})))
+}
+
+fn index(raw: &str) -> Result<usize, ApiError> {
+    raw.parse::<usize>()
+        .map_err(|_| ApiError::BadRequest(format!("bad thread index {raw:?}: expected a number >= 0")))
+}
+
+pub async fn pause_thread(admin: Admin, s: web::Data<RestState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (target, idx) = path.into_inner();
+    let idx = index(&idx)?;
+    let (name, dest) = resolve(&s, &target).await?;
+    let res: Result<bool, ApiError> = call_worker(&s, &name, &dest, "VenusWorker.WorkerPause", json!([idx])).await;
+    let outcome = match &res {
+        Ok(true) => "paused".to_string(),
+        Ok(false) => "already paused".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    record(&s, &admin, "thread.pause", &format!("{name}#{idx}"), None, &outcome).await?;
+    let done = res?;
+    Ok(HttpResponse::Ok().json(json!({"worker": name, "index": idx, "paused": done, "result": outcome})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeBody {
+    pub state: Option<String>,
+}
+
+pub async fn resume_thread(
+    admin: Admin,
+    s: web::Data<RestState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let (target, idx) = path.into_inner();
+    let idx = index(&idx)?;
+    let body: ResumeBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ResumeBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::BadRequest(format!("malformed body: {e}; expected {{\"state\": \"<State>\"}} or nothing"))
+        })?
+    };
+    let (name, dest) = resolve(&s, &target).await?;
+    let res: Result<bool, ApiError> =
+        call_worker(&s, &name, &dest, "VenusWorker.WorkerResume", json!([idx, body.state])).await;
+    let outcome = match &res {
+        Ok(_) => "resumed".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    record(&s, &admin, "thread.resume", &format!("{name}#{idx}"), body.state.clone(), &outcome).await?;
+    res?;
+    Ok(HttpResponse::Ok().json(json!({"worker": name, "index": idx, "state": body.state, "result": outcome})))
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    pub limit: Option<i64>,
+}
+
+pub async fn audit_log(_admin: Admin, s: web::Data<RestState>, q: web::Query<AuditQuery>) -> Result<HttpResponse, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    let rows = s.db.run(move |c| audit::recent(c, limit)).await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+pub async fn sectors(_admin: Admin, s: web::Data<RestState>) -> Result<HttpResponse, ApiError> {
+    let rows = s.db.run(db::sectors::list).await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+pub async fn healthz(s: web::Data<RestState>) -> HttpResponse {
+    match s.db.run(|c| db::workers::list(c).map(|_| ())).await {
+        Ok(()) => HttpResponse::Ok().json(json!({"status": "ok", "database": s.db.backend})),
+        Err(e) => ApiError::from(e).into_http(),
+    }
+}
+
+pub async fn metrics(s: web::Data<RestState>) -> HttpResponse {
+    let rows = s.db.run(db::workers::list).await.unwrap_or_default();
+    let now = db::now();
+    let mut out = String::from("# TYPE damocles_workers gauge\n");
+    out += &format!("damocles_workers {}\n", rows.len());
+    out += "# TYPE damocles_worker_threads gauge\n";
+    for r in &rows {
+        for (state, n) in [
+            ("empty", r.empty_threads),
+            ("paused", r.paused_threads),
+            ("running", r.running_threads),
+            ("waiting", r.waiting_threads),
+            ("errors", r.error_threads),
+        ] {
+            out += &format!("damocles_worker_threads{{worker=\"{}\",state=\"{state}\"}} {n}\n", r.name);
+        }
+        out += &format!(
+            "damocles_worker_last_ping_age_seconds{{worker=\"{}\"}} {}\n",
+            r.name,
+            (now - r.last_ping_at).num_seconds()
+        );
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
+}
+
+async fn record(s: &RestState, admin: &Admin, action: &str, target: &str, detail: Option<String>, result: &str) -> Result<(), ApiError> {
+    let (actor, action, target, result) = (admin.0.clone(), action.to_string(), target.to_string(), result.to_string());
+    s.db
+        .run(move |c| {
+            audit::record(
+                c,
+                audit::Entry {
+                    actor: &actor,
+                    action: &action,
+                    target: &target,
+                    detail,
+                    result: &result,
+                },
+                db::now(),
+            )
+        })
+        .await?;
+    Ok(())
+}
+
+trait IntoHttp {
+    fn into_http(self) -> HttpResponse;
+}
+
+impl IntoHttp for ApiError {
+    fn into_http(self) -> HttpResponse {
+        actix_web::ResponseError::error_response(&self)
+    }
+}

@@ -1,0 +1,125 @@
+//! `damocles-manager daemon run`: opens the database, runs migrations, starts the heartbeat
+//! writer and serves `/rpc/v0` (workers) and the REST API (operators) on one listener.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix::Actor;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::Context as _;
+use tracing::info;
+
+use crate::config::{ManagerConfig, DEFAULT_LISTEN};
+use crate::db::{Db, DbSettings};
+use crate::heartbeat_writer::HeartbeatWriter;
+use crate::mock_chain::{proof_for_size, MockChain};
+use crate::rest::{self, RestState};
+use crate::rpc::{self, RpcState};
+use crate::{db, home};
+
+/// Largest REST body (JSON): anything bigger is refused with 413.
+const REST_BODY_LIMIT: usize = 64 << 10;
+/// Largest JSON-RPC body: pings of big workers and proofs fit comfortably.
+const RPC_BODY_LIMIT: usize = 16 << 20;
+
+pub struct RunOptions {
+    pub listen: Option<String>,
+    pub mock: bool,
+    pub miner: Option<u64>,
+    pub sector_size: Option<String>,
+}
+
+pub fn db_settings(cfg: &ManagerConfig) -> DbSettings {
+    DbSettings {
+        url: cfg
+            .db
+            .url
+            .clone()
+            .unwrap_or_else(|| home::home().join("damocles.sqlite").display().to_string()),
+        min_connections: cfg.db.min_connections.unwrap_or(1),
+        max_connections: cfg.db.max_connections.unwrap_or(10),
+        idle_timeout: cfg.db.idle_timeout.unwrap_or(Duration::from_secs(600)),
+    }
+}
+
+pub fn open_db(cfg: &ManagerConfig) -> anyhow::Result<Db> {
+    let settings = db_settings(cfg);
+    std::fs::create_dir_all(home::home())
+        .with_context(|| format!("create home {}", home::home().display()))?;
+    let db = Db::connect(&settings)?;
+    let applied = db.migrate()?;
+    info!(backend = db.backend, url = %db::redact(&settings.url), applied = ?applied, "database ready");
+    Ok(db)
+}
+
+pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
+    let mock = opts.mock || cfg.mock.enable.unwrap_or(false);
+    let miner = opts.miner.or(cfg.mock.miner).unwrap_or(10000);
+    let size = opts
+        .sector_size
+        .clone()
+        .or(cfg.mock.sector_size.clone())
+        .unwrap_or_else(|| "2KiB".into());
+    let proof_type = proof_for_size(&size).map_err(anyhow::Error::msg)?;
+    let listen = opts
+        .listen
+        .clone()
+        .or_else(|| std::env::var("DAMOCLES_MANAGER_LISTEN").ok())
+        .or(cfg.server.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.into());
+    let listener = TcpListener::bind(&listen).with_context(|| format!("listen on {listen}"))?;
+    let db = open_db(&cfg)?;
+    let token = home::ensure_token().context("write the admin token")?;
+    info!(
+        home = %home::home().display(),
+        token_file = %home::token_path().display(),
+        listen = %listener.local_addr()?,
+        mock,
+        miner,
+        sector_size = %size,
+        "damocles-manager started"
+    );
+    let chain = MockChain {
+        db: db.clone(),
+        miner,
+        proof_type,
+        stores: cfg.persist_store.clone(),
+        mock,
+    };
+    let heartbeats = HeartbeatWriter::new(db.clone()).start();
+    let rpc_state = web::Data::new(RpcState { chain, heartbeats });
+    let rest_state = web::Data::new(RestState {
+        db,
+        token,
+        worker_timeout: Duration::from_secs(10),
+    });
+    let max_conn = cfg.server.max_connections.unwrap_or(25_000);
+    HttpServer::new(move || {
+        App::new()
+            .app_data(rpc_state.clone())
+            .app_data(rest_state.clone())
+            .app_data(web::PayloadConfig::new(REST_BODY_LIMIT))
+            .service(
+                web::resource("/rpc/v0")
+                    .app_data(web::PayloadConfig::new(RPC_BODY_LIMIT))
+                    .route(web::post().to(rpc::handle)),
+            )
+            .route("/healthz", web::get().to(rest::healthz))
+            .route("/metrics", web::get().to(rest::metrics))
+            .route("/workers", web::get().to(rest::list_workers))
+            .route("/workers/{name}", web::get().to(rest::worker_info))
+            .route("/workers/{name}", web::delete().to(rest::remove_worker))
+            .route("/workers/{name}/threads/{idx}/pause", web::post().to(rest::pause_thread))
+            .route("/workers/{name}/threads/{idx}/resume", web::post().to(rest::resume_thread))
+            .route("/audit", web::get().to(rest::audit_log))
+            .route("/sectors", web::get().to(rest::sectors))
+            .default_service(web::to(|| async {
+                HttpResponse::NotFound().json(serde_json::json!({"error": "no such endpoint; see the README for the REST API"}))
+            }))
+    })
+    .max_connections(max_conn)
+    .listen(listener)?
+    .run()
+    .await?;
+    Ok(())
+}
