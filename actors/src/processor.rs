@@ -343,11 +343,11 @@ pub struct Shutdown;
 impl Handler<Shutdown> for Processor {
     type Result = ();
 
-    fn handle(&mut self, _msg: Shutdown, ctx: &mut Self::Context) {
+    fn handle(&mut self, _msg: Shutdown, _ctx: &mut Self::Context) {
+        // Not ctx.stop(): the supervisor would start the actor, and a child, again.
         self.shutting_down = true;
         self.kill_child();
         self.fail_all("worker is shutting down");
-        ctx.stop();
     }
 }
 

@@ -112,7 +112,7 @@ fn run_daemon(args: RunArgs, mock: bool) -> anyhow::Result<()> {
 fn init_logging() {
     let filter = std::env::var("DAMOCLES_MANAGER_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
+        .unwrap_or_else(|_| "info,storage_proofs_core=warn,storage_proofs_porep=warn,storage_proofs_post=warn,filecoin_proofs=warn,bellperson=warn".into());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -57,7 +57,7 @@ fn defaults_fill_what_is_left_out() {
 #[test]
 fn bad_configs_name_the_key_and_the_reason() {
     let cases = [
-        ("[worker]\nnmae = \"x\"", "worker", "unknown field `nmae`"),
+        ("[worker]\nnmae = \"x\"", "worker.nmae", "unknown field `nmae`"),
         ("[worker]\nping_interval = \"30x\"", "worker.ping_interval", "unknown time unit"),
         ("[worker]\nping_interval = 30", "worker.ping_interval", "invalid type"),
         ("[worker.rpc_server]\nport = \"x\"", "worker.rpc_server.port", "invalid type"),

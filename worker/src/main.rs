@@ -32,6 +32,12 @@ enum Cmd {
     },
     /// Manage the sealing threads of a running worker
     Worker(cli::WorkerCmd),
+    /// Make sure the Groth parameters of small sectors are in the cache (generated when missing)
+    Params {
+        /// Sector sizes to prepare (2KiB and 8MiB can be generated)
+        #[arg(long, default_value = "2KiB")]
+        sector_size: Vec<String>,
+    },
     /// Serve one processor stage over stdin/stdout (started by the daemon)
     Processor {
         /// add_pieces, tree_d, pc1, pc2, c1, c2 or window_post
@@ -42,7 +48,7 @@ enum Cmd {
 fn init_logging() {
     let filter = std::env::var("DAMOCLES_WORKER_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
+        .unwrap_or_else(|_| "info,storage_proofs_core=warn,storage_proofs_porep=warn,storage_proofs_post=warn,filecoin_proofs=warn,bellperson=warn".into());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -61,6 +67,7 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(cmd.run())),
         Cmd::Processor { stage } => processor_child::run(&stage),
+        Cmd::Params { sector_size } => params::ensure_for_sizes(&sector_size),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -70,6 +70,23 @@ impl Circuit {
     }
 }
 
+/// `damocles-worker params`: PoRep and WindowPoSt parameters for each size, generated when
+/// missing; prints where they are.
+pub fn ensure_for_sizes(sizes: &[String]) -> Result<()> {
+    for size in sizes {
+        let bytes = damocles_actors::size::parse_size(size).map_err(|e| anyhow!(e))?;
+        let seal = damocles_actors::wire::venus::seal_proof::for_size(bytes)
+            .ok_or_else(|| anyhow!("{size:?} is not a sector size; valid sizes: 2KiB, 8MiB, 512MiB, 32GiB, 64GiB"))?;
+        let seal = crate::stages::seal_proof(seal)?;
+        let post = crate::post::post_proof_for_size(bytes)?;
+        for circuit in [Circuit::WindowPost(post), Circuit::Seal(seal)] {
+            ensure(circuit)?;
+            println!("{}", circuit.params_path()?.display());
+        }
+    }
+    Ok(())
+}
+
 /// True when both the parameter and the verifying-key files are present.
 pub fn present(circuit: Circuit) -> Result<bool> {
     Ok(circuit.params_path()?.exists() && circuit.vk_path()?.exists())

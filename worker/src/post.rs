@@ -23,6 +23,19 @@ pub fn post_proof(name: &str) -> Result<RegisteredPoStProof> {
     })
 }
 
+/// The WindowPoSt proof (V1_2) for a sector size in bytes.
+pub fn post_proof_for_size(bytes: u64) -> Result<RegisteredPoStProof> {
+    use RegisteredPoStProof::*;
+    Ok(match bytes {
+        2048 => StackedDrgWindow2KiBV1_2,
+        0x80_0000 => StackedDrgWindow8MiBV1_2,
+        0x2000_0000 => StackedDrgWindow512MiBV1_2,
+        0x8_0000_0000 => StackedDrgWindow32GiBV1_2,
+        0x10_0000_0000 => StackedDrgWindow64GiBV1_2,
+        other => return Err(anyhow!("no WindowPoSt proof for {other} byte sectors")),
+    })
+}
+
 pub fn window_post(t: WindowPoStTask) -> Result<Value> {
     let proof = post_proof(&t.proof_type)?;
     let circuit = params::Circuit::WindowPost(proof);

@@ -103,17 +103,13 @@ impl Sector {
             Event::PC1(out) => self.pc1_out = Some(out),
             Event::PC2 { comm_r, comm_d } => {
                 self.comm_r = Some(comm_r);
+                // PC1's output stays: an operator may resume from PC1Done.
                 self.comm_d = Some(comm_d);
-                // PC1's output is large and no longer needed once PC2 is done.
-                self.pc1_out = None;
             }
             Event::Persist { instance } => self.persist_instance = Some(instance),
             Event::AssignSeed(s) => self.seed = Some(s),
             Event::C1(out) => self.c1_out = Some(out),
-            Event::C2 { proof } => {
-                self.proof = Some(proof);
-                self.c1_out = None;
-            }
+            Event::C2 { proof } => self.proof = Some(proof),
             Event::AcquireDeals
             | Event::SubmitPC
             | Event::ReSubmitPC
@@ -172,14 +168,14 @@ mod tests {
     }
 
     #[test]
-    fn pc2_and_c2_drop_the_bulky_outputs_they_consumed() {
+    fn outputs_stay_so_an_operator_can_resume_from_an_earlier_state() {
         let mut s = Sector { state: Some(State::PC1Done), pc1_out: Some(Value::from(1)), ..Default::default() };
         s.apply(Event::PC2 { comm_r: [2; 32], comm_d: [3; 32] }).unwrap();
-        assert_eq!((s.pc1_out.clone(), s.comm_r), (None, Some([2; 32])));
+        assert_eq!((s.pc1_out.clone(), s.comm_r), (Some(Value::from(1)), Some([2; 32])));
         s.state = Some(State::C1Done);
         s.c1_out = Some(Value::from(2));
         s.apply(Event::C2 { proof: vec![9] }).unwrap();
-        assert_eq!((s.c1_out.clone(), s.proof.clone()), (None, Some(vec![9])));
+        assert_eq!((s.c1_out.clone(), s.proof.clone()), (Some(Value::from(2)), Some(vec![9])));
     }
 
     #[test]

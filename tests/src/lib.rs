@@ -1,0 +1,317 @@
+//! The harness of the integration tests: starts real `damocles-manager` and `damocles-worker`
+//! processes on free loopback ports, in a temporary directory, and talks to them as a user
+//! would (CLI, REST, JSON-RPC). Binaries come from the same target directory as the test
+//! (`cargo build --workspace --bins` first; the README's test command does).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The environment variable that points the MySQL variants of the tests at a server.
+pub const MYSQL_URL_ENV: &str = "DAMOCLES_TEST_MYSQL_URL";
+
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<bin>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(name);
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` first", p.display());
+    p
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Polls `f` every 200ms until it returns Some, or panics after `timeout` with `what`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A child process killed (SIGKILL) when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid")
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig);
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(cmd: &mut Command, log: PathBuf) -> Proc {
+    let out = std::fs::File::create(&log).expect("log file");
+    let err = out.try_clone().expect("log file");
+    let child = cmd
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .expect("spawn");
+    Proc { child, log }
+}
+
+/// Creates a fresh MySQL database for one test, when the MySQL URL is set. Under CI the URL
+/// must be set: a MySQL test that silently skips there would prove nothing.
+pub fn mysql_database(tag: &str) -> Option<String> {
+    let Ok(base) = std::env::var(MYSQL_URL_ENV) else {
+        assert!(std::env::var("CI").is_err(), "{MYSQL_URL_ENV} must be set under CI");
+        eprintln!("{MYSQL_URL_ENV} is not set: skipping the MySQL variant");
+        return None;
+    };
+    let db = format!("damocles_{tag}_{}", std::process::id());
+    let (server, _) = base.rsplit_once('/').expect("mysql url like mysql://root@127.0.0.1:3306/test");
+    let hostport = server.rsplit('@').next().unwrap_or("127.0.0.1:3306");
+    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "3306"));
+    let sql = format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};");
+    let status = Command::new("mysql")
+        .args(["-h", host, "-P", port, "-u", "root", "-e", &sql])
+        .status()
+        .expect("mysql client");
+    assert!(status.success(), "create database {db}");
+    Some(format!("{server}/{db}"))
+}
+
+pub struct Manager {
+    pub proc: Proc,
+    pub port: u16,
+    pub home: PathBuf,
+    pub db_url: Option<String>,
+}
+
+impl Manager {
+    pub fn start(dir: &Path, db_url: Option<String>) -> Manager {
+        Self::start_on(dir, db_url, free_port())
+    }
+
+    pub fn start_on(dir: &Path, db_url: Option<String>, port: u16) -> Manager {
+        let home = dir.join("manager-home");
+        std::fs::create_dir_all(&home).expect("home");
+        let mut cmd = Command::new(bin("damocles-manager"));
+        cmd.env("DAMOCLES_PATH", &home)
+            .args(["daemon", "run", "--mock", "--miner", "10000", "--sector-size", "2KiB"])
+            .args(["--listen", &format!("127.0.0.1:{port}")]);
+        if let Some(url) = &db_url {
+            let cfg = dir.join("manager.toml");
+            std::fs::write(&cfg, format!("[db]\nurl = \"{url}\"\nmax_connections = 8\n")).expect("config");
+            cmd.arg("-c").arg(&cfg);
+        }
+        let proc = spawn(&mut cmd, dir.join(format!("manager-{port}.log")));
+        let m = Manager { proc, port, home, db_url };
+        wait_for(Duration::from_secs(60), "the manager's /healthz", || {
+            reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz"))
+                .ok()
+                .filter(|r| r.status().is_success())
+        });
+        m
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.home.join("token")).expect("token").trim().to_string()
+    }
+
+    /// A REST call with the admin token: (status, JSON body).
+    pub fn rest(&self, method: reqwest::Method, path: &str, body: Option<&str>) -> (u16, Value) {
+        let client = reqwest::blocking::Client::new();
+        let mut req = client.request(method, self.url(path)).bearer_auth(self.token());
+        if let Some(b) = body {
+            req = req.header("Content-Type", "application/json").body(b.to_string());
+        }
+        let resp = req.send().expect("rest call");
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap_or(Value::Null))
+    }
+
+    /// A worker-facing JSON-RPC call: Ok(result) or Err(error object).
+    pub fn rpc(&self, method: &str, params: Value) -> Result<Value, Value> {
+        let resp: Value = reqwest::blocking::Client::new()
+            .post(self.url("/rpc/v0"))
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .send()
+            .expect("rpc call")
+            .json()
+            .expect("rpc json");
+        match resp.get("error") {
+            Some(e) if !e.is_null() => Err(e.clone()),
+            _ => Ok(resp["result"].clone()),
+        }
+    }
+
+    /// `damocles-manager <args>` against this manager.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin("damocles-manager"))
+            .env("DAMOCLES_PATH", &self.home)
+            .env("DAMOCLES_MANAGER_LISTEN", format!("127.0.0.1:{}", self.port))
+            .args(args)
+            .output()
+            .expect("manager cli")
+    }
+
+    pub fn sectors(&self) -> Vec<Value> {
+        let (status, body) = self.rest(reqwest::Method::GET, "/sectors", None);
+        assert_eq!(status, 200, "{body}");
+        body.as_array().cloned().unwrap_or_default()
+    }
+}
+
+pub struct Worker {
+    pub proc: Proc,
+    pub port: u16,
+    pub config: PathBuf,
+    pub dir: PathBuf,
+}
+
+/// A worker config: `sealers` sealer threads under `dir`, one attached store. `thread_extra` goes
+/// into every thread (e.g. `sealing.allowed_miners = [1]` for threads that never get a sector).
+pub fn worker_config(dir: &Path, name: &str, manager_port: u16, port: u16, sealers: usize, thread_extra: &str) -> PathBuf {
+    let mut cfg = format!(
+        r#"[worker]
+name = "{name}"
+rpc_server.host = "127.0.0.1"
+rpc_server.port = {port}
+ping_interval = "1s"
+
+[sector_manager]
+rpc_client.addr = "/ip4/127.0.0.1/tcp/{manager_port}"
+
+[sealing]
+allowed_miners = [10000]
+allowed_sizes = ["2KiB"]
+max_retries = 2
+seal_interval = "1s"
+recover_interval = "1s"
+rpc_polling_interval = "1s"
+
+[[attached]]
+name = "remote"
+location = "{remote}"
+
+[processors.limitation.concurrent]
+c2 = 1
+"#,
+        remote = dir.join("remote").display()
+    );
+    for i in 0..sealers {
+        cfg += &format!(
+            "\n[[sealing_thread]]\nlocation = \"{}\"\n{thread_extra}\n",
+            dir.join(format!("{name}-store{i}")).display()
+        );
+    }
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, cfg).expect("worker config");
+    path
+}
+
+impl Worker {
+    pub fn start(dir: &Path, name: &str, manager_port: u16, sealers: usize, thread_extra: &str) -> Worker {
+        let port = free_port();
+        let config = worker_config(dir, name, manager_port, port, sealers, thread_extra);
+        let mut cmd = Command::new(bin("damocles-worker"));
+        cmd.arg("daemon").arg("-c").arg(&config).current_dir(dir);
+        let proc = spawn(&mut cmd, dir.join(format!("{name}.log")));
+        let w = Worker { proc, port, config, dir: dir.to_path_buf() };
+        wait_for(Duration::from_secs(60), "the worker's management API", || {
+            let out = w.cli(&["list"]);
+            out.status.success().then_some(())
+        });
+        w
+    }
+
+    /// `damocles-worker worker -c <config> <args>`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin("damocles-worker"))
+            .arg("worker")
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("worker cli")
+    }
+
+    pub fn list(&self) -> Vec<Value> {
+        let out = self.cli(&["list", "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("list json")
+    }
+
+    pub fn list_lines(&self) -> String {
+        String::from_utf8_lossy(&self.cli(&["list"]).stdout).to_string()
+    }
+
+    /// Pids of processes whose parent is this worker (its processor children).
+    pub fn children(&self) -> Vec<i32> {
+        children_of(self.proc.pid())
+    }
+}
+
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        // pid (comm) state ppid ...
+        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let ppid = after.split_whitespace().nth(1).and_then(|s| s.parse::<i32>().ok());
+        if ppid == Some(pid) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+pub fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // A zombie (state Z) has exited.
+    !stat.is_empty() && stat.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')) != Some(true)
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
