@@ -3,6 +3,7 @@
 //! Architecture invariant: this crate knows nothing of databases, HTTP servers or proofs. It
 //! speaks to the manager through [`wire::jsonrpc`] and to proofs through processor children.
 
+pub mod config_file;
 pub mod limits;
 pub mod processor;
 pub mod processors;

@@ -57,6 +57,8 @@ pub struct Processor {
     /// The live child's pid (0 when none), read by callers to show `ext(pid: N)`.
     pid: Arc<AtomicU32>,
     restarts: u32,
+    /// A new child is on its way: calls queue for it instead of failing.
+    restart_pending: bool,
     shutting_down: bool,
 }
 
@@ -71,6 +73,7 @@ impl Processor {
             queued: Vec::new(),
             pid,
             restarts: 0,
+            restart_pending: false,
             shutting_down: false,
         }
     }
@@ -80,6 +83,7 @@ impl Processor {
     }
 
     fn spawn_child(&mut self, ctx: &mut Context<Self>) {
+        self.restart_pending = false;
         self.generation += 1;
         let generation = self.generation;
         let spec = &self.spec;
@@ -169,6 +173,7 @@ impl Processor {
             return;
         }
         self.restarts += 1;
+        self.restart_pending = true;
         warn!(processor = %self.name(), restarts = self.restarts, delay = ?RESTART_DELAY, "restarting processor");
         ctx.run_later(RESTART_DELAY, |act, ctx| {
             if act.child.is_none() && !act.shutting_down {
@@ -237,6 +242,11 @@ impl Handler<Call> for Processor {
                 } else {
                     self.queued.push(line);
                 }
+            }
+            (Ok(line), None) if self.restart_pending => {
+                // The next child gets it once ready.
+                self.inflight.insert(id, tx);
+                self.queued.push(line);
             }
             (Ok(_), None) => {
                 let _ = tx.send(Err(format!(
@@ -396,12 +406,18 @@ fn pin_to_cpuset(cgroup_root: &std::path::Path, name: &str, pid: u32, cpuset: &s
         Ok(())
     })();
     match via_cgroup {
-        Ok(()) => info!(processor = %name, pid, cpuset, cgroup = %group.display(), "pinned with a cgroup v2 cpuset"),
+        Ok(()) => {
+            info!(processor = %name, pid, cpuset, cgroup = %group.display(), "pinned with a cgroup v2 cpuset")
+        }
         Err(e) => {
             let _ = std::fs::remove_dir(&group);
             match set_affinity(pid, cpuset) {
-                Ok(()) => info!(processor = %name, pid, cpuset, cgroup_error = %e, "pinned with CPU affinity (cgroup cpuset not writable)"),
-                Err(e2) => warn!(processor = %name, pid, cpuset, error = %e2, "cannot pin processor to its cpuset"),
+                Ok(()) => {
+                    info!(processor = %name, pid, cpuset, cgroup_error = %e, "pinned with CPU affinity (cgroup cpuset not writable)")
+                }
+                Err(e2) => {
+                    warn!(processor = %name, pid, cpuset, error = %e2, "cannot pin processor to its cpuset")
+                }
             }
         }
     }
@@ -424,7 +440,8 @@ pub fn parse_cpuset(s: &str) -> Result<Vec<usize>, String> {
         let bad = || format!("bad cpuset {s:?}: expected a list like 0-3,8");
         match part.split_once('-') {
             Some((a, b)) => {
-                let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                let (a, b): (usize, usize) =
+                    (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
                 if a > b {
                     return Err(bad());
                 }

@@ -55,7 +55,10 @@ impl SealingThread {
     }
 
     fn activity(&self) -> Activity {
-        self.activity.lock().map(|a| a.clone()).unwrap_or(Activity::Idle)
+        self.activity
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or(Activity::Idle)
     }
 
     fn set_idle(&self) {
@@ -247,7 +250,12 @@ impl Actor for SealingThread {
         }
         if self.restarts > 0 {
             let backoff = Duration::from_secs(1 << self.restarts.min(6)).min(MAX_RESTART_BACKOFF);
-            warn!(thread = self.index, restarts = self.restarts, ?backoff, "thread restarted by its supervisor");
+            warn!(
+                thread = self.index,
+                restarts = self.restarts,
+                ?backoff,
+                "thread restarted by its supervisor"
+            );
             self.wait_then_kick(backoff, "restart backoff".into(), ctx);
         } else {
             self.kick(ctx);
@@ -326,7 +334,11 @@ impl Handler<Resume> for SealingThread {
             return Err(format!(
                 "thread #{} is not paused; pause it before resuming{}",
                 self.index,
-                if target.is_some() { " with a state" } else { "" }
+                if target.is_some() {
+                    " with a state"
+                } else {
+                    ""
+                }
             ));
         }
         if let Some(to) = target {

@@ -4,11 +4,11 @@
 /// Parses a size with an optional binary (`KiB`..`TiB`) or decimal (`KB`..`TB`) unit.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let bad = || format!("bad size {s:?}: expected a number with an optional unit like 2KiB, 32GiB, 2TiB");
+    let bad = || {
+        format!("bad size {s:?}: expected a number with an optional unit like 2KiB, 32GiB, 2TiB")
+    };
     let n: u64 = num.parse().map_err(|_| bad())?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
@@ -27,7 +27,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// The shortest binary form of a size (`2048` → `2KiB`).
 pub fn format_size(bytes: u64) -> String {
-    for (unit, m) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+    for (unit, m) in [
+        ("TiB", 1u64 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ] {
         if bytes >= m && bytes % m == 0 {
             return format!("{}{unit}", bytes / m);
         }
@@ -41,7 +46,14 @@ mod tests {
 
     #[test]
     fn sizes_parse_and_format() {
-        for (s, n) in [("2KiB", 2048u64), ("8MiB", 8 << 20), ("32GiB", 32 << 30), ("2TiB", 2 << 40), ("512", 512), ("1KB", 1000)] {
+        for (s, n) in [
+            ("2KiB", 2048u64),
+            ("8MiB", 8 << 20),
+            ("32GiB", 32 << 30),
+            ("2TiB", 2 << 40),
+            ("512", 512),
+            ("1KB", 1000),
+        ] {
             assert_eq!(parse_size(s), Ok(n), "{s}");
         }
         assert_eq!(format_size(2048), "2KiB");

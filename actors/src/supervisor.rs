@@ -83,7 +83,12 @@ impl Actor for WorkerSupervisor {
             by_stage
                 .entry(stage)
                 .or_default()
-                .push(ProcessorHandle::new(addr, pid, entry.concurrent, entry.locks));
+                .push(ProcessorHandle::new(
+                    addr,
+                    pid,
+                    entry.concurrent,
+                    entry.locks,
+                ));
         }
         let processors = Processors::new(by_stage);
         for (index, factory) in self.thread_factories.iter().enumerate() {

@@ -97,7 +97,10 @@ impl Api {
         if status.is_success() {
             return Ok(body);
         }
-        let msg = body["error"].as_str().map(String::from).unwrap_or_else(|| body.to_string());
+        let msg = body["error"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| body.to_string());
         if status == StatusCode::UNAUTHORIZED {
             anyhow::bail!("{msg} (set DAMOCLES_MANAGER_TOKEN or DAMOCLES_PATH)");
         }
@@ -151,7 +154,9 @@ impl UtilCmd {
         let api = Api {
             base: format!("http://{}", self.listen),
             listen: self.listen.clone(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
             token: home::read_token(),
         };
         let UtilSub::Worker { cmd } = self.cmd;
@@ -167,7 +172,8 @@ impl UtilCmd {
                     .into_iter()
                     .flatten()
                     .map(|w| {
-                        let age = Duration::from_secs(w["last_ping_age_secs"].as_u64().unwrap_or(0));
+                        let age =
+                            Duration::from_secs(w["last_ping_age_secs"].as_u64().unwrap_or(0));
                         let mut ping = go_duration(age);
                         if age > expiration {
                             ping.push_str(" (!)");
@@ -183,10 +189,15 @@ impl UtilCmd {
                         ]
                     })
                     .collect();
-                table("Name\tDest\tThreads\tEmpty\tPaused\tErrors\tLastPing(with ! if expired)", rows)
+                table(
+                    "Name\tDest\tThreads\tEmpty\tPaused\tErrors\tLastPing(with ! if expired)",
+                    rows,
+                )
             }
             WorkerSub::Info { worker, json } => {
-                let info = api.call(Method::GET, &format!("/workers/{worker}"), None).await?;
+                let info = api
+                    .call(Method::GET, &format!("/workers/{worker}"), None)
+                    .await?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&info)?);
                     return Ok(());
@@ -218,11 +229,22 @@ impl UtilCmd {
                         ]
                     })
                     .collect();
-                table("Index\tLoc\tSectorID\tPaused\tPausedElapsed\tState\tLastErr", rows)
+                table(
+                    "Index\tLoc\tSectorID\tPaused\tPausedElapsed\tState\tLastErr",
+                    rows,
+                )
             }
-            WorkerSub::Pause { worker, index, json } => {
+            WorkerSub::Pause {
+                worker,
+                index,
+                json,
+            } => {
                 let r = api
-                    .call(Method::POST, &format!("/workers/{worker}/threads/{index}/pause"), None)
+                    .call(
+                        Method::POST,
+                        &format!("/workers/{worker}/threads/{index}/pause"),
+                        None,
+                    )
                     .await?;
                 if json {
                     println!("{r}");
@@ -233,7 +255,12 @@ impl UtilCmd {
                 }
                 Ok(())
             }
-            WorkerSub::Resume { worker, index, state, json } => {
+            WorkerSub::Resume {
+                worker,
+                index,
+                state,
+                json,
+            } => {
                 let r = api
                     .call(
                         Method::POST,
@@ -245,14 +272,19 @@ impl UtilCmd {
                     println!("{r}");
                 } else {
                     match state {
-                        Some(st) => println!("thread #{index} of {} resumed from state {st}", s(&r["worker"])),
+                        Some(st) => println!(
+                            "thread #{index} of {} resumed from state {st}",
+                            s(&r["worker"])
+                        ),
                         None => println!("thread #{index} of {} resumed", s(&r["worker"])),
                     }
                 }
                 Ok(())
             }
             WorkerSub::Remove { name, json } => {
-                let r = api.call(Method::DELETE, &format!("/workers/{name}"), None).await?;
+                let r = api
+                    .call(Method::DELETE, &format!("/workers/{name}"), None)
+                    .await?;
                 if json {
                     println!("{r}");
                 } else {

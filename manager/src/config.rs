@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use damocles_actors::config_file;
 use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:1789";
@@ -78,39 +79,16 @@ pub struct PersistStore {
     pub path: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {key}: {reason}")]
-pub struct ConfigError {
-    pub file: String,
-    pub key: String,
-    pub reason: String,
-}
+pub use damocles_actors::config_file::ConfigError;
 
 impl ManagerConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: file.clone(),
-            key: "-".into(),
-            reason: format!("cannot read the file: {e}"),
-        })?;
-        Self::parse(&text, &file)
+        Self::parse(&config_file::read(path)?, &path.display().to_string())
     }
 
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
-        let cfg: Self = serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
-            let path = e.path().to_string();
-            ConfigError {
-                file: file.into(),
-                key: if path == "." || path.is_empty() { "(top level)".into() } else { path },
-                reason: e.inner().message().replace('\n', " "),
-            }
-        })?;
-        let err = |key: &str, reason: String| ConfigError {
-            file: file.into(),
-            key: key.into(),
-            reason,
-        };
+        let cfg: Self = config_file::parse(text, file)?;
+        let err = |key: &str, reason: String| ConfigError::new(file, key, reason);
         if let Some(size) = &cfg.mock.sector_size {
             crate::mock_chain::proof_for_size(size).map_err(|r| err("mock.sector_size", r))?;
         }
@@ -119,16 +97,22 @@ impl ManagerConfig {
         }
         if let (Some(min), Some(max)) = (cfg.db.min_connections, cfg.db.max_connections) {
             if min > max {
-                return Err(err("db.min_connections", format!("{min} is more than max_connections ({max})")));
+                return Err(err(
+                    "db.min_connections",
+                    format!("{min} is more than max_connections ({max})"),
+                ));
             }
         }
         if cfg.db.max_connections == Some(0) {
             return Err(err("db.max_connections", "must be at least 1".into()));
         }
         if let Some(listen) = &cfg.server.listen {
-            listen
-                .parse::<std::net::SocketAddr>()
-                .map_err(|e| err("server.listen", format!("{listen:?}: {e}; use host:port like 0.0.0.0:1789")))?;
+            listen.parse::<std::net::SocketAddr>().map_err(|e| {
+                err(
+                    "server.listen",
+                    format!("{listen:?}: {e}; use host:port like 0.0.0.0:1789"),
+                )
+            })?;
         }
         Ok(cfg)
     }
@@ -157,13 +141,37 @@ mod tests {
     fn bad_configs_name_the_key_and_the_reason() {
         let cases = [
             ("[server]\nlisten = 1789", "server.listen", "invalid type"),
-            ("[server]\nlisten = \"nowhere\"", "server.listen", "host:port"),
-            ("[db]\nidle_timeout = \"10x\"", "db.idle_timeout", "unknown time unit"),
-            ("[db]\nmin_connections = 5\nmax_connections = 2", "db.min_connections", "more than"),
-            ("[db]\nurl = \"postgres://x\"", "db.url", "unsupported database url"),
-            ("[task]\nmax_retry = \"two\"", "task.max_retry", "invalid type"),
-            ("[mock]\nsector_size = \"3KiB\"", "mock.sector_size", "valid sizes"),
-            ("[bogus]\nx = 1", "(top level)", "unknown field `bogus`"),
+            (
+                "[server]\nlisten = \"nowhere\"",
+                "server.listen",
+                "host:port",
+            ),
+            (
+                "[db]\nidle_timeout = \"10x\"",
+                "db.idle_timeout",
+                "expected a duration",
+            ),
+            (
+                "[db]\nmin_connections = 5\nmax_connections = 2",
+                "db.min_connections",
+                "more than",
+            ),
+            (
+                "[db]\nurl = \"postgres://x\"",
+                "db.url",
+                "unsupported database url",
+            ),
+            (
+                "[task]\nmax_retry = \"two\"",
+                "task.max_retry",
+                "invalid type",
+            ),
+            (
+                "[mock]\nsector_size = \"3KiB\"",
+                "mock.sector_size",
+                "valid sizes",
+            ),
+            ("[bogus]\nx = 1", "bogus", "unknown field `bogus`"),
         ];
         for (text, key, reason) in cases {
             let e = ManagerConfig::parse(text, "manager.toml").expect_err(text);

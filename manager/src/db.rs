@@ -233,7 +233,10 @@ mod tests {
         assert_eq!(backend_of("/var/lib/d.sqlite").unwrap(), "sqlite");
         assert_eq!(backend_of("sqlite:///tmp/x.db").unwrap(), "sqlite");
         assert!(backend_of("postgres://x").is_err());
-        assert_eq!(redact("mysql://root:secret@127.0.0.1:3306/test"), "mysql://root:***@127.0.0.1:3306/test");
+        assert_eq!(
+            redact("mysql://root:secret@127.0.0.1:3306/test"),
+            "mysql://root:***@127.0.0.1:3306/test"
+        );
         assert_eq!(redact("mysql://root@h/db"), "mysql://root@h/db");
     }
 }

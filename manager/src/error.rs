@@ -15,9 +15,17 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("worker {worker} at {addr} cannot be reached: {reason}")]
-    WorkerUnreachable { worker: String, addr: String, reason: String },
+    WorkerUnreachable {
+        worker: String,
+        addr: String,
+        reason: String,
+    },
     #[error("worker {worker} at {addr} did not answer in time: {reason}")]
-    WorkerTimeout { worker: String, addr: String, reason: String },
+    WorkerTimeout {
+        worker: String,
+        addr: String,
+        reason: String,
+    },
     #[error("{0}; retry when the database is back")]
     Unavailable(String),
     #[error("{0}")]
@@ -49,7 +57,17 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut body = json!({"error": self.to_string()});
-        if let ApiError::WorkerUnreachable { worker, addr, reason } | ApiError::WorkerTimeout { worker, addr, reason } = self {
+        if let ApiError::WorkerUnreachable {
+            worker,
+            addr,
+            reason,
+        }
+        | ApiError::WorkerTimeout {
+            worker,
+            addr,
+            reason,
+        } = self
+        {
             body["worker"] = json!(worker);
             body["addr"] = json!(addr);
             body["reason"] = json!(reason);

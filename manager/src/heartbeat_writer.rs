@@ -47,18 +47,25 @@ impl HeartbeatWriter {
         let mut rows: Vec<WorkerInfo> = latest.into_values().collect();
         rows.sort_by(|a, b| a.name.cmp(&b.name));
         let db = self.db.clone();
-        let write = async move { db.run(move |c| db::workers::upsert_pings(c, &rows, db::now())).await };
-        ctx.spawn(write.into_actor(self).map(move |res: Result<(), DbError>, act, ctx| {
-            let res = res.map_err(|e| {
-                warn!(error = %e, "cannot write heartbeats");
-                e.to_string()
-            });
-            for tx in waiters {
-                let _ = tx.send(res.clone());
-            }
-            act.writing = false;
-            act.flush(ctx);
-        }));
+        let write = async move {
+            db.run(move |c| db::workers::upsert_pings(c, &rows, db::now()))
+                .await
+        };
+        ctx.spawn(
+            write
+                .into_actor(self)
+                .map(move |res: Result<(), DbError>, act, ctx| {
+                    let res = res.map_err(|e| {
+                        warn!(error = %e, "cannot write heartbeats");
+                        e.to_string()
+                    });
+                    for tx in waiters {
+                        let _ = tx.send(res.clone());
+                    }
+                    act.writing = false;
+                    act.flush(ctx);
+                }),
+        );
     }
 }
 
@@ -78,6 +85,9 @@ impl Handler<Ping> for HeartbeatWriter {
         let (tx, rx) = oneshot::channel();
         self.pending.push((msg.0, tx));
         self.flush(ctx);
-        Box::pin(async move { rx.await.unwrap_or_else(|_| Err("heartbeat writer stopped".into())) })
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err("heartbeat writer stopped".into()))
+        })
     }
 }

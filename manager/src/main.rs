@@ -21,7 +21,11 @@ use clap::{Parser, Subcommand};
 use crate::config::ManagerConfig;
 
 #[derive(Debug, Parser)]
-#[command(name = "damocles-manager", version, about = "Control plane of a damocles sealing cluster")]
+#[command(
+    name = "damocles-manager",
+    version,
+    about = "Control plane of a damocles sealing cluster"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -124,9 +128,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.cmd {
-        Cmd::Daemon { cmd: DaemonCmd::Run { mock, run } } => run_daemon(run, mock),
+        Cmd::Daemon {
+            cmd: DaemonCmd::Run { mock, run },
+        } => run_daemon(run, mock),
         Cmd::Mock { run } => run_daemon(run, true),
-        Cmd::Db { cmd: DbCmd::Migrate { config } } => load_config(config).and_then(|cfg| {
+        Cmd::Db {
+            cmd: DbCmd::Migrate { config },
+        } => load_config(config).and_then(|cfg| {
             let db = server::open_db(&cfg)?;
             println!("database {} is up to date", db.backend);
             Ok(())

@@ -5,10 +5,12 @@
 
 use base64::Engine;
 use damocles_actors::size::parse_size;
-use damocles_actors::wire::jsonrpc::{RpcError, SECTOR_STATE_NOT_FOUND, SERVICE_UNAVAILABLE, SERVER_ERROR};
+use damocles_actors::wire::jsonrpc::{
+    RpcError, SECTOR_STATE_NOT_FOUND, SERVER_ERROR, SERVICE_UNAVAILABLE,
+};
 use damocles_actors::wire::venus::{
     prover_id, seal_proof, AllocateSectorSpec, AllocatedSector, OnChainState, PollStateResp,
-    PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq, Seed, SectorId, SectorStateResp,
+    PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq, SectorId, SectorStateResp, Seed,
     StoreBasicInfo, SubmitResp, SubmitResult, Ticket, WaitSeedResp,
 };
 use rand::RngCore;
@@ -56,7 +58,9 @@ fn b64(v: &[u8]) -> String {
 }
 
 fn unb64(s: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default()
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .unwrap_or_default()
 }
 
 pub fn hex(v: &[u8]) -> String {
@@ -92,12 +96,21 @@ impl MockChain {
         if found {
             Ok(())
         } else {
-            Err(RpcError::new(SECTOR_STATE_NOT_FOUND, format!("sector {id} not found")))
+            Err(RpcError::new(
+                SECTOR_STATE_NOT_FOUND,
+                format!("sector {id} not found"),
+            ))
         }
     }
 
-    pub async fn allocate_sector(&self, spec: AllocateSectorSpec) -> Result<Option<AllocatedSector>, RpcError> {
-        let miner_ok = spec.allowed_miners.as_ref().is_none_or(|m| m.is_empty() || m.contains(&self.miner));
+    pub async fn allocate_sector(
+        &self,
+        spec: AllocateSectorSpec,
+    ) -> Result<Option<AllocatedSector>, RpcError> {
+        let miner_ok = spec
+            .allowed_miners
+            .as_ref()
+            .is_none_or(|m| m.is_empty() || m.contains(&self.miner));
         let proof_ok = spec
             .allowed_proof_types
             .as_ref()
@@ -113,7 +126,10 @@ impl MockChain {
             .map_err(db_error)?;
         let id = SectorId { miner, number };
         info!(sector = %id, "sector allocated");
-        Ok(Some(AllocatedSector { id, proof_type: proof }))
+        Ok(Some(AllocatedSector {
+            id,
+            proof_type: proof,
+        }))
     }
 
     pub async fn assign_ticket(&self, id: SectorId) -> Result<Ticket, RpcError> {
@@ -129,7 +145,12 @@ impl MockChain {
         Ok(Ticket { ticket, epoch: 0 })
     }
 
-    pub async fn submit_pre_commit(&self, sector: AllocatedSector, info: PreCommitOnChainInfo, reset: bool) -> Result<SubmitResp, RpcError> {
+    pub async fn submit_pre_commit(
+        &self,
+        sector: AllocatedSector,
+        info: PreCommitOnChainInfo,
+        reset: bool,
+    ) -> Result<SubmitResp, RpcError> {
         let row = self.sector(sector.id).await?;
         let comm_r = hex(&info.comm_r);
         let res = match row.comm_r {
@@ -193,7 +214,12 @@ impl MockChain {
     }
 
     /// Verifies the proof with the real verifier: an invalid proof is Rejected.
-    pub async fn submit_proof(&self, id: SectorId, proof: ProofOnChainInfo, _reset: bool) -> Result<SubmitResp, RpcError> {
+    pub async fn submit_proof(
+        &self,
+        id: SectorId,
+        proof: ProofOnChainInfo,
+        _reset: bool,
+    ) -> Result<SubmitResp, RpcError> {
         let row = self.sector(id).await?;
         let inputs = (|| {
             Some((
@@ -206,17 +232,33 @@ impl MockChain {
         let Some((comm_r, comm_d, ticket, seed)) = inputs else {
             return Ok(SubmitResp {
                 res: SubmitResult::Rejected as u64,
-                desc: Some(format!("sector {id} has no pre-commit, ticket or seed on chain")),
+                desc: Some(format!(
+                    "sector {id} has no pre-commit, ticket or seed on chain"
+                )),
             });
         };
         let proof_type = row.proof_type as u64;
         let bytes = proof.proof.clone();
         let verified = tokio::task::spawn_blocking(move || {
-            crate::verify::verify_seal(proof_type, comm_r, comm_d, prover_id(id.miner), id.number, ticket, seed, &bytes)
+            crate::verify::verify_seal(
+                proof_type,
+                comm_r,
+                comm_d,
+                prover_id(id.miner),
+                id.number,
+                ticket,
+                seed,
+                &bytes,
+            )
         })
         .await
         .map_err(|e| RpcError::new(SERVER_ERROR, e.to_string()))?
-        .map_err(|e| RpcError::new(SERVER_ERROR, format!("cannot verify the proof of {id}: {e}")))?;
+        .map_err(|e| {
+            RpcError::new(
+                SERVER_ERROR,
+                format!("cannot verify the proof of {id}: {e}"),
+            )
+        })?;
         self.change(
             id,
             Change::Proof {
@@ -249,11 +291,18 @@ impl MockChain {
         };
         Ok(PollStateResp {
             state: state as u64,
-            desc: row.proof_state.filter(|s| s == "Rejected").map(|_| "proof rejected".into()),
+            desc: row
+                .proof_state
+                .filter(|s| s == "Rejected")
+                .map(|_| "proof rejected".into()),
         })
     }
 
-    pub async fn report_state(&self, id: SectorId, req: ReportStateReq) -> Result<SectorStateResp, RpcError> {
+    pub async fn report_state(
+        &self,
+        id: SectorId,
+        req: ReportStateReq,
+    ) -> Result<SectorStateResp, RpcError> {
         self.change(
             id,
             Change::Report {

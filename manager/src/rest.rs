@@ -65,7 +65,10 @@ fn view(row: WorkerRow, now: NaiveDateTime) -> WorkerView {
     }
 }
 
-pub async fn list_workers(_admin: Admin, s: web::Data<RestState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_workers(
+    _admin: Admin,
+    s: web::Data<RestState>,
+) -> Result<HttpResponse, ApiError> {
     let rows = s.db.run(db::workers::list).await?;
     let now = db::now();
     let views: Vec<WorkerView> = rows.into_iter().map(|r| view(r, now)).collect();
@@ -99,20 +102,26 @@ async fn call_worker<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ApiError> {
     let client = Client::new(format!("http://{addr}/"), s.worker_timeout);
     client.call(method, params).await.map_err(|e| match e {
-        CallError::Transport { reason, .. } if reason.contains("timed out") => ApiError::WorkerTimeout {
-            worker: name.into(),
-            addr: addr.into(),
-            reason,
-        },
-        CallError::Transport { reason, .. } | CallError::Decode { reason, .. } => ApiError::WorkerUnreachable {
-            worker: name.into(),
-            addr: addr.into(),
-            reason,
-        },
+        CallError::Transport { reason, .. } if reason.contains("timed out") => {
+            ApiError::WorkerTimeout {
+                worker: name.into(),
+                addr: addr.into(),
+                reason,
+            }
+        }
+        CallError::Transport { reason, .. } | CallError::Decode { reason, .. } => {
+            ApiError::WorkerUnreachable {
+                worker: name.into(),
+                addr: addr.into(),
+                reason,
+            }
+        }
         CallError::Rpc(r) if r.code == INVALID_PARAMS && r.message.contains("not found") => {
             ApiError::NotFound(format!("worker {name}: {}", r.message))
         }
-        CallError::Rpc(r) if r.code == INVALID_PARAMS => ApiError::BadRequest(format!("worker {name}: {}", r.message)),
+        CallError::Rpc(r) if r.code == INVALID_PARAMS => {
+            ApiError::BadRequest(format!("worker {name}: {}", r.message))
+        }
         CallError::Rpc(r) => ApiError::WorkerUnreachable {
             worker: name.into(),
             addr: addr.into(),
@@ -128,13 +137,26 @@ struct InfoView {
     threads: Vec<ThreadInfo>,
 }
 
-pub async fn worker_info(_admin: Admin, s: web::Data<RestState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn worker_info(
+    _admin: Admin,
+    s: web::Data<RestState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let (name, dest) = resolve(&s, &path).await?;
-    let threads: Vec<ThreadInfo> = call_worker(&s, &name, &dest, "VenusWorker.WorkerList", json!([])).await?;
-    Ok(HttpResponse::Ok().json(InfoView { name, dest, threads }))
+    let threads: Vec<ThreadInfo> =
+        call_worker(&s, &name, &dest, "VenusWorker.WorkerList", json!([])).await?;
+    Ok(HttpResponse::Ok().json(InfoView {
+        name,
+        dest,
+        threads,
+    }))
 }
 
-pub async fn remove_worker(admin: Admin, s: web::Data<RestState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn remove_worker(
+    admin: Admin,
+    s: web::Data<RestState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let name = path.into_inner();
     let n = name.clone();
     let removed = s.db.run(move |c| db::workers::remove(c, &n)).await?;
@@ -149,23 +171,38 @@ pub async fn remove_worker(admin: Admin, s: web::Data<RestState>, path: web::Pat
 }
 
 fn index(raw: &str) -> Result<usize, ApiError> {
-    raw.parse::<usize>()
-        .map_err(|_| ApiError::BadRequest(format!("bad thread index {raw:?}: expected a number >= 0")))
+    raw.parse::<usize>().map_err(|_| {
+        ApiError::BadRequest(format!("bad thread index {raw:?}: expected a number >= 0"))
+    })
 }
 
-pub async fn pause_thread(admin: Admin, s: web::Data<RestState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn pause_thread(
+    admin: Admin,
+    s: web::Data<RestState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (target, idx) = path.into_inner();
     let idx = index(&idx)?;
     let (name, dest) = resolve(&s, &target).await?;
-    let res: Result<bool, ApiError> = call_worker(&s, &name, &dest, "VenusWorker.WorkerPause", json!([idx])).await;
+    let res: Result<bool, ApiError> =
+        call_worker(&s, &name, &dest, "VenusWorker.WorkerPause", json!([idx])).await;
     let outcome = match &res {
         Ok(true) => "paused".to_string(),
         Ok(false) => "already paused".to_string(),
         Err(e) => format!("error: {e}"),
     };
-    record(&s, &admin, "thread.pause", &format!("{name}#{idx}"), None, &outcome).await?;
+    record(
+        &s,
+        &admin,
+        "thread.pause",
+        &format!("{name}#{idx}"),
+        None,
+        &outcome,
+    )
+    .await?;
     let done = res?;
-    Ok(HttpResponse::Ok().json(json!({"worker": name, "index": idx, "paused": done, "result": outcome})))
+    Ok(HttpResponse::Ok()
+        .json(json!({"worker": name, "index": idx, "paused": done, "result": outcome})))
 }
 
 #[derive(Deserialize, Default)]
@@ -186,19 +223,36 @@ pub async fn resume_thread(
         ResumeBody::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| {
-            ApiError::BadRequest(format!("malformed body: {e}; expected {{\"state\": \"<State>\"}} or nothing"))
+            ApiError::BadRequest(format!(
+                "malformed body: {e}; expected {{\"state\": \"<State>\"}} or nothing"
+            ))
         })?
     };
     let (name, dest) = resolve(&s, &target).await?;
-    let res: Result<bool, ApiError> =
-        call_worker(&s, &name, &dest, "VenusWorker.WorkerResume", json!([idx, body.state])).await;
+    let res: Result<bool, ApiError> = call_worker(
+        &s,
+        &name,
+        &dest,
+        "VenusWorker.WorkerResume",
+        json!([idx, body.state]),
+    )
+    .await;
     let outcome = match &res {
         Ok(_) => "resumed".to_string(),
         Err(e) => format!("error: {e}"),
     };
-    record(&s, &admin, "thread.resume", &format!("{name}#{idx}"), body.state.clone(), &outcome).await?;
+    record(
+        &s,
+        &admin,
+        "thread.resume",
+        &format!("{name}#{idx}"),
+        body.state.clone(),
+        &outcome,
+    )
+    .await?;
     res?;
-    Ok(HttpResponse::Ok().json(json!({"worker": name, "index": idx, "state": body.state, "result": outcome})))
+    Ok(HttpResponse::Ok()
+        .json(json!({"worker": name, "index": idx, "state": body.state, "result": outcome})))
 }
 
 #[derive(Deserialize)]
@@ -206,7 +260,11 @@ pub struct AuditQuery {
     pub limit: Option<i64>,
 }
 
-pub async fn audit_log(_admin: Admin, s: web::Data<RestState>, q: web::Query<AuditQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn audit_log(
+    _admin: Admin,
+    s: web::Data<RestState>,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
     let rows = s.db.run(move |c| audit::recent(c, limit)).await?;
     Ok(HttpResponse::Ok().json(rows))
@@ -238,7 +296,10 @@ pub async fn metrics(s: web::Data<RestState>) -> HttpResponse {
             ("waiting", r.waiting_threads),
             ("errors", r.error_threads),
         ] {
-            out += &format!("damocles_worker_threads{{worker=\"{}\",state=\"{state}\"}} {n}\n", r.name);
+            out += &format!(
+                "damocles_worker_threads{{worker=\"{}\",state=\"{state}\"}} {n}\n",
+                r.name
+            );
         }
         out += &format!(
             "damocles_worker_last_ping_age_seconds{{worker=\"{}\"}} {}\n",
@@ -246,26 +307,39 @@ pub async fn metrics(s: web::Data<RestState>) -> HttpResponse {
             (now - r.last_ping_at).num_seconds()
         );
     }
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(out)
 }
 
-async fn record(s: &RestState, admin: &Admin, action: &str, target: &str, detail: Option<String>, result: &str) -> Result<(), ApiError> {
-    let (actor, action, target, result) = (admin.0.clone(), action.to_string(), target.to_string(), result.to_string());
-    s.db
-        .run(move |c| {
-            audit::record(
-                c,
-                audit::Entry {
-                    actor: &actor,
-                    action: &action,
-                    target: &target,
-                    detail,
-                    result: &result,
-                },
-                db::now(),
-            )
-        })
-        .await?;
+async fn record(
+    s: &RestState,
+    admin: &Admin,
+    action: &str,
+    target: &str,
+    detail: Option<String>,
+    result: &str,
+) -> Result<(), ApiError> {
+    let (actor, action, target, result) = (
+        admin.0.clone(),
+        action.to_string(),
+        target.to_string(),
+        result.to_string(),
+    );
+    s.db.run(move |c| {
+        audit::record(
+            c,
+            audit::Entry {
+                actor: &actor,
+                action: &action,
+                target: &target,
+                detail,
+                result: &result,
+            },
+            db::now(),
+        )
+    })
+    .await?;
     Ok(())
 }
 

@@ -3,7 +3,9 @@
 
 use actix::Addr;
 use actix_web::{web, HttpResponse};
-use damocles_actors::wire::jsonrpc::{Request, Response, RpcError, METHOD_NOT_FOUND, PARSE_ERROR, SERVICE_UNAVAILABLE};
+use damocles_actors::wire::jsonrpc::{
+    Request, Response, RpcError, METHOD_NOT_FOUND, PARSE_ERROR, SERVICE_UNAVAILABLE,
+};
 use damocles_actors::wire::venus::WorkerInfo;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -22,7 +24,10 @@ pub async fn handle(body: web::Bytes, state: web::Data<RpcState>) -> HttpRespons
         Err(e) => {
             return HttpResponse::Ok().json(Response::from_result(
                 Value::Null,
-                Err(RpcError::new(PARSE_ERROR, format!("malformed JSON-RPC request: {e}"))),
+                Err(RpcError::new(
+                    PARSE_ERROR,
+                    format!("malformed JSON-RPC request: {e}"),
+                )),
             ))
         }
     };
@@ -33,7 +38,8 @@ pub async fn handle(body: web::Bytes, state: web::Data<RpcState>) -> HttpRespons
 /// The `n`th positional parameter, decoded.
 fn arg<T: DeserializeOwned>(params: &Value, n: usize, method: &str) -> Result<T, RpcError> {
     let v = params.get(n).cloned().unwrap_or(Value::Null);
-    serde_json::from_value(v).map_err(|e| RpcError::invalid_params(format!("{method}: parameter {n}: {e}")))
+    serde_json::from_value(v)
+        .map_err(|e| RpcError::invalid_params(format!("{method}: parameter {n}: {e}")))
 }
 
 fn ok<T: serde::Serialize>(v: T) -> Result<Value, RpcError> {
@@ -62,16 +68,38 @@ async fn dispatch(method: &str, p: Value, s: &RpcState) -> Result<Value, RpcErro
         "AllocateSector" => ok(c.allocate_sector(arg(&p, 0, name)?).await?),
         "AcquireDeals" => ok(Value::Null),
         "AssignTicket" => ok(c.assign_ticket(arg(&p, 0, name)?).await?),
-        "SubmitPreCommit" => ok(c.submit_pre_commit(arg(&p, 0, name)?, arg(&p, 1, name)?, arg::<Option<bool>>(&p, 2, name)?.unwrap_or(false)).await?),
+        "SubmitPreCommit" => ok(c
+            .submit_pre_commit(
+                arg(&p, 0, name)?,
+                arg(&p, 1, name)?,
+                arg::<Option<bool>>(&p, 2, name)?.unwrap_or(false),
+            )
+            .await?),
         "PollPreCommitState" => ok(c.poll_pre_commit(arg(&p, 0, name)?).await?),
-        "SubmitPersistedEx" | "SubmitPersisted" => ok(c.submit_persisted(arg(&p, 0, name)?, arg(&p, 1, name)?).await?),
+        "SubmitPersistedEx" | "SubmitPersisted" => ok(c
+            .submit_persisted(arg(&p, 0, name)?, arg(&p, 1, name)?)
+            .await?),
         "WaitSeed" => ok(c.wait_seed(arg(&p, 0, name)?).await?),
-        "SubmitProof" => ok(c.submit_proof(arg(&p, 0, name)?, arg(&p, 1, name)?, arg::<Option<bool>>(&p, 2, name)?.unwrap_or(false)).await?),
+        "SubmitProof" => ok(c
+            .submit_proof(
+                arg(&p, 0, name)?,
+                arg(&p, 1, name)?,
+                arg::<Option<bool>>(&p, 2, name)?.unwrap_or(false),
+            )
+            .await?),
         "PollProofState" => ok(c.poll_proof(arg(&p, 0, name)?).await?),
         "ReportState" => ok(c.report_state(arg(&p, 0, name)?, arg(&p, 1, name)?).await?),
         "ReportFinalized" => ok(c.report_finalized(arg(&p, 0, name)?).await?),
-        "ReportAborted" => ok(c.report_aborted(arg(&p, 0, name)?, arg::<Option<String>>(&p, 1, name)?.unwrap_or_default()).await?),
+        "ReportAborted" => ok(c
+            .report_aborted(
+                arg(&p, 0, name)?,
+                arg::<Option<String>>(&p, 1, name)?.unwrap_or_default(),
+            )
+            .await?),
         "StoreBasicInfo" => ok(c.store_info(arg(&p, 0, name)?).await?),
-        _ => Err(RpcError::new(METHOD_NOT_FOUND, format!("method {method:?} not found"))),
+        _ => Err(RpcError::new(
+            METHOD_NOT_FOUND,
+            format!("method {method:?} not found"),
+        )),
     }
 }

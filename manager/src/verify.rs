@@ -36,7 +36,16 @@ pub fn verify_seal(
             vk.display()
         ));
     }
-    match seal::verify_seal(registered, comm_r, comm_d, prover_id, SectorId::from(sector_number), ticket, seed, proof) {
+    match seal::verify_seal(
+        registered,
+        comm_r,
+        comm_d,
+        prover_id,
+        SectorId::from(sector_number),
+        ticket,
+        seed,
+        proof,
+    ) {
         Ok(ok) => Ok(ok),
         // With the key present, an error means bytes that are not a proof: an invalid proof.
         Err(e) => {

@@ -18,7 +18,11 @@ pub fn bin(name: &str) -> PathBuf {
     // target/<profile>/deps/<test> → target/<profile>/<bin>
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let p = dir.join(name);
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        p.display()
+    );
     p
 }
 
@@ -36,7 +40,10 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
         if let Some(v) = f() {
             return v;
         }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -94,12 +101,17 @@ fn spawn(cmd: &mut Command, log: PathBuf) -> Proc {
 /// must be set: a MySQL test that silently skips there would prove nothing.
 pub fn mysql_database(tag: &str) -> Option<String> {
     let Ok(base) = std::env::var(MYSQL_URL_ENV) else {
-        assert!(std::env::var("CI").is_err(), "{MYSQL_URL_ENV} must be set under CI");
+        assert!(
+            std::env::var("CI").is_err(),
+            "{MYSQL_URL_ENV} must be set under CI"
+        );
         eprintln!("{MYSQL_URL_ENV} is not set: skipping the MySQL variant");
         return None;
     };
     let db = format!("damocles_{tag}_{}", std::process::id());
-    let (server, _) = base.rsplit_once('/').expect("mysql url like mysql://root@127.0.0.1:3306/test");
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("mysql url like mysql://root@127.0.0.1:3306/test");
     let hostport = server.rsplit('@').next().unwrap_or("127.0.0.1:3306");
     let (host, port) = hostport.split_once(':').unwrap_or((hostport, "3306"));
     let sql = format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};");
@@ -128,15 +140,32 @@ impl Manager {
         std::fs::create_dir_all(&home).expect("home");
         let mut cmd = Command::new(bin("damocles-manager"));
         cmd.env("DAMOCLES_PATH", &home)
-            .args(["daemon", "run", "--mock", "--miner", "10000", "--sector-size", "2KiB"])
+            .args([
+                "daemon",
+                "run",
+                "--mock",
+                "--miner",
+                "10000",
+                "--sector-size",
+                "2KiB",
+            ])
             .args(["--listen", &format!("127.0.0.1:{port}")]);
         if let Some(url) = &db_url {
             let cfg = dir.join("manager.toml");
-            std::fs::write(&cfg, format!("[db]\nurl = \"{url}\"\nmax_connections = 8\n")).expect("config");
+            std::fs::write(
+                &cfg,
+                format!("[db]\nurl = \"{url}\"\nmax_connections = 8\n"),
+            )
+            .expect("config");
             cmd.arg("-c").arg(&cfg);
         }
         let proc = spawn(&mut cmd, dir.join(format!("manager-{port}.log")));
-        let m = Manager { proc, port, home, db_url };
+        let m = Manager {
+            proc,
+            port,
+            home,
+            db_url,
+        };
         wait_for(Duration::from_secs(60), "the manager's /healthz", || {
             reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz"))
                 .ok()
@@ -150,15 +179,22 @@ impl Manager {
     }
 
     pub fn token(&self) -> String {
-        std::fs::read_to_string(self.home.join("token")).expect("token").trim().to_string()
+        std::fs::read_to_string(self.home.join("token"))
+            .expect("token")
+            .trim()
+            .to_string()
     }
 
     /// A REST call with the admin token: (status, JSON body).
     pub fn rest(&self, method: reqwest::Method, path: &str, body: Option<&str>) -> (u16, Value) {
         let client = reqwest::blocking::Client::new();
-        let mut req = client.request(method, self.url(path)).bearer_auth(self.token());
+        let mut req = client
+            .request(method, self.url(path))
+            .bearer_auth(self.token());
         if let Some(b) = body {
-            req = req.header("Content-Type", "application/json").body(b.to_string());
+            req = req
+                .header("Content-Type", "application/json")
+                .body(b.to_string());
         }
         let resp = req.send().expect("rest call");
         let status = resp.status().as_u16();
@@ -184,7 +220,10 @@ impl Manager {
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(bin("damocles-manager"))
             .env("DAMOCLES_PATH", &self.home)
-            .env("DAMOCLES_MANAGER_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env(
+                "DAMOCLES_MANAGER_LISTEN",
+                format!("127.0.0.1:{}", self.port),
+            )
             .args(args)
             .output()
             .expect("manager cli")
@@ -206,7 +245,14 @@ pub struct Worker {
 
 /// A worker config: `sealers` sealer threads under `dir`, one attached store. `thread_extra` goes
 /// into every thread (e.g. `sealing.allowed_miners = [1]` for threads that never get a sector).
-pub fn worker_config(dir: &Path, name: &str, manager_port: u16, port: u16, sealers: usize, thread_extra: &str) -> PathBuf {
+pub fn worker_config(
+    dir: &Path,
+    name: &str,
+    manager_port: u16,
+    port: u16,
+    sealers: usize,
+    thread_extra: &str,
+) -> PathBuf {
     let mut cfg = format!(
         r#"[worker]
 name = "{name}"
@@ -246,17 +292,32 @@ c2 = 1
 }
 
 impl Worker {
-    pub fn start(dir: &Path, name: &str, manager_port: u16, sealers: usize, thread_extra: &str) -> Worker {
+    pub fn start(
+        dir: &Path,
+        name: &str,
+        manager_port: u16,
+        sealers: usize,
+        thread_extra: &str,
+    ) -> Worker {
         let port = free_port();
         let config = worker_config(dir, name, manager_port, port, sealers, thread_extra);
         let mut cmd = Command::new(bin("damocles-worker"));
         cmd.arg("daemon").arg("-c").arg(&config).current_dir(dir);
         let proc = spawn(&mut cmd, dir.join(format!("{name}.log")));
-        let w = Worker { proc, port, config, dir: dir.to_path_buf() };
-        wait_for(Duration::from_secs(60), "the worker's management API", || {
-            let out = w.cli(&["list"]);
-            out.status.success().then_some(())
-        });
+        let w = Worker {
+            proc,
+            port,
+            config,
+            dir: dir.to_path_buf(),
+        };
+        wait_for(
+            Duration::from_secs(60),
+            "the worker's management API",
+            || {
+                let out = w.cli(&["list"]);
+                out.status.success().then_some(())
+            },
+        );
         w
     }
 
@@ -273,7 +334,11 @@ impl Worker {
 
     pub fn list(&self) -> Vec<Value> {
         let out = self.cli(&["list", "--json"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("list json")
     }
 
@@ -290,11 +355,16 @@ impl Worker {
 pub fn children_of(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
         // pid (comm) state ppid ...
         let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let ppid = after.split_whitespace().nth(1).and_then(|s| s.parse::<i32>().ok());
+        let ppid = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<i32>().ok());
         if ppid == Some(pid) {
             out.push(p);
         }
@@ -305,7 +375,11 @@ pub fn children_of(pid: i32) -> Vec<i32> {
 pub fn alive(pid: i32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // A zombie (state Z) has exited.
-    !stat.is_empty() && stat.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')) != Some(true)
+    !stat.is_empty()
+        && stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.trim_start().starts_with('Z'))
+            != Some(true)
 }
 
 pub fn stdout(o: &Output) -> String {

@@ -21,16 +21,36 @@ fn workers_are_seen_steered_expired_and_removed(db: Option<String>) {
     let m = Manager::start(dir.path(), db);
     let mut w = Worker::start(dir.path(), "worker-a", m.port, 2, IDLE);
 
-    let list = wait_for(Duration::from_secs(30), "the worker in util worker list", || {
-        let out = m.cli(&["util", "worker", "list"]);
-        let text = stdout(&out);
-        text.contains("worker-a").then_some(text)
-    });
+    let list = wait_for(
+        Duration::from_secs(30),
+        "the worker in util worker list",
+        || {
+            let out = m.cli(&["util", "worker", "list"]);
+            let text = stdout(&out);
+            text.contains("worker-a").then_some(text)
+        },
+    );
     let mut lines = list.lines();
     let header = lines.next().unwrap();
-    assert!(header.starts_with("Name") && header.contains("Dest") && header.ends_with("LastPing(with ! if expired)"), "{header}");
+    assert!(
+        header.starts_with("Name")
+            && header.contains("Dest")
+            && header.ends_with("LastPing(with ! if expired)"),
+        "{header}"
+    );
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(&row[..6], ["worker-a", &format!("127.0.0.1:{}", w.port), "2", "2", "0", "0"], "{list}");
+    assert_eq!(
+        &row[..6],
+        [
+            "worker-a",
+            &format!("127.0.0.1:{}", w.port),
+            "2",
+            "2",
+            "0",
+            "0"
+        ],
+        "{list}"
+    );
     assert!(!list.contains("(!)"));
 
     // info: the live threads in the seed's columns.
@@ -38,7 +58,9 @@ fn workers_are_seen_steered_expired_and_removed(db: Option<String>) {
     assert!(out.status.success(), "{}", stderr(&out));
     let info = stdout(&out);
     assert!(info.starts_with("Index  Loc"), "{info}");
-    assert!(info.contains("SectorID") && info.contains("PausedElapsed") && info.contains("LastErr"));
+    assert!(
+        info.contains("SectorID") && info.contains("PausedElapsed") && info.contains("LastErr")
+    );
     assert_eq!(info.lines().count(), 3, "{info}");
 
     // REST pause of thread 1: the worker's own list shows it paused.
@@ -46,27 +68,61 @@ fn workers_are_seen_steered_expired_and_removed(db: Option<String>) {
     assert_eq!(status, 200, "{body}");
     let t1 = w.list().into_iter().find(|t| t["index"] == 1).unwrap();
     assert_eq!(t1["thread_state"]["state"], "Paused");
-    assert!(w.list_lines().lines().nth(1).unwrap().contains("paused=true"));
-    wait_for(Duration::from_secs(15), "Paused = 1 in util worker list", || {
-        let text = stdout(&m.cli(&["util", "worker", "list"]));
-        let row: Vec<String> = text.lines().nth(1)?.split_whitespace().map(String::from).collect();
-        (row.get(4).map(String::as_str) == Some("1")).then_some(())
-    });
+    assert!(w
+        .list_lines()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .contains("paused=true"));
+    wait_for(
+        Duration::from_secs(15),
+        "Paused = 1 in util worker list",
+        || {
+            let text = stdout(&m.cli(&["util", "worker", "list"]));
+            let row: Vec<String> = text
+                .lines()
+                .nth(1)?
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            (row.get(4).map(String::as_str) == Some("1")).then_some(())
+        },
+    );
 
     // REST resume with a state continues from that state.
-    let (status, body) = m.rest(Method::POST, "/workers/worker-a/threads/1/resume", Some(r#"{"state": "Empty"}"#));
+    let (status, body) = m.rest(
+        Method::POST,
+        "/workers/worker-a/threads/1/resume",
+        Some(r#"{"state": "Empty"}"#),
+    );
     assert_eq!(status, 200, "{body}");
     let t1 = w.list().into_iter().find(|t| t["index"] == 1).unwrap();
     assert_ne!(t1["thread_state"]["state"], "Paused");
-    assert!(w.proc.log_text().contains("resumed with a new state thread=1 state=Empty"));
+    assert!(w
+        .proc
+        .log_text()
+        .contains("resumed with a new state thread=1 state=Empty"));
 
     // The CLI does the same, through the REST API.
     let out = m.cli(&["util", "worker", "pause", "worker-a", "0"]);
-    assert_eq!(stdout(&out).trim(), "thread #0 of worker-a paused", "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "thread #0 of worker-a paused",
+        "{}",
+        stderr(&out)
+    );
     let out = m.cli(&["util", "worker", "resume", "worker-a", "0"]);
-    assert_eq!(stdout(&out).trim(), "thread #0 of worker-a resumed", "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "thread #0 of worker-a resumed",
+        "{}",
+        stderr(&out)
+    );
 
-    let actions: Vec<String> = audit(&m).iter().map(|a| format!("{} {} {}", a["action"], a["target"], a["result"])).collect();
+    let actions: Vec<String> = audit(&m)
+        .iter()
+        .map(|a| format!("{} {} {}", a["action"], a["target"], a["result"]))
+        .collect();
     for want in [
         "\"thread.pause\" \"worker-a#1\" \"paused\"",
         "\"thread.resume\" \"worker-a#1\" \"resumed\"",
@@ -92,17 +148,27 @@ fn workers_are_seen_steered_expired_and_removed(db: Option<String>) {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("worker-a") && err.contains("cannot be reached") && err.contains("502"), "{err}");
+    assert!(
+        err.contains("worker-a") && err.contains("cannot be reached") && err.contains("502"),
+        "{err}"
+    );
 
     // remove forgets it; a second remove is an error.
     let out = m.cli(&["util", "worker", "remove", "worker-a"]);
-    assert_eq!(stdout(&out).trim(), "'worker-a' removed", "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "'worker-a' removed",
+        "{}",
+        stderr(&out)
+    );
     let text = stdout(&m.cli(&["util", "worker", "list"]));
     assert_eq!(text.lines().count(), 1, "{text}");
     let out = m.cli(&["util", "worker", "remove", "worker-a"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not found"));
-    assert!(audit(&m).iter().any(|a| a["action"] == "worker.remove" && a["result"] == "removed"));
+    assert!(audit(&m)
+        .iter()
+        .any(|a| a["action"] == "worker.remove" && a["result"] == "removed"));
 }
 
 #[test]
@@ -130,7 +196,11 @@ fn bad_requests_are_refused_and_change_nothing(db: Option<String>) {
 
     // No token, or a wrong one: 401 and nothing happens.
     for auth in [None, Some("Bearer nope")] {
-        for (method, path) in [(Method::GET, "/workers"), (Method::POST, "/workers/worker-b/threads/0/pause"), (Method::DELETE, "/workers/worker-b")] {
+        for (method, path) in [
+            (Method::GET, "/workers"),
+            (Method::POST, "/workers/worker-b/threads/0/pause"),
+            (Method::DELETE, "/workers/worker-b"),
+        ] {
             let mut req = client.request(method, m.url(path));
             if let Some(a) = auth {
                 req = req.header("Authorization", a);
@@ -141,46 +211,140 @@ fn bad_requests_are_refused_and_change_nothing(db: Option<String>) {
             assert!(body["error"].as_str().unwrap().contains("token"), "{body}");
         }
     }
-    assert!(w.list().iter().all(|t| t["thread_state"]["state"] != "Paused"));
+    assert!(w
+        .list()
+        .iter()
+        .all(|t| t["thread_state"]["state"] != "Paused"));
     assert_eq!(audit(&m).len(), before);
     // Health and metrics are open.
-    assert_eq!(client.get(m.url("/healthz")).send().unwrap().status().as_u16(), 200);
-    let metrics = client.get(m.url("/metrics")).send().unwrap().text().unwrap();
+    assert_eq!(
+        client
+            .get(m.url("/healthz"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let metrics = client
+        .get(m.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     assert!(metrics.contains("damocles_workers 1"), "{metrics}");
 
     let cases: Vec<(Method, &str, Option<&str>, u16, &str)> = vec![
-        (Method::POST, "/workers/worker-b/threads/x/pause", None, 400, "bad thread index \"x\""),
-        (Method::POST, "/workers/worker-b/threads/-1/pause", None, 400, "bad thread index"),
-        (Method::POST, "/workers/worker-b/threads/99/pause", None, 404, "worker #99 not found"),
-        (Method::POST, "/workers/nobody/threads/0/pause", None, 404, "unknown worker \"nobody\""),
+        (
+            Method::POST,
+            "/workers/worker-b/threads/x/pause",
+            None,
+            400,
+            "bad thread index \"x\"",
+        ),
+        (
+            Method::POST,
+            "/workers/worker-b/threads/-1/pause",
+            None,
+            400,
+            "bad thread index",
+        ),
+        (
+            Method::POST,
+            "/workers/worker-b/threads/99/pause",
+            None,
+            404,
+            "worker #99 not found",
+        ),
+        (
+            Method::POST,
+            "/workers/nobody/threads/0/pause",
+            None,
+            404,
+            "unknown worker \"nobody\"",
+        ),
         (Method::GET, "/workers/nobody", None, 404, "unknown worker"),
         (Method::DELETE, "/workers/nobody", None, 404, "not found"),
-        (Method::POST, "/workers/worker-b/threads/0/resume", Some("{bad json"), 400, "malformed body"),
-        (Method::POST, "/workers/worker-b/threads/0/resume", Some(r#"{"stat": "C1Done"}"#), 400, "unknown field"),
-        (Method::POST, "/workers/worker-b/threads/0/resume", Some(r#"{"state": "Bogus"}"#), 400, "valid states: Empty, Allocated"),
-        (Method::POST, "/workers/worker-b/threads/0/resume", Some(r#"{"state": "SnapEncoded"}"#), 400, "not handled by the sealer plan"),
-        (Method::POST, "/workers/worker-b/threads/0/resume", None, 400, "is not paused"),
+        (
+            Method::POST,
+            "/workers/worker-b/threads/0/resume",
+            Some("{bad json"),
+            400,
+            "malformed body",
+        ),
+        (
+            Method::POST,
+            "/workers/worker-b/threads/0/resume",
+            Some(r#"{"stat": "C1Done"}"#),
+            400,
+            "unknown field",
+        ),
+        (
+            Method::POST,
+            "/workers/worker-b/threads/0/resume",
+            Some(r#"{"state": "Bogus"}"#),
+            400,
+            "valid states: Empty, Allocated",
+        ),
+        (
+            Method::POST,
+            "/workers/worker-b/threads/0/resume",
+            Some(r#"{"state": "SnapEncoded"}"#),
+            400,
+            "not handled by the sealer plan",
+        ),
+        (
+            Method::POST,
+            "/workers/worker-b/threads/0/resume",
+            None,
+            400,
+            "is not paused",
+        ),
         (Method::GET, "/nowhere", None, 404, "no such endpoint"),
     ];
     for (method, path, body, status, needle) in cases {
         let (got, resp) = m.rest(method.clone(), path, body);
         assert_eq!(got, status, "{method} {path} {body:?}: {resp}");
         let msg = resp["error"].as_str().unwrap_or_default();
-        assert!(msg.contains(needle), "{method} {path}: {msg:?} should contain {needle:?}");
+        assert!(
+            msg.contains(needle),
+            "{method} {path}: {msg:?} should contain {needle:?}"
+        );
     }
     // Oversize bodies: 413.
     let big = format!("{{\"state\": \"{}\"}}", "x".repeat(200_000));
-    let (got, _) = m.rest(Method::POST, "/workers/worker-b/threads/0/resume", Some(&big));
+    let (got, _) = m.rest(
+        Method::POST,
+        "/workers/worker-b/threads/0/resume",
+        Some(&big),
+    );
     assert_eq!(got, 413);
     // Nothing changed on the worker.
-    assert!(w.list().iter().all(|t| t["thread_state"]["state"] != "Paused" && t["job_id"].is_null()));
+    assert!(w
+        .list()
+        .iter()
+        .all(|t| t["thread_state"]["state"] != "Paused" && t["job_id"].is_null()));
     // Bad worker-facing RPCs are JSON-RPC errors.
     let e = m.rpc("Venus.WorkerPing", json!([{"Name": "", "Dest": "x", "Summary": {"Threads": 0, "Empty": 0, "Paused": 0, "Errors": 0}}])).unwrap_err();
-    assert!(e["message"].as_str().unwrap().contains("worker name is required"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("worker name is required"),
+        "{e}"
+    );
     let e = m.rpc("Venus.Nope", json!([])).unwrap_err();
     assert_eq!(e["code"], -32601);
-    let e = m.rpc("Venus.AssignTicket", json!([{"Miner": 10000, "Number": 424242}])).unwrap_err();
-    assert_eq!(e["code"], 11001, "unknown sectors make the worker abort: {e}");
+    let e = m
+        .rpc(
+            "Venus.AssignTicket",
+            json!([{"Miner": 10000, "Number": 424242}]),
+        )
+        .unwrap_err();
+    assert_eq!(
+        e["code"], 11001,
+        "unknown sectors make the worker abort: {e}"
+    );
 }
 
 #[test]
@@ -197,7 +361,10 @@ fn bad_requests_are_refused_and_change_nothing_mysql() {
 
 fn allocate(m: &Manager) -> u64 {
     let r = m
-        .rpc("Venus.AllocateSector", json!([{"AllowedMiners": [10000], "AllowedProofTypes": [5]}]))
+        .rpc(
+            "Venus.AllocateSector",
+            json!([{"AllowedMiners": [10000], "AllowedProofTypes": [5]}]),
+        )
         .unwrap();
     r["ID"]["Number"].as_u64().unwrap()
 }
@@ -213,22 +380,40 @@ fn a_restarted_manager_loses_nothing(db: Option<String>) {
     });
     assert_eq!((allocate(&m), allocate(&m)), (1, 2));
     // A miner or proof type the chain does not have gets nothing.
-    assert_eq!(m.rpc("Venus.AllocateSector", json!([{"AllowedMiners": [7], "AllowedProofTypes": null}])).unwrap(), Value::Null);
+    assert_eq!(
+        m.rpc(
+            "Venus.AllocateSector",
+            json!([{"AllowedMiners": [7], "AllowedProofTypes": null}])
+        )
+        .unwrap(),
+        Value::Null
+    );
     let token = m.token();
     drop(m);
 
     let m = Manager::start_on(dir.path(), db, port);
     assert_eq!(m.token(), token, "the token survives restarts");
     let (_, body) = m.rest(Method::GET, "/workers", None);
-    assert_eq!(body[0]["name"], "worker-c", "workers are remembered: {body}");
+    assert_eq!(
+        body[0]["name"], "worker-c",
+        "workers are remembered: {body}"
+    );
     assert_eq!(allocate(&m), 3, "numbering continues");
-    let numbers: Vec<u64> = m.sectors().iter().map(|s| s["sector_number"].as_u64().unwrap()).collect();
+    let numbers: Vec<u64> = m
+        .sectors()
+        .iter()
+        .map(|s| s["sector_number"].as_u64().unwrap())
+        .collect();
     assert_eq!(numbers, [1, 2, 3]);
     // The worker keeps pinging the restarted manager.
-    wait_for(Duration::from_secs(15), "a fresh ping after the restart", || {
-        let (_, body) = m.rest(Method::GET, "/workers", None);
-        (body[0]["last_ping_age_secs"].as_i64()? <= 2).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(15),
+        "a fresh ping after the restart",
+        || {
+            let (_, body) = m.rest(Method::GET, "/workers", None);
+            (body[0]["last_ping_age_secs"].as_i64()? <= 2).then_some(())
+        },
+    );
     drop(w);
 }
 
@@ -251,12 +436,20 @@ fn a_garbage_proof_is_rejected() {
     let n = allocate(&m);
     let id = json!({"Miner": 10000, "Number": n});
     let ticket = m.rpc("Venus.AssignTicket", json!([id])).unwrap();
-    let info = json!({"CommR": vec![1u8; 32], "CommD": vec![2u8; 32], "Ticket": ticket, "Deals": []});
-    let r = m.rpc("Venus.SubmitPreCommit", json!([{"ID": id, "ProofType": 5}, info, false])).unwrap();
+    let info =
+        json!({"CommR": vec![1u8; 32], "CommD": vec![2u8; 32], "Ticket": ticket, "Deals": []});
+    let r = m
+        .rpc(
+            "Venus.SubmitPreCommit",
+            json!([{"ID": id, "ProofType": 5}, info, false]),
+        )
+        .unwrap();
     assert_eq!(r["Res"], 1);
     let seed = m.rpc("Venus.WaitSeed", json!([id])).unwrap();
     assert_eq!(seed["ShouldWait"], false);
-    let r = m.rpc("Venus.SubmitProof", json!([id, {"Proof": "AAAA"}, false])).unwrap();
+    let r = m
+        .rpc("Venus.SubmitProof", json!([id, {"Proof": "AAAA"}, false]))
+        .unwrap();
     assert_eq!(r["Res"], 4, "{r}");
     let r = m.rpc("Venus.PollProofState", json!([id])).unwrap();
     assert_eq!(r["State"], 7, "ShouldAbort: {r}");

@@ -10,24 +10,64 @@ fn bad_configs_exit_non_zero_with_file_key_and_reason() {
     let good = worker_config(dir.path(), "w", 1789, free_port(), 1, "");
     let base = std::fs::read_to_string(&good).unwrap();
     let cases = [
-        ("unknown-key", base.replace("ping_interval = \"1s\"", "ping_intervall = \"1s\""), "worker.ping_intervall", "unknown field `ping_intervall`"),
-        ("bad-duration", base.replace("ping_interval = \"1s\"", "ping_interval = \"1 parsec\""), "worker.ping_interval", "unknown time unit"),
-        ("wrong-type", base.replace("max_retries = 2", "max_retries = \"two\""), "sealing.max_retries", "invalid type"),
-        ("no-location", format!("{base}\n[[sealing_thread]]\nplan = \"sealer\"\n"), "sealing_thread[1].location", "needs a location"),
-        ("bad-manager", base.replace("/ip4/127.0.0.1/tcp/1789", "somewhere"), "sector_manager.rpc_client.addr", "not a manager address"),
+        (
+            "unknown-key",
+            base.replace("ping_interval = \"1s\"", "ping_intervall = \"1s\""),
+            "worker.ping_intervall",
+            "unknown field `ping_intervall`",
+        ),
+        (
+            "bad-duration",
+            base.replace("ping_interval = \"1s\"", "ping_interval = \"1 parsec\""),
+            "worker.ping_interval",
+            "expected a duration",
+        ),
+        (
+            "wrong-type",
+            base.replace("max_retries = 2", "max_retries = \"two\""),
+            "sealing.max_retries",
+            "invalid type",
+        ),
+        (
+            "no-location",
+            format!("{base}\n[[sealing_thread]]\nplan = \"sealer\"\n"),
+            "sealing_thread[1].location",
+            "needs a location",
+        ),
+        (
+            "bad-manager",
+            base.replace("/ip4/127.0.0.1/tcp/1789", "somewhere"),
+            "sector_manager.rpc_client.addr",
+            "not a manager address",
+        ),
     ];
     for (name, text, key, reason) in cases {
         let path = dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, text).unwrap();
-        let out = std::process::Command::new(bin("damocles-worker")).arg("daemon").arg("-c").arg(&path).output().unwrap();
+        let out = std::process::Command::new(bin("damocles-worker"))
+            .arg("daemon")
+            .arg("-c")
+            .arg(&path)
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{name} must not start");
         let err = stderr(&out);
         let file = path.display().to_string();
-        assert!(err.contains(&format!("{file}: {key}: ")) && err.contains(reason), "{name}: {err}");
+        assert!(
+            err.contains(&format!("{file}: {key}: ")) && err.contains(reason),
+            "{name}: {err}"
+        );
     }
-    let missing = std::process::Command::new(bin("damocles-worker")).args(["daemon", "-c", "/nonexistent.toml"]).output().unwrap();
+    let missing = std::process::Command::new(bin("damocles-worker"))
+        .args(["daemon", "-c", "/nonexistent.toml"])
+        .output()
+        .unwrap();
     assert!(!missing.status.success());
-    assert!(stderr(&missing).contains("/nonexistent.toml: -: cannot read the file"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("/nonexistent.toml: -: cannot read the file"),
+        "{}",
+        stderr(&missing)
+    );
 
     // The manager follows the same rules.
     let path = dir.path().join("manager.toml");
@@ -39,7 +79,11 @@ fn bad_configs_exit_non_zero_with_file_key_and_reason() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains(&format!("{}: db.idle_timeout: ", path.display())), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{}: db.idle_timeout: ", path.display())),
+        "{}",
+        stderr(&out)
+    );
     let out = std::process::Command::new(bin("damocles-manager"))
         .env("DAMOCLES_PATH", dir.path().join("home"))
         .args(["daemon", "run", "--mock", "--sector-size", "3KiB"])
@@ -60,12 +104,24 @@ fn processors_of(w: &Worker) -> Vec<i32> {
 fn no_processor_outlives_the_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let m = Manager::start(dir.path(), None);
-    for sig in [nix::sys::signal::Signal::SIGKILL, nix::sys::signal::Signal::SIGTERM] {
-        let mut w = Worker::start(dir.path(), &format!("w-{sig}"), m.port, 1, "sealing.allowed_miners = [1]");
+    for sig in [
+        nix::sys::signal::Signal::SIGKILL,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        let mut w = Worker::start(
+            dir.path(),
+            &format!("w-{sig}"),
+            m.port,
+            1,
+            "sealing.allowed_miners = [1]",
+        );
         let children = processors_of(&w);
         assert!(children.iter().all(|p| alive(*p)));
         w.proc.signal(sig);
-        let status = w.proc.wait_exit(Duration::from_secs(15)).expect("the daemon exits");
+        let status = w
+            .proc
+            .wait_exit(Duration::from_secs(15))
+            .expect("the daemon exits");
         if sig == nix::sys::signal::Signal::SIGTERM {
             assert!(status.success(), "SIGTERM is a clean shutdown: {status}");
             assert!(w.proc.log_text().contains("worker stopped"));

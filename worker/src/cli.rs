@@ -13,10 +13,20 @@ use crate::config::Config;
 #[derive(Debug, Args)]
 pub struct WorkerCmd {
     /// The worker's config file; its rpc_server tells where to connect
-    #[arg(short = 'c', long = "config", env = "DAMOCLES_WORKER_CONFIG", global = true)]
+    #[arg(
+        short = 'c',
+        long = "config",
+        env = "DAMOCLES_WORKER_CONFIG",
+        global = true
+    )]
     config: Option<PathBuf>,
     /// The worker's management address (host:port); default 127.0.0.1:17890
-    #[arg(short = 'H', long = "host", env = "DAMOCLES_WORKER_HOST", global = true)]
+    #[arg(
+        short = 'H',
+        long = "host",
+        env = "DAMOCLES_WORKER_HOST",
+        global = true
+    )]
     host: Option<String>,
     #[command(subcommand)]
     cmd: WorkerSub,

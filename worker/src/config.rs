@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use damocles_actors::config_file;
 use damocles_actors::size::parse_size;
 use damocles_actors::wire::processor::STAGES;
 use damocles_actors::wire::venus::seal_proof;
@@ -184,14 +185,7 @@ pub struct CgroupSection {
     pub cpuset: Option<String>,
 }
 
-/// A config that cannot be used, with the file, the key and the reason.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {key}: {reason}")]
-pub struct ConfigError {
-    pub file: String,
-    pub key: String,
-    pub reason: String,
-}
+pub use damocles_actors::config_file::ConfigError;
 
 /// The `sealing` values one thread runs with.
 #[derive(Debug, Clone, PartialEq)]
@@ -208,32 +202,17 @@ pub const PLANS: &[&str] = &["sealer", "wdpost"];
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: file.clone(),
-            key: "-".into(),
-            reason: format!("cannot read the file: {e}"),
-        })?;
-        Self::parse(&text, &file)
+        Self::parse(&config_file::read(path)?, &path.display().to_string())
     }
 
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let de = toml::Deserializer::new(text);
-        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| ConfigError {
-            file: file.to_string(),
-            key: key_or_top(&e.path().to_string()),
-            reason: one_line(&e.inner().to_string()),
-        })?;
+        let cfg: Config = config_file::parse(text, file)?;
         cfg.validate(file)?;
         Ok(cfg)
     }
 
     fn validate(&self, file: &str) -> Result<(), ConfigError> {
-        let err = |key: String, reason: String| ConfigError {
-            file: file.to_string(),
-            key,
-            reason,
-        };
+        let err = |key: String, reason: String| ConfigError::new(file, key, reason);
         for (i, t) in self.sealing_thread.iter().enumerate() {
             let plan = t.plan.as_deref().unwrap_or("sealer");
             if !PLANS.contains(&plan) {
@@ -249,24 +228,39 @@ impl Config {
                 ));
             }
             if let Some(s) = &t.sealing {
-                s.validate(&format!("sealing_thread[{i}].sealing")).map_err(|(k, r)| err(k, r))?;
+                s.validate(&format!("sealing_thread[{i}].sealing"))
+                    .map_err(|(k, r)| err(k, r))?;
             }
         }
-        self.sealing.validate("sealing").map_err(|(k, r)| err(k, r))?;
+        self.sealing
+            .validate("sealing")
+            .map_err(|(k, r)| err(k, r))?;
         let mut seen = std::collections::HashSet::new();
         for (i, t) in self.sealing_thread.iter().enumerate() {
             if let Some(loc) = &t.location {
                 if !seen.insert(loc.clone()) {
                     return Err(err(
                         format!("sealing_thread[{i}].location"),
-                        format!("{loc:?} is used by another thread; each thread needs its own location"),
+                        format!(
+                            "{loc:?} is used by another thread; each thread needs its own location"
+                        ),
                     ));
                 }
             }
         }
         for (kind, map) in [
-            ("concurrent", self.processors.limitation.concurrent.keys().collect::<Vec<_>>()),
-            ("staggered", self.processors.limitation.staggered.keys().collect()),
+            (
+                "concurrent",
+                self.processors
+                    .limitation
+                    .concurrent
+                    .keys()
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "staggered",
+                self.processors.limitation.staggered.keys().collect(),
+            ),
         ] {
             for stage in map {
                 if !STAGES.contains(&stage.as_str()) && stage != "c1" {
@@ -288,9 +282,8 @@ impl Config {
                     }
                 }
                 if let Some(cpuset) = e.cgroup.as_ref().and_then(|c| c.cpuset.as_deref()) {
-                    damocles_actors::processor::parse_cpuset(cpuset).map_err(|r| {
-                        err(format!("processors.{stage}[{i}].cgroup.cpuset"), r)
-                    })?;
+                    damocles_actors::processor::parse_cpuset(cpuset)
+                        .map_err(|r| err(format!("processors.{stage}[{i}].cgroup.cpuset"), r))?;
                 }
                 if e.concurrent == Some(0) {
                     return Err(err(
@@ -300,7 +293,12 @@ impl Config {
                 }
             }
         }
-        if self.attached.is_empty() && self.sealing_thread.iter().any(|t| t.plan.as_deref().unwrap_or("sealer") == "sealer") {
+        if self.attached.is_empty()
+            && self
+                .sealing_thread
+                .iter()
+                .any(|t| t.plan.as_deref().unwrap_or("sealer") == "sealer")
+        {
             return Err(err(
                 "attached".into(),
                 "missing: sealer threads need at least one [[attached]] store to persist sectors to".into(),
@@ -338,7 +336,10 @@ impl Config {
             // Validated at load: every entry parses.
             allowed_sizes: sizes.map(|v| v.iter().filter_map(|s| parse_size(s).ok()).collect()),
             max_retries: t.max_retries.or(g.max_retries).unwrap_or(5),
-            seal_interval: t.seal_interval.or(g.seal_interval).unwrap_or(Duration::from_secs(30)),
+            seal_interval: t
+                .seal_interval
+                .or(g.seal_interval)
+                .unwrap_or(Duration::from_secs(30)),
             recover_interval: t
                 .recover_interval
                 .or(g.recover_interval)
@@ -371,7 +372,9 @@ impl SealingSection {
             if seal_proof::for_size(bytes).is_none() {
                 return Err((
                     format!("{prefix}.allowed_sizes[{i}]"),
-                    format!("{s:?} is not a sector size; valid sizes: 2KiB, 8MiB, 512MiB, 32GiB, 64GiB"),
+                    format!(
+                        "{s:?} is not a sector size; valid sizes: 2KiB, 8MiB, 512MiB, 32GiB, 64GiB"
+                    ),
                 ));
             }
         }
@@ -399,31 +402,6 @@ impl ProcessorsSection {
         .into_iter()
         .filter_map(|(s, e)| e.as_ref().map(|e| (s, e)))
         .collect()
-    }
-}
-
-fn key_or_top(path: &str) -> String {
-    if path.is_empty() || path == "." {
-        "(top level)".into()
-    } else {
-        path.to_string()
-    }
-}
-
-/// toml's errors span several lines with a source excerpt; keep the reason on one line.
-fn one_line(s: &str) -> String {
-    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let location = lines.first().copied().unwrap_or_default();
-    let reason = lines
-        .iter()
-        .rev()
-        .find(|l| !l.starts_with('|') && !l.starts_with(|c: char| c.is_ascii_digit()))
-        .copied()
-        .unwrap_or(location);
-    if location.starts_with("TOML parse error") && reason != location {
-        format!("{reason} ({})", location.trim_start_matches("TOML parse error ").trim())
-    } else {
-        reason.to_string()
     }
 }
 

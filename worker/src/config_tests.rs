@@ -28,7 +28,10 @@ fn every_example_config_parses() {
 
 #[test]
 fn the_mock_config_has_three_sealers_a_wdpost_slot_and_a_store() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../config-examples/worker.mock.toml");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config-examples/worker.mock.toml"
+    );
     let cfg = Config::load(Path::new(dir)).unwrap();
     let plans: Vec<_> = cfg
         .sealing_thread
@@ -39,7 +42,10 @@ fn the_mock_config_has_three_sealers_a_wdpost_slot_and_a_store() {
     assert_eq!(cfg.attached.len(), 1);
     let wd = cfg.sealing_for(&cfg.sealing_thread[3]);
     assert_eq!(wd.recover_interval, Duration::from_secs(15));
-    assert_eq!(wd.max_retries, 3, "global [sealing] applies under the thread override");
+    assert_eq!(
+        wd.max_retries, 3,
+        "global [sealing] applies under the thread override"
+    );
 }
 
 #[test]
@@ -47,8 +53,18 @@ fn defaults_fill_what_is_left_out() {
     let cfg = parse("[[sealing_thread]]\nlocation = \"/s1\"").unwrap();
     let s = cfg.sealing_for(&cfg.sealing_thread[0]);
     assert_eq!(
-        (s.max_retries, s.seal_interval, s.recover_interval, s.rpc_polling_interval),
-        (5, Duration::from_secs(30), Duration::from_secs(60), Duration::from_secs(180))
+        (
+            s.max_retries,
+            s.seal_interval,
+            s.recover_interval,
+            s.rpc_polling_interval
+        ),
+        (
+            5,
+            Duration::from_secs(30),
+            Duration::from_secs(60),
+            Duration::from_secs(180)
+        )
     );
     assert_eq!(cfg.rpc_listen(), "0.0.0.0:17890");
     assert_eq!(cfg.worker.ping_interval, None);
@@ -57,18 +73,66 @@ fn defaults_fill_what_is_left_out() {
 #[test]
 fn bad_configs_name_the_key_and_the_reason() {
     let cases = [
-        ("[worker]\nnmae = \"x\"", "worker.nmae", "unknown field `nmae`"),
-        ("[worker]\nping_interval = \"30x\"", "worker.ping_interval", "unknown time unit"),
-        ("[worker]\nping_interval = 30", "worker.ping_interval", "invalid type"),
-        ("[worker.rpc_server]\nport = \"x\"", "worker.rpc_server.port", "invalid type"),
-        ("[sealing]\nmax_retries = -1", "sealing.max_retries", "invalid value"),
-        ("[[sealing_thread]]\nplan = \"sealer\"", "sealing_thread[0].location", "needs a location"),
-        ("[[sealing_thread]]\nlocation = \"/a\"\nplan = \"bogus\"", "sealing_thread[0].plan", "valid plans: sealer, wdpost"),
-        ("[sealing]\nallowed_sizes = [\"3KiB\"]", "sealing.allowed_sizes[0]", "not a sector size"),
-        ("[processors.limitation.concurrent]\npc9 = 1", "processors.limitation.concurrent.pc9", "unknown stage"),
-        ("[[processors.pc1]]\nlocks = [\"gpu\"]", "processors.pc1[0].locks", "not declared"),
-        ("[[processors.pc1]]\ncgroup.cpuset = \"3-1\"", "processors.pc1[0].cgroup.cpuset", "bad cpuset"),
-        ("[[sealing_thread]]\nlocation = \"/a\"\n[[sealing_thread]]\nlocation = \"/a\"", "sealing_thread[1].location", "used by another thread"),
+        (
+            "[worker]\nnmae = \"x\"",
+            "worker.nmae",
+            "unknown field `nmae`",
+        ),
+        (
+            "[worker]\nping_interval = \"30x\"",
+            "worker.ping_interval",
+            "expected a duration",
+        ),
+        (
+            "[worker]\nping_interval = 30",
+            "worker.ping_interval",
+            "invalid type",
+        ),
+        (
+            "[worker.rpc_server]\nport = \"x\"",
+            "worker.rpc_server.port",
+            "invalid type",
+        ),
+        (
+            "[sealing]\nmax_retries = -1",
+            "sealing.max_retries",
+            "invalid value",
+        ),
+        (
+            "[[sealing_thread]]\nplan = \"sealer\"",
+            "sealing_thread[0].location",
+            "needs a location",
+        ),
+        (
+            "[[sealing_thread]]\nlocation = \"/a\"\nplan = \"bogus\"",
+            "sealing_thread[0].plan",
+            "valid plans: sealer, wdpost",
+        ),
+        (
+            "[sealing]\nallowed_sizes = [\"3KiB\"]",
+            "sealing.allowed_sizes[0]",
+            "not a sector size",
+        ),
+        (
+            "[processors.limitation.concurrent]\npc9 = 1",
+            "processors.limitation.concurrent.pc9",
+            "unknown stage",
+        ),
+        (
+            "[[processors.pc1]]\nlocks = [\"gpu\"]",
+            "processors.pc1[0].locks",
+            "not declared",
+        ),
+        (
+            "[[processors.pc1]]\ncgroup.cpuset = \"3-1\"",
+            "processors.pc1[0].cgroup.cpuset",
+            "bad cpuset",
+        ),
+        (
+            "[[sealing_thread]]\nlocation = \"/a\"\n[[sealing_thread]]\nlocation = \"/a\"",
+            "sealing_thread[1].location",
+            "used by another thread",
+        ),
     ];
     for (extra, key, reason) in cases {
         let e = parse(extra).expect_err(extra);

@@ -14,7 +14,9 @@ use damocles_actors::limits::StageLimits;
 use damocles_actors::processor::ProcessorSpec;
 use damocles_actors::sealing::steps::{AttachedStore, ParamsStatus, SealingParams, ThreadEnv};
 use damocles_actors::sealing::store::Location;
-use damocles_actors::supervisor::{ProcessorEntry, PingSpec, Shutdown, ThreadFactory, WorkerSupervisor};
+use damocles_actors::supervisor::{
+    PingSpec, ProcessorEntry, Shutdown, ThreadFactory, WorkerSupervisor,
+};
 use damocles_actors::wire::jsonrpc::{CallError, Client};
 use damocles_actors::wire::venus::{seal_proof, StoreBasicInfo};
 use filecoin_proofs_api::RegisteredSealProof;
@@ -62,7 +64,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let mut factories: Vec<ThreadFactory> = Vec::new();
     for (i, t) in cfg.sealing_thread.iter().enumerate() {
         if t.plan.as_deref() == Some("wdpost") {
-            warn!(thread = i, "plan wdpost is not served by this worker version yet; the thread is not started");
+            warn!(
+                thread = i,
+                "plan wdpost is not served by this worker version yet; the thread is not started"
+            );
             continue;
         }
         let s = cfg.sealing_for(t);
@@ -122,7 +127,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         error!("cannot install signal handlers");
         return std::future::pending().await;
     };
@@ -186,7 +194,11 @@ async fn check_stores(cfg: &Config, manager: &Client) -> anyhow::Result<Vec<Atta
                     warn!(error = %e, "manager not reachable yet; retrying in 2s");
                     tokio::time::sleep(Duration::from_secs(2)).await;
                 }
-                Err(e) => return Err(anyhow!("check attached store {name:?} with the manager: {e}")),
+                Err(e) => {
+                    return Err(anyhow!(
+                        "check attached store {name:?} with the manager: {e}"
+                    ))
+                }
             }
         };
         if info.is_none() {
@@ -210,7 +222,11 @@ fn start_params_generation(cfg: &Config) -> watch::Receiver<ParamsStatus> {
         .sealing_thread
         .iter()
         .filter(|t| t.plan.as_deref() != Some("wdpost"))
-        .flat_map(|t| cfg.sealing_for(t).allowed_sizes.unwrap_or_else(|| vec![2048]))
+        .flat_map(|t| {
+            cfg.sealing_for(t)
+                .allowed_sizes
+                .unwrap_or_else(|| vec![2048])
+        })
         .collect();
     sizes.sort_unstable();
     sizes.dedup();
@@ -221,7 +237,9 @@ fn start_params_generation(cfg: &Config) -> watch::Receiver<ParamsStatus> {
         .filter(|p: &RegisteredSealProof| u64::from(p.sector_size()) <= 8 << 20)
         .map(params::Circuit::Seal)
         .collect();
-    let (tx, rx) = watch::channel(ParamsStatus::Generating("checking the parameter cache".into()));
+    let (tx, rx) = watch::channel(ParamsStatus::Generating(
+        "checking the parameter cache".into(),
+    ));
     std::thread::spawn(move || {
         for c in circuits {
             match params::present(c) {
@@ -229,7 +247,9 @@ fn start_params_generation(cfg: &Config) -> watch::Receiver<ParamsStatus> {
                 Ok(false) => {
                     let _ = tx.send(ParamsStatus::Generating(format!(
                         "generating {}",
-                        c.params_path().map(|p| p.display().to_string()).unwrap_or_default()
+                        c.params_path()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
                     )));
                 }
                 Err(e) => {

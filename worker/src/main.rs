@@ -17,7 +17,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "damocles-worker", version, about = "Runs sealing threads and processors of a damocles cluster")]
+#[command(
+    name = "damocles-worker",
+    version,
+    about = "Runs sealing threads and processors of a damocles cluster"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -53,14 +53,25 @@ mod tests {
             ("/dns/manager/tcp/80/https", "https://manager:80/rpc/v0"),
             ("/ip6/::1/tcp/1789", "http://[::1]:1789/rpc/v0"),
             ("http://127.0.0.1:1789", "http://127.0.0.1:1789/rpc/v0"),
-            ("http://127.0.0.1:1789/rpc/v0", "http://127.0.0.1:1789/rpc/v0"),
+            (
+                "http://127.0.0.1:1789/rpc/v0",
+                "http://127.0.0.1:1789/rpc/v0",
+            ),
         ];
         for (raw, want) in ok {
             assert_eq!(to_url(raw).as_deref(), Ok(want), "{raw}");
         }
-        for bad in ["127.0.0.1:1789", "/ip4/1.2.3.4/udp/1", "/ip4/1.2.3.4/tcp/x", ""] {
+        for bad in [
+            "127.0.0.1:1789",
+            "/ip4/1.2.3.4/udp/1",
+            "/ip4/1.2.3.4/tcp/x",
+            "",
+        ] {
             assert!(to_url(bad).is_err(), "{bad}");
         }
-        assert_eq!(host_port("http://127.0.0.1:1789/rpc/v0").as_deref(), Some("127.0.0.1:1789"));
+        assert_eq!(
+            host_port("http://127.0.0.1:1789/rpc/v0").as_deref(),
+            Some("127.0.0.1:1789")
+        );
     }
 }

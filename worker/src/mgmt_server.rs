@@ -3,8 +3,12 @@
 
 use actix::Addr;
 use actix_web::{web, App, HttpResponse, HttpServer};
-use damocles_actors::supervisor::{ControlError, ListThreads, PauseThread, ResumeThread, WorkerSupervisor};
-use damocles_actors::wire::jsonrpc::{Request, Response, RpcError, METHOD_NOT_FOUND, PARSE_ERROR, SERVER_ERROR};
+use damocles_actors::supervisor::{
+    ControlError, ListThreads, PauseThread, ResumeThread, WorkerSupervisor,
+};
+use damocles_actors::wire::jsonrpc::{
+    Request, Response, RpcError, METHOD_NOT_FOUND, PARSE_ERROR, SERVER_ERROR,
+};
 use serde_json::{json, Value};
 
 pub fn version() -> String {
@@ -35,7 +39,10 @@ async fn handle(body: web::Bytes, sup: web::Data<Addr<WorkerSupervisor>>) -> Htt
         Err(e) => {
             return HttpResponse::Ok().json(Response::from_result(
                 Value::Null,
-                Err(RpcError::new(PARSE_ERROR, format!("malformed JSON-RPC request: {e}"))),
+                Err(RpcError::new(
+                    PARSE_ERROR,
+                    format!("malformed JSON-RPC request: {e}"),
+                )),
             ))
         }
     };
@@ -48,7 +55,9 @@ async fn dispatch(
     params: &Value,
     sup: &Addr<WorkerSupervisor>,
 ) -> Result<Value, RpcError> {
-    let unavailable = |e: actix::MailboxError| RpcError::new(SERVER_ERROR, format!("worker is shutting down: {e}"));
+    let unavailable = |e: actix::MailboxError| {
+        RpcError::new(SERVER_ERROR, format!("worker is shutting down: {e}"))
+    };
     match method {
         "VenusWorker.WorkerList" => {
             let list = sup.send(ListThreads).await.map_err(unavailable)?;

@@ -75,8 +75,9 @@ impl Circuit {
 pub fn ensure_for_sizes(sizes: &[String]) -> Result<()> {
     for size in sizes {
         let bytes = damocles_actors::size::parse_size(size).map_err(|e| anyhow!(e))?;
-        let seal = damocles_actors::wire::venus::seal_proof::for_size(bytes)
-            .ok_or_else(|| anyhow!("{size:?} is not a sector size; valid sizes: 2KiB, 8MiB, 512MiB, 32GiB, 64GiB"))?;
+        let seal = damocles_actors::wire::venus::seal_proof::for_size(bytes).ok_or_else(|| {
+            anyhow!("{size:?} is not a sector size; valid sizes: 2KiB, 8MiB, 512MiB, 32GiB, 64GiB")
+        })?;
         let seal = crate::stages::seal_proof(seal)?;
         let post = crate::post::post_proof_for_size(bytes)?;
         for circuit in [Circuit::WindowPost(post), Circuit::Seal(seal)] {

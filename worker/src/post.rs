@@ -49,7 +49,12 @@ pub fn window_post(t: WindowPoStTask) -> Result<Value> {
     for r in &t.replicas {
         replicas.insert(
             SectorId::from(r.sector_id),
-            PrivateReplicaInfo::new(proof, r.comm_r, r.cache_dir.clone().into(), r.sealed_file.clone().into()),
+            PrivateReplicaInfo::new(
+                proof,
+                r.comm_r,
+                r.cache_dir.clone().into(),
+                r.sealed_file.clone().into(),
+            ),
         );
     }
     let proofs = post::generate_window_post(&t.seed, &replicas, prover_id(t.miner_id))?;

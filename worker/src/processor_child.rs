@@ -13,11 +13,16 @@ use crate::stages;
 
 pub fn run(stage: &str) -> anyhow::Result<()> {
     if !STAGES.contains(&stage) && stage != "c1" {
-        anyhow::bail!("unknown stage {stage:?}; valid stages: c1, {}", STAGES.join(", "));
+        anyhow::bail!(
+            "unknown stage {stage:?}; valid stages: c1, {}",
+            STAGES.join(", ")
+        );
     }
     let stdout = Arc::new(Mutex::new(std::io::stdout()));
     {
-        let mut out = stdout.lock().map_err(|_| anyhow::anyhow!("stdout lock poisoned"))?;
+        let mut out = stdout
+            .lock()
+            .map_err(|_| anyhow::anyhow!("stdout lock poisoned"))?;
         writeln!(out, "{}", ready_line(stage))?;
         out.flush()?;
     }

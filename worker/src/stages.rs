@@ -43,7 +43,11 @@ pub fn seal_proof(code: u64) -> Result<RegisteredSealProof> {
         7 => StackedDrg512MiBV1_1,
         8 => StackedDrg32GiBV1_1,
         9 => StackedDrg64GiBV1_1,
-        other => return Err(anyhow!("unsupported seal proof type {other}; supported: 5-9 (V1_1)")),
+        other => {
+            return Err(anyhow!(
+                "unsupported seal proof type {other}; supported: 5-9 (V1_1)"
+            ))
+        }
     })
 }
 
@@ -114,6 +118,8 @@ fn pc2(t: PC2Task) -> Result<Value> {
     let _ = seal_proof(t.seal_proof)?;
     let pc1: SealPreCommitPhase1Output =
         serde_json::from_value(t.pc1_out).context("PC1 output does not parse")?;
+    std::fs::copy(&t.staged_file, &t.sealed_file)
+        .with_context(|| format!("restore {} from {}", t.sealed_file, t.staged_file))?;
     let out = seal::seal_pre_commit_phase2(pc1, &t.cache_dir, &t.sealed_file)?;
     to_value(PC2Output {
         comm_r: out.comm_r,

@@ -104,9 +104,24 @@ mod tests {
                 3,
                 Reaction::Pause("permanent: rpc down".into()),
             ),
-            (Failure::perm("bad file"), 0, 3, Reaction::Pause("permanent: bad file".into())),
-            (Failure::critical("bug"), 0, 3, Reaction::Pause("critical: bug".into())),
-            (Failure::abort("rejected"), 0, 3, Reaction::Abort("abort: rejected".into())),
+            (
+                Failure::perm("bad file"),
+                0,
+                3,
+                Reaction::Pause("permanent: bad file".into()),
+            ),
+            (
+                Failure::critical("bug"),
+                0,
+                3,
+                Reaction::Pause("critical: bug".into()),
+            ),
+            (
+                Failure::abort("rejected"),
+                0,
+                3,
+                Reaction::Abort("abort: rejected".into()),
+            ),
         ];
         for (failure, used, max, want) in cases {
             assert_eq!(react(&failure, used, max), want, "{failure}");

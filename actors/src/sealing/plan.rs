@@ -262,9 +262,15 @@ mod tests {
         assert_eq!(parse_resume_state("Aborted"), Ok(S::Aborted));
         let bogus = parse_resume_state("Bogus").unwrap_err();
         assert!(bogus.contains("unknown state \"Bogus\""), "{bogus}");
-        assert!(bogus.contains("PC1Done") && bogus.contains("Finished"), "{bogus}");
+        assert!(
+            bogus.contains("PC1Done") && bogus.contains("Finished"),
+            "{bogus}"
+        );
         let snap = parse_resume_state("SnapEncoded").unwrap_err();
         assert!(snap.contains("not handled by the sealer plan"), "{snap}");
-        assert!(parse_resume_state("pc1done").is_err(), "names are case-sensitive");
+        assert!(
+            parse_resume_state("pc1done").is_err(),
+            "names are case-sensitive"
+        );
     }
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::failure::Failure;
 use super::plan::{next_state, EventKind, State};
 pub use crate::wire::processor::PieceInfo;
-use crate::wire::venus::{AllocatedSector, Seed, SectorId, Ticket};
+use crate::wire::venus::{AllocatedSector, SectorId, Seed, Ticket};
 
 /// What a step produced; applying it moves the sector to the next state.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,7 +142,10 @@ mod tests {
 
     fn allocated() -> AllocatedSector {
         AllocatedSector {
-            id: SectorId { miner: 10000, number: 7 },
+            id: SectorId {
+                miner: 10000,
+                number: 7,
+            },
             proof_type: 5,
         }
     }
@@ -151,10 +154,22 @@ mod tests {
     fn apply_stores_event_data_and_moves_on() {
         let mut s = Sector::default();
         assert_eq!(s.apply(Event::Allocate(allocated())), Ok(State::Allocated));
-        assert_eq!(s.id(), Some(SectorId { miner: 10000, number: 7 }));
+        assert_eq!(
+            s.id(),
+            Some(SectorId {
+                miner: 10000,
+                number: 7
+            })
+        );
         assert_eq!(s.apply(Event::AcquireDeals), Ok(State::DealsAcquired));
-        let piece = PieceInfo { size: 2032, comm_p: [1; 32] };
-        assert_eq!(s.apply(Event::AddPiece(vec![piece.clone()])), Ok(State::PieceAdded));
+        let piece = PieceInfo {
+            size: 2032,
+            comm_p: [1; 32],
+        };
+        assert_eq!(
+            s.apply(Event::AddPiece(vec![piece.clone()])),
+            Ok(State::PieceAdded)
+        );
         assert_eq!(s.pieces, vec![piece]);
     }
 
@@ -169,18 +184,35 @@ mod tests {
 
     #[test]
     fn outputs_stay_so_an_operator_can_resume_from_an_earlier_state() {
-        let mut s = Sector { state: Some(State::PC1Done), pc1_out: Some(Value::from(1)), ..Default::default() };
-        s.apply(Event::PC2 { comm_r: [2; 32], comm_d: [3; 32] }).unwrap();
-        assert_eq!((s.pc1_out.clone(), s.comm_r), (Some(Value::from(1)), Some([2; 32])));
+        let mut s = Sector {
+            state: Some(State::PC1Done),
+            pc1_out: Some(Value::from(1)),
+            ..Default::default()
+        };
+        s.apply(Event::PC2 {
+            comm_r: [2; 32],
+            comm_d: [3; 32],
+        })
+        .unwrap();
+        assert_eq!(
+            (s.pc1_out.clone(), s.comm_r),
+            (Some(Value::from(1)), Some([2; 32]))
+        );
         s.state = Some(State::C1Done);
         s.c1_out = Some(Value::from(2));
         s.apply(Event::C2 { proof: vec![9] }).unwrap();
-        assert_eq!((s.c1_out.clone(), s.proof.clone()), (Some(Value::from(2)), Some(vec![9])));
+        assert_eq!(
+            (s.c1_out.clone(), s.proof.clone()),
+            (Some(Value::from(2)), Some(vec![9]))
+        );
     }
 
     #[test]
     fn set_state_refuses_the_current_state() {
-        let mut s = Sector { state: Some(State::C1Done), ..Default::default() };
+        let mut s = Sector {
+            state: Some(State::C1Done),
+            ..Default::default()
+        };
         assert!(s.set_state(State::C1Done).is_err());
         assert!(s.set_state(State::PC1Done).is_ok());
         assert_eq!(s.state(), State::PC1Done);

@@ -68,8 +68,14 @@ pub struct ThreadEnv {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Activity {
     Idle,
-    Waiting { since: Instant, reason: String },
-    Running { since: Instant, proc: Option<String> },
+    Waiting {
+        since: Instant,
+        reason: String,
+    },
+    Running {
+        since: Instant,
+        proc: Option<String>,
+    },
 }
 
 /// Shared between a thread and its running step: the step writes, the thread reads.
@@ -168,10 +174,10 @@ async fn step(
         State::PC1Done => {
             let t = task::PC2Task {
                 seal_proof: proof,
-                pc1_out: sector
-                    .pc1_out
-                    .clone()
-                    .ok_or_else(|| Failure::critical("PC1 output is missing; resume with --state TicketAssigned"))?,
+                pc1_out: sector.pc1_out.clone().ok_or_else(|| {
+                    Failure::critical("PC1 output is missing; resume with --state TicketAssigned")
+                })?,
+                staged_file: path_str(&env.location.staged(id)),
                 cache_dir: path_str(&env.location.cache(id)),
                 sealed_file: path_str(&env.location.sealed(id)),
             };
@@ -183,16 +189,24 @@ async fn step(
         }
         State::PC2Done => {
             let info = PreCommitOnChainInfo {
-                comm_r: sector.comm_r.ok_or_else(|| Failure::critical("CommR is missing"))?,
-                comm_d: sector.comm_d.ok_or_else(|| Failure::critical("CommD is missing"))?,
+                comm_r: sector
+                    .comm_r
+                    .ok_or_else(|| Failure::critical("CommR is missing"))?,
+                comm_d: sector
+                    .comm_d
+                    .ok_or_else(|| Failure::critical("CommD is missing"))?,
                 ticket: sector
                     .ticket
                     .clone()
                     .ok_or_else(|| Failure::critical("ticket is missing"))?,
                 deals: vec![],
             };
-            let resp: SubmitResp =
-                rpc(env, "SubmitPreCommit", json!([sector.allocated, info, false])).await?;
+            let resp: SubmitResp = rpc(
+                env,
+                "SubmitPreCommit",
+                json!([sector.allocated, info, false]),
+            )
+            .await?;
             submitted("SubmitPreCommit", &resp)?;
             Event::SubmitPC
         }
@@ -243,8 +257,12 @@ async fn step(
                 ticket: bytes32("ticket", sector.ticket.as_ref().map(|t| &t.ticket))?,
                 seed: bytes32("seed", sector.seed.as_ref().map(|s| &s.seed))?,
                 pieces: sector.pieces.clone(),
-                comm_r: sector.comm_r.ok_or_else(|| Failure::critical("CommR is missing"))?,
-                comm_d: sector.comm_d.ok_or_else(|| Failure::critical("CommD is missing"))?,
+                comm_r: sector
+                    .comm_r
+                    .ok_or_else(|| Failure::critical("CommR is missing"))?,
+                comm_d: sector
+                    .comm_d
+                    .ok_or_else(|| Failure::critical("CommD is missing"))?,
             };
             Event::C1(process(env, activity, "c1", &t).await?)
         }
@@ -252,10 +270,9 @@ async fn step(
             wait_for_params(env, activity).await?;
             let t = task::C2Task {
                 seal_proof: proof,
-                c1_out: sector
-                    .c1_out
-                    .clone()
-                    .ok_or_else(|| Failure::critical("C1 output is missing; resume with --state SeedAssigned"))?,
+                c1_out: sector.c1_out.clone().ok_or_else(|| {
+                    Failure::critical("C1 output is missing; resume with --state SeedAssigned")
+                })?,
                 prover_id: prover_id(id.miner),
                 sector_number: id.number,
             };
@@ -264,10 +281,9 @@ async fn step(
         }
         State::C2Done => {
             let proof = ProofOnChainInfo {
-                proof: sector
-                    .proof
-                    .clone()
-                    .ok_or_else(|| Failure::critical("proof is missing; resume with --state C1Done"))?,
+                proof: sector.proof.clone().ok_or_else(|| {
+                    Failure::critical("proof is missing; resume with --state C1Done")
+                })?,
             };
             let resp: SubmitResp = rpc(env, "SubmitProof", json!([id, proof, false])).await?;
             submitted("SubmitProof", &resp)?;
@@ -316,7 +332,10 @@ async fn allocate(env: &ThreadEnv) -> Result<Outcome, Failure> {
 
 async fn abort(env: &ThreadEnv, sector: &Sector) -> Result<Outcome, Failure> {
     if let Some(id) = sector.id() {
-        let reason = sector.abort_reason.clone().unwrap_or_else(|| "aborted".into());
+        let reason = sector
+            .abort_reason
+            .clone()
+            .unwrap_or_else(|| "aborted".into());
         let _: Value = rpc(env, "ReportAborted", json!([id, reason])).await?;
     }
     wipe(env, sector.id()).await?;
@@ -430,7 +449,10 @@ fn submitted(what: &str, resp: &SubmitResp) -> Result<(), Failure> {
         Some(SubmitResult::Accepted | SubmitResult::DuplicateSubmit) => Ok(()),
         Some(SubmitResult::Rejected) => Err(Failure::abort(format!("{what} rejected: {desc}"))),
         Some(other) => Err(Failure::perm(format!("{what}: {other:?}: {desc}"))),
-        None => Err(Failure::perm(format!("{what}: unknown result {}", resp.res))),
+        None => Err(Failure::perm(format!(
+            "{what}: unknown result {}",
+            resp.res
+        ))),
     }
 }
 
@@ -445,7 +467,10 @@ fn landed(env: &ThreadEnv, what: &str, resp: &PollStateResp) -> Result<Option<Ou
         })),
         Some(OnChainState::ShouldAbort) => Err(Failure::abort(format!("{what}: {desc}"))),
         Some(s) => Err(Failure::perm(format!("{what} on chain: {s:?} {desc}"))),
-        None => Err(Failure::perm(format!("{what}: unknown state {}", resp.state))),
+        None => Err(Failure::perm(format!(
+            "{what}: unknown state {}",
+            resp.state
+        ))),
     }
 }
 

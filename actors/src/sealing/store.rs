@@ -47,9 +47,9 @@ impl Location {
     /// The sector this thread held when it stopped, if any.
     pub fn load(&self) -> std::io::Result<Option<Sector>> {
         match fs::read(self.record_path()) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| std::io::Error::other(format!("{}: {e}", self.record_path().display()))),
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                std::io::Error::other(format!("{}: {e}", self.record_path().display()))
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -123,10 +123,17 @@ mod tests {
         let loc = Location::new(dir.path());
         loc.init().unwrap();
         assert_eq!(loc.load().unwrap(), None);
-        let s = Sector { state: Some(State::PC1Done), retry: 2, ..Default::default() };
+        let s = Sector {
+            state: Some(State::PC1Done),
+            retry: 2,
+            ..Default::default()
+        };
         loc.save(&s).unwrap();
         assert_eq!(loc.load().unwrap(), Some(s));
-        let id = SectorId { miner: 1, number: 2 };
+        let id = SectorId {
+            miner: 1,
+            number: 2,
+        };
         fs::create_dir_all(loc.cache(id)).unwrap();
         fs::write(loc.sealed(id), b"x").unwrap();
         loc.wipe(Some(id)).unwrap();

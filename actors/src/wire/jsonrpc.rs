@@ -156,11 +156,9 @@ impl Client {
         if let Some(err) = resp.error {
             return Err(CallError::Rpc(err));
         }
-        serde_json::from_value(resp.result.unwrap_or(Value::Null)).map_err(|e| {
-            CallError::Decode {
-                url: self.url.clone(),
-                reason: format!("{method}: {e}"),
-            }
+        serde_json::from_value(resp.result.unwrap_or(Value::Null)).map_err(|e| CallError::Decode {
+            url: self.url.clone(),
+            reason: format!("{method}: {e}"),
         })
     }
 }

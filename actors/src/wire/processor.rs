@@ -83,6 +83,9 @@ pub struct PC1Task {
 pub struct PC2Task {
     pub seal_proof: u64,
     pub pc1_out: Value,
+    /// PC2 encodes the sealed file in place; it is restored from here first, so PC2 can run
+    /// again (resume from PC1Done) and give the same CommR.
+    pub staged_file: String,
     pub cache_dir: String,
     pub sealed_file: String,
 }

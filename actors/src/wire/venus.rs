@@ -120,9 +120,15 @@ pub enum SubmitResult {
 impl SubmitResult {
     pub fn from_code(code: u64) -> Option<Self> {
         use SubmitResult::*;
-        [Accepted, DuplicateSubmit, MismatchedSubmission, Rejected, FilesMissed]
-            .into_iter()
-            .find(|r| *r as u64 == code)
+        [
+            Accepted,
+            DuplicateSubmit,
+            MismatchedSubmission,
+            Rejected,
+            FilesMissed,
+        ]
+        .into_iter()
+        .find(|r| *r as u64 == code)
     }
 }
 
@@ -148,9 +154,17 @@ pub enum OnChainState {
 impl OnChainState {
     pub fn from_code(code: u64) -> Option<Self> {
         use OnChainState::*;
-        [Pending, Packed, Landed, NotFound, Failed, PermFailed, ShouldAbort]
-            .into_iter()
-            .find(|r| *r as u64 == code)
+        [
+            Pending,
+            Packed,
+            Landed,
+            NotFound,
+            Failed,
+            PermFailed,
+            ShouldAbort,
+        ]
+        .into_iter()
+        .find(|r| *r as u64 == code)
     }
 }
 
@@ -302,8 +316,20 @@ mod tests {
     #[test]
     fn sector_id_round_trips_through_its_display_form() {
         for (s, id) in [
-            ("s-t010000-2", SectorId { miner: 10000, number: 2 }),
-            ("s-t01-0", SectorId { miner: 1, number: 0 }),
+            (
+                "s-t010000-2",
+                SectorId {
+                    miner: 10000,
+                    number: 2,
+                },
+            ),
+            (
+                "s-t01-0",
+                SectorId {
+                    miner: 1,
+                    number: 0,
+                },
+            ),
         ] {
             assert_eq!(id.to_string(), s);
             assert_eq!(s.parse::<SectorId>(), Ok(id));
@@ -314,7 +340,11 @@ mod tests {
 
     #[test]
     fn prover_id_is_leb128_of_the_actor_id() {
-        for (miner, bytes) in [(0u64, vec![0u8]), (127, vec![127]), (10000, vec![0x90, 0x4e])] {
+        for (miner, bytes) in [
+            (0u64, vec![0u8]),
+            (127, vec![127]),
+            (10000, vec![0x90, 0x4e]),
+        ] {
             let id = prover_id(miner);
             assert_eq!(&id[..bytes.len()], &bytes[..]);
             assert!(id[bytes.len()..].iter().all(|b| *b == 0));
@@ -323,7 +353,11 @@ mod tests {
 
     #[test]
     fn sector_id_uses_pascal_case_on_the_wire() {
-        let v = serde_json::to_value(SectorId { miner: 1, number: 2 }).unwrap_or_default();
+        let v = serde_json::to_value(SectorId {
+            miner: 1,
+            number: 2,
+        })
+        .unwrap_or_default();
         assert_eq!(v, serde_json::json!({"Miner": 1, "Number": 2}));
     }
 

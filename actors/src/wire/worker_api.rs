@@ -65,7 +65,12 @@ impl std::fmt::Display for ThreadState {
             ThreadState::Idle => write!(f, "Idle"),
             ThreadState::Paused { elapsed } => write!(f, "Paused({})", d(*elapsed)),
             ThreadState::Running { elapsed, proc } => {
-                write!(f, "Running({}) {}", d(*elapsed), proc.as_deref().unwrap_or(""))
+                write!(
+                    f,
+                    "Running({}) {}",
+                    d(*elapsed),
+                    proc.as_deref().unwrap_or("")
+                )
             }
             ThreadState::Waiting { elapsed, reason } => match reason {
                 Some(r) => write!(f, "Waiting({}) {r}", d(*elapsed)),
@@ -122,7 +127,11 @@ mod tests {
             job_id: job.map(String::from),
             index: 0,
             thread_state: state,
-            job_state: if job.is_some() { "C1Done".into() } else { String::new() },
+            job_state: if job.is_some() {
+                "C1Done".into()
+            } else {
+                String::new()
+            },
             job_stage: None,
             last_error: err.map(String::from),
         }
@@ -132,7 +141,11 @@ mod tests {
     fn list_line_matches_the_seed_format() {
         let cases = [
             (
-                info(ThreadState::Paused { elapsed: 17 }, Some("s-t010000-2"), Some("permanent: x \"y\"")),
+                info(
+                    ThreadState::Paused { elapsed: 17 },
+                    Some("s-t010000-2"),
+                    Some("permanent: x \"y\""),
+                ),
                 r#"#0: "/path/store1"; sector_id=Some(s-t010000-2), paused=true, paused_elapsed=Some(17s), state=C1Done, last_err=Some("permanent: x \"y\"")"#,
             ),
             (
@@ -149,16 +162,23 @@ mod tests {
     fn thread_state_is_internally_tagged() {
         let v = serde_json::to_value(ThreadState::Paused { elapsed: 3 }).unwrap_or_default();
         assert_eq!(v, serde_json::json!({"state": "Paused", "elapsed": 3}));
-        let idle: ThreadState =
-            serde_json::from_value(serde_json::json!({"state": "Idle"})).unwrap_or(ThreadState::Paused { elapsed: 0 });
+        let idle: ThreadState = serde_json::from_value(serde_json::json!({"state": "Idle"}))
+            .unwrap_or(ThreadState::Paused { elapsed: 0 });
         assert_eq!(idle, ThreadState::Idle);
     }
 
     #[test]
     fn thread_state_display() {
-        assert_eq!(ThreadState::Paused { elapsed: 17 }.to_string(), "Paused(17s)");
         assert_eq!(
-            ThreadState::Running { elapsed: 63, proc: Some("ext(pid: 42)".into()) }.to_string(),
+            ThreadState::Paused { elapsed: 17 }.to_string(),
+            "Paused(17s)"
+        );
+        assert_eq!(
+            ThreadState::Running {
+                elapsed: 63,
+                proc: Some("ext(pid: 42)".into())
+            }
+            .to_string(),
             "Running(1m 3s) ext(pid: 42)"
         );
     }

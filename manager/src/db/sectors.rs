@@ -32,11 +32,20 @@ pub struct SectorRow {
 
 /// Takes the next sector number of `miner` and records the sector. Safe with several managers
 /// on one database: the counter row is locked by the update until the transaction ends.
-pub fn allocate(conn: &mut DbConnection, miner: u64, proof_type: u64, at: NaiveDateTime) -> Result<u64, DbError> {
+pub fn allocate(
+    conn: &mut DbConnection,
+    miner: u64,
+    proof_type: u64,
+    at: NaiveDateTime,
+) -> Result<u64, DbError> {
     let mysql = is_mysql(conn);
     let miner = miner as i64;
     conn.transaction::<_, diesel::result::Error, _>(|c| {
-        let ignore = if mysql { "INSERT IGNORE" } else { "INSERT OR IGNORE" };
+        let ignore = if mysql {
+            "INSERT IGNORE"
+        } else {
+            "INSERT OR IGNORE"
+        };
         execute(
             c,
             &format!("{ignore} INTO sector_counters (miner_id, next_number) VALUES (?, 1)"),
@@ -87,16 +96,32 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<SectorRow>, DbError> {
 pub enum Change {
     Ticket(String),
     Seed(String),
-    PreCommit { comm_r: String, comm_d: String },
+    PreCommit {
+        comm_r: String,
+        comm_d: String,
+    },
     Persisted(String),
-    Proof { proof: String, accepted: bool },
-    Report { state: String, worker: String, location: String },
+    Proof {
+        proof: String,
+        accepted: bool,
+    },
+    Report {
+        state: String,
+        worker: String,
+        location: String,
+    },
     Finalized,
     Aborted(String),
 }
 
 /// Applies `change`; false when the sector is unknown.
-pub fn update(conn: &mut DbConnection, miner: u64, number: u64, change: Change, at: NaiveDateTime) -> Result<bool, DbError> {
+pub fn update(
+    conn: &mut DbConnection,
+    miner: u64,
+    number: u64,
+    change: Change,
+    at: NaiveDateTime,
+) -> Result<bool, DbError> {
     let target = sectors::table
         .filter(sectors::miner_id.eq(miner as i64))
         .filter(sectors::sector_number.eq(number as i64));
@@ -125,7 +150,11 @@ pub fn update(conn: &mut DbConnection, miner: u64, number: u64, change: Change, 
                 sectors::updated_at.eq(at),
             ))
             .execute(conn),
-        Change::Report { state, worker, location } => diesel::update(target)
+        Change::Report {
+            state,
+            worker,
+            location,
+        } => diesel::update(target)
             .set((
                 sectors::state.eq(state),
                 sectors::worker_name.eq(worker),

@@ -35,7 +35,10 @@ pub enum Val {
     Time(NaiveDateTime),
 }
 
-fn bind_all<DB>(mut q: BoxedSqlQuery<'static, DB, SqlQuery>, vals: Vec<Val>) -> BoxedSqlQuery<'static, DB, SqlQuery>
+fn bind_all<DB>(
+    mut q: BoxedSqlQuery<'static, DB, SqlQuery>,
+    vals: Vec<Val>,
+) -> BoxedSqlQuery<'static, DB, SqlQuery>
 where
     DB: diesel::backend::Backend
         + diesel::sql_types::HasSqlType<Text>
@@ -85,7 +88,11 @@ pub fn upsert_clause(mysql: bool, key: &[&str], cols: &[&str]) -> String {
         format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
     } else {
         let sets: Vec<String> = cols.iter().map(|c| format!("{c} = excluded.{c}")).collect();
-        format!(" ON CONFLICT ({}) DO UPDATE SET {}", key.join(", "), sets.join(", "))
+        format!(
+            " ON CONFLICT ({}) DO UPDATE SET {}",
+            key.join(", "),
+            sets.join(", ")
+        )
     }
 }
 
@@ -96,15 +103,28 @@ fn placeholders(rows: usize, cols: usize) -> String {
 
 /// Writes a batch of pings in one transaction of three statements: workers, their threads,
 /// and the removal of threads a worker no longer has.
-pub fn upsert_pings(conn: &mut DbConnection, pings: &[WorkerInfo], at: NaiveDateTime) -> Result<(), DbError> {
+pub fn upsert_pings(
+    conn: &mut DbConnection,
+    pings: &[WorkerInfo],
+    at: NaiveDateTime,
+) -> Result<(), DbError> {
     if pings.is_empty() {
         return Ok(());
     }
     let mysql = is_mysql(conn);
     conn.transaction::<_, diesel::result::Error, _>(|c| {
         let cols = [
-            "name", "dest", "version", "threads", "empty_threads", "paused_threads",
-            "running_threads", "waiting_threads", "error_threads", "first_seen_at", "last_ping_at",
+            "name",
+            "dest",
+            "version",
+            "threads",
+            "empty_threads",
+            "paused_threads",
+            "running_threads",
+            "waiting_threads",
+            "error_threads",
+            "first_seen_at",
+            "last_ping_at",
         ];
         let mut vals = Vec::new();
         for p in pings {
@@ -127,13 +147,30 @@ pub fn upsert_pings(conn: &mut DbConnection, pings: &[WorkerInfo], at: NaiveDate
             "INSERT INTO workers ({}) VALUES {}{}",
             cols.join(", "),
             placeholders(pings.len(), cols.len()),
-            upsert_clause(mysql, &["name"], &cols[1..9].iter().chain(&cols[10..]).copied().collect::<Vec<_>>())
+            upsert_clause(
+                mysql,
+                &["name"],
+                &cols[1..9]
+                    .iter()
+                    .chain(&cols[10..])
+                    .copied()
+                    .collect::<Vec<_>>()
+            )
         );
         execute(c, &sql, vals)?;
 
         let tcols = [
-            "worker_name", "thread_index", "location", "plan", "job_id", "job_state",
-            "job_stage", "thread_state", "state_since", "last_error", "updated_at",
+            "worker_name",
+            "thread_index",
+            "location",
+            "plan",
+            "job_id",
+            "job_state",
+            "job_stage",
+            "thread_state",
+            "state_since",
+            "last_error",
+            "updated_at",
         ];
         let mut rows = 0;
         let mut vals = Vec::new();
@@ -144,7 +181,9 @@ pub fn upsert_pings(conn: &mut DbConnection, pings: &[WorkerInfo], at: NaiveDate
                     damocles_actors::wire::worker_api::ThreadState::Idle => 0,
                     damocles_actors::wire::worker_api::ThreadState::Paused { elapsed }
                     | damocles_actors::wire::worker_api::ThreadState::Running { elapsed, .. }
-                    | damocles_actors::wire::worker_api::ThreadState::Waiting { elapsed, .. } => *elapsed,
+                    | damocles_actors::wire::worker_api::ThreadState::Waiting { elapsed, .. } => {
+                        *elapsed
+                    }
                 };
                 vals.extend([
                     Val::Text(p.name.clone()),
@@ -172,13 +211,18 @@ pub fn upsert_pings(conn: &mut DbConnection, pings: &[WorkerInfo], at: NaiveDate
         }
         let with_threads: Vec<&WorkerInfo> = pings.iter().filter(|p| p.threads.is_some()).collect();
         if !with_threads.is_empty() {
-            let conds = vec!["(worker_name = ? AND thread_index >= ?)"; with_threads.len()].join(" OR ");
+            let conds =
+                vec!["(worker_name = ? AND thread_index >= ?)"; with_threads.len()].join(" OR ");
             let mut vals = Vec::new();
             for p in with_threads {
                 vals.push(Val::Text(p.name.clone()));
                 vals.push(Val::Int(p.threads.as_ref().map_or(0, Vec::len) as i64));
             }
-            execute(c, &format!("DELETE FROM worker_threads WHERE {conds}"), vals)?;
+            execute(
+                c,
+                &format!("DELETE FROM worker_threads WHERE {conds}"),
+                vals,
+            )?;
         }
         Ok(())
     })
@@ -205,7 +249,8 @@ pub fn get(conn: &mut DbConnection, name: &str) -> Result<Option<WorkerRow>, DbE
 /// Forgets a worker and its threads; false when it was unknown.
 pub fn remove(conn: &mut DbConnection, name: &str) -> Result<bool, DbError> {
     conn.transaction::<_, diesel::result::Error, _>(|c| {
-        diesel::delete(worker_threads::table.filter(worker_threads::worker_name.eq(name))).execute(c)?;
+        diesel::delete(worker_threads::table.filter(worker_threads::worker_name.eq(name)))
+            .execute(c)?;
         let n = diesel::delete(workers::table.filter(workers::name.eq(name))).execute(c)?;
         Ok(n > 0)
     })

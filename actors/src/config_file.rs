@@ -1,0 +1,72 @@
+//! Loading a TOML config file for either binary: one error shape that names the file, the key
+//! and the reason, on one line.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+/// A config that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {reason}")]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(file: &str, key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_string(),
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+pub fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            &path.display().to_string(),
+            "-",
+            format!("cannot read the file: {e}"),
+        )
+    })
+}
+
+/// Parses `text`; unknown keys, wrong types and bad values come back with the key's path.
+pub fn parse<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+        let path = e.path().to_string();
+        let key = if path.is_empty() || path == "." {
+            "(top level)".to_string()
+        } else {
+            path
+        };
+        let mut reason = one_line(&e.inner().to_string());
+        if reason.contains("expected a duration") {
+            reason.push_str("; write durations like 30s, 5min, 1h 30m, 2days");
+        }
+        ConfigError::new(file, key, reason)
+    })
+}
+
+/// toml's errors span several lines with a source excerpt; keep the reason and the position.
+fn one_line(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let location = lines.first().copied().unwrap_or_default();
+    let reason = lines
+        .iter()
+        .rev()
+        .find(|l| !l.starts_with('|') && !l.starts_with(|c: char| c.is_ascii_digit()))
+        .copied()
+        .unwrap_or(location);
+    if location.starts_with("TOML parse error") && reason != location {
+        format!(
+            "{reason} ({})",
+            location.trim_start_matches("TOML parse error ").trim()
+        )
+    } else {
+        reason.to_string()
+    }
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# A complete local cluster in the foreground: a mock-chain manager on SQLite and one worker
+# from config-examples/worker.mock.toml, sealing real 2KiB sectors. Ctrl-C stops everything.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+run="${DAMOCLES_LOCAL_DIR:-$repo/mock-tmp}"
+export FIL_PROOFS_PARAMETER_CACHE="${FIL_PROOFS_PARAMETER_CACHE:-/var/tmp/filecoin-proof-parameters}"
+export DAMOCLES_PATH="$run/manager-home"
+mkdir -p "$run" "$DAMOCLES_PATH"
+
+echo "building (the first build takes about 5 minutes)..."
+(cd "$repo" && cargo build --bins --quiet)
+bin="$repo/target/debug"
+
+params=$(ls "$FIL_PROOFS_PARAMETER_CACHE"/v28-stacked-proof-of-replication-merkletree-poseidon_hasher-8-0-0-sha256_hasher-032d3138*.params 2>/dev/null || true)
+if [ -z "$params" ]; then
+  echo "2KiB Groth parameters are missing: the worker generates them in the background now"
+  echo "(about 12 minutes and 5 GB of memory, once per machine, into $FIL_PROOFS_PARAMETER_CACHE);"
+  echo "threads seal up to C1 meanwhile and show 'waiting for parameters' at C2."
+fi
+
+cleanup() { kill "${worker:-}" "${manager:-}" 2>/dev/null || true; wait 2>/dev/null || true; echo "stopped"; }
+trap cleanup EXIT INT TERM
+
+"$bin/damocles-manager" daemon run --mock --miner 10000 --sector-size 2KiB --listen 127.0.0.1:1789 \
+  2> "$run/manager.log" &
+manager=$!
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/1789) 2>/dev/null && break; sleep 0.2; done
+cp "$repo/config-examples/worker.mock.toml" "$run/worker.toml"
+(cd "$run" && exec "$bin/damocles-worker" daemon -c worker.toml 2> "$run/worker.log") &
+worker=$!
+
+cat <<MSG
+
+local cluster running (Ctrl-C stops it)
+  files:   $run  (stores store1..3, remote/, manager-home/ with the SQLite database and token)
+  logs:    $run/manager.log  $run/worker.log
+  try:
+    export DAMOCLES_PATH=$DAMOCLES_PATH
+    $bin/damocles-manager util worker list
+    $bin/damocles-manager util worker info mock-worker
+    $bin/damocles-worker worker -c $run/worker.toml list
+    $bin/damocles-worker worker -c $run/worker.toml pause --index 1
+    $bin/damocles-worker worker -c $run/worker.toml resume --index 1
+    sqlite3 $DAMOCLES_PATH/damocles.sqlite 'select * from sectors'
+MSG
+wait
