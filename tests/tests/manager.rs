@@ -1,6 +1,9 @@
 //! The manager against SQLite and MariaDB: workers seen through pings, remote pause/resume,
 //! expiry and removal, access control, bad input, and restarts that lose nothing.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use damocles_tests::*;

@@ -1,13 +1,16 @@
 //! A manager in mock mode and a worker seal real 2KiB sectors; operators pause, resume and
 //! recover threads while it runs; the manager verifies every PoRep and rejects a tampered one.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use damocles_tests::*;
 use serde_json::{json, Value};
 
-fn thread<'a>(list: &'a [Value], idx: u64) -> &'a Value {
+fn thread(list: &[Value], idx: u64) -> &Value {
     list.iter().find(|t| t["index"] == idx).expect("thread")
 }
 

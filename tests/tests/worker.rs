@@ -1,5 +1,8 @@
 //! The worker daemon on its own: bad configs refuse to start, and no processor outlives it.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use damocles_tests::*;

@@ -74,11 +74,7 @@ pub fn execute(conn: &mut DbConnection, sql: &str, vals: Vec<Val>) -> QueryResul
 }
 
 pub fn is_mysql(conn: &DbConnection) -> bool {
-    #[allow(unreachable_patterns)]
-    match conn {
-        DbConnection::Sqlite(_) => false,
-        _ => true,
-    }
+    !matches!(conn, DbConnection::Sqlite(_))
 }
 
 /// The upsert tail for a table keyed by `key`, setting `cols` from the new row.
