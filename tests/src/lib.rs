@@ -15,8 +15,9 @@ pub const MYSQL_URL_ENV: &str = "DAMOCLES_TEST_MYSQL_URL";
 
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> → target/<profile>/<bin>
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    // A test runs from target/<profile>/deps, a bench binary from target/<profile>.
+    let here = exe.parent().expect("target dir");
+    let dir = if here.ends_with("deps") { here.parent().expect("target dir") } else { here };
     let p = dir.join(name);
     assert!(
         p.exists(),

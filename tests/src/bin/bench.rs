@@ -1,0 +1,185 @@
+//! Benchmarks, each run side by side with its baseline in the same run (numbers in
+//! BENCHMARKS.md). Build and run in release:
+//!
+//! ```sh
+//! cargo build --release --bins --features damocles-manager/mysql,damocles-tests/bench-mysql
+//! target/release/bench worker 64            # worker list and pause→paused, 64 threads
+//! target/release/bench heartbeat 2000 8 mysql://root@127.0.0.1:3306/test
+//! ```
+
+// A benchmark that fails to set up panics: there is nothing else to report.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use damocles_tests::*;
+use serde_json::{json, Value};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("worker") => worker(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(64)),
+        Some("heartbeat") => heartbeat(
+            args.get(2).and_then(|n| n.parse().ok()).unwrap_or(2000),
+            args.get(3).and_then(|n| n.parse().ok()).unwrap_or(8),
+            args.get(4).cloned().unwrap_or_else(|| "mysql://root@127.0.0.1:3306/test".into()),
+        ),
+        _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url]"),
+    }
+}
+
+fn percentiles(mut v: Vec<Duration>) -> String {
+    v.sort();
+    let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+    format!("n={} p50={:?} p99={:?} max={:?}", v.len(), p(0.5), p(0.99), v[v.len() - 1])
+}
+
+fn call(client: &reqwest::blocking::Client, url: &str, method: &str, params: Value) -> Value {
+    let resp: Value = client
+        .post(url)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    resp["result"].clone()
+}
+
+fn worker(threads: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manager::start(dir.path(), None);
+    let w = Worker::start(dir.path(), "bench", m.port, threads, "sealing.allowed_miners = [1]");
+    let url = format!("http://127.0.0.1:{}/", w.port);
+    let client = reqwest::blocking::Client::new();
+    for _ in 0..50 {
+        call(&client, &url, "VenusWorker.WorkerList", json!([]));
+    }
+    let time = |method: &str, n: usize| {
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                call(&client, &url, method, json!([]));
+                t.elapsed()
+            })
+            .collect::<Vec<_>>()
+    };
+    println!("baseline  WorkerVersion (HTTP + JSON-RPC, no actors): {}", percentiles(time("VenusWorker.WorkerVersion", 1000)));
+    let list = time("VenusWorker.WorkerList", 1000);
+    println!("WorkerList with {threads} threads (asks every thread actor): {}", percentiles(list));
+
+    let mut pause = Vec::new();
+    for i in 0..threads {
+        let t = Instant::now();
+        call(&client, &url, "VenusWorker.WorkerPause", json!([i]));
+        loop {
+            let l = call(&client, &url, "VenusWorker.WorkerList", json!([]));
+            if l[i]["thread_state"]["state"] == "Paused" {
+                break;
+            }
+        }
+        pause.push(t.elapsed());
+        call(&client, &url, "VenusWorker.WorkerResume", json!([i, null]));
+    }
+    println!("pause → paused seen in WorkerList, {threads} threads: {}", percentiles(pause));
+}
+
+fn ping(name: &str, threads: usize, round: usize) -> Value {
+    let rows: Vec<Value> = (0..threads)
+        .map(|i| {
+            json!({"location": format!("/data/{name}/store{i}"), "plan": "sealer",
+                   "job_id": format!("s-t010000-{}", round * 100 + i), "index": i,
+                   "thread_state": {"state": "Running", "elapsed": 5, "proc": "ext(pid: 42)"},
+                   "job_state": "PC1Done", "job_stage": "PC2", "last_error": null})
+        })
+        .collect();
+    json!({"Name": name, "Dest": "10.0.0.1:17890", "Version": "bench",
+           "Summary": {"Threads": threads, "Empty": 0, "Paused": 0, "Running": threads, "Waiting": 0, "Errors": 0},
+           "Threads": rows})
+}
+
+fn heartbeat(workers: usize, threads: usize, base_url: &str) {
+    use diesel::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    std::env::set_var(MYSQL_URL_ENV, base_url);
+    let db = mysql_database("bench").unwrap();
+    let m = Manager::start(dir.path(), Some(db.clone()));
+    let rpc = m.url("/rpc/v0");
+
+    // Through the manager: every worker pings once per round, 64 at a time.
+    let rounds = 3;
+    let concurrency = 64;
+    let started = Instant::now();
+    let lat = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for c in 0..concurrency {
+            let (rpc, lat) = (&rpc, &lat);
+            s.spawn(move || {
+                let client = reqwest::blocking::Client::new();
+                for round in 0..rounds {
+                    for w in (c..workers).step_by(concurrency) {
+                        let t = Instant::now();
+                        let r = call(&client, rpc, "Venus.WorkerPing", json!([ping(&format!("w{w}"), threads, round)]));
+                        assert!(r.is_null());
+                        lat.lock().unwrap().push(t.elapsed());
+                    }
+                }
+            });
+        }
+    });
+    let total = started.elapsed();
+    let n = workers * rounds;
+    println!(
+        "manager WorkerPing ({workers} workers x {threads} threads, {concurrency} concurrent): {} pings in {total:?} = {:.0} pings/s, {:.0} thread rows/s; latency {}",
+        n,
+        n as f64 / total.as_secs_f64(),
+        (n * threads) as f64 / total.as_secs_f64(),
+        percentiles(lat.into_inner().unwrap())
+    );
+
+    // Baseline: the same rows straight into the same tables, batched 512 workers per
+    // transaction (the writer's largest batch), one connection.
+    let mut conn = diesel::MysqlConnection::establish(&db).unwrap();
+    let now = "2026-01-01 00:00:00";
+    let mut batch_lat = Vec::new();
+    let started = Instant::now();
+    for round in 0..rounds {
+        for chunk in (0..workers).collect::<Vec<_>>().chunks(512) {
+            let t = Instant::now();
+            let wvals: Vec<String> = chunk
+                .iter()
+                .map(|w| format!("('w{w}','10.0.0.1:17890','bench',{threads},0,0,{threads},0,0,'{now}','{now}')"))
+                .collect();
+            let tvals: Vec<String> = chunk
+                .iter()
+                .flat_map(|w| {
+                    (0..threads).map(move |i| {
+                        format!("('w{w}',{i},'/data/w{w}/store{i}','sealer','s-t010000-{}','PC1Done','PC2','Running','{now}',NULL,'{now}')", round * 100 + i)
+                    })
+                })
+                .collect();
+            conn.transaction::<_, diesel::result::Error, _>(|c| {
+                diesel::sql_query(format!(
+                    "INSERT INTO workers (name, dest, version, threads, empty_threads, paused_threads, running_threads, waiting_threads, error_threads, first_seen_at, last_ping_at) VALUES {} ON DUPLICATE KEY UPDATE dest=VALUES(dest), version=VALUES(version), threads=VALUES(threads), running_threads=VALUES(running_threads), last_ping_at=VALUES(last_ping_at)",
+                    wvals.join(",")
+                ))
+                .execute(c)?;
+                diesel::sql_query(format!(
+                    "INSERT INTO worker_threads (worker_name, thread_index, location, plan, job_id, job_state, job_stage, thread_state, state_since, last_error, updated_at) VALUES {} ON DUPLICATE KEY UPDATE job_id=VALUES(job_id), job_state=VALUES(job_state), thread_state=VALUES(thread_state), updated_at=VALUES(updated_at)",
+                    tvals.join(",")
+                ))
+                .execute(c)?;
+                Ok(())
+            })
+            .unwrap();
+            batch_lat.push(t.elapsed());
+        }
+    }
+    let total = started.elapsed();
+    println!(
+        "baseline raw batched upsert (512 workers/transaction, 1 connection): {n} workers in {total:?} = {:.0} workers/s, {:.0} thread rows/s; per batch {}",
+        n as f64 / total.as_secs_f64(),
+        (n * threads) as f64 / total.as_secs_f64(),
+        percentiles(batch_lat)
+    );
+    drop(m);
+}
