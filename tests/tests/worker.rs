@@ -96,6 +96,19 @@ fn bad_configs_exit_non_zero_with_file_key_and_reason() {
     assert!(stderr(&out).contains("valid sizes"), "{}", stderr(&out));
 }
 
+#[test]
+fn an_unreachable_worker_is_one_line_and_a_non_zero_exit() {
+    let port = free_port();
+    let out = std::process::Command::new(bin("damocles-worker"))
+        .args(["worker", "--host", &format!("127.0.0.1:{port}"), "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("cannot reach the worker at 127.0.0.1:{port}: connection failed")), "{err}");
+}
+
 fn processors_of(w: &Worker) -> Vec<i32> {
     wait_for(Duration::from_secs(30), "six processor children", || {
         let c = w.children();

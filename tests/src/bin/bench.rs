@@ -22,7 +22,7 @@ fn main() {
         Some("heartbeat") => heartbeat(
             args.get(2).and_then(|n| n.parse().ok()).unwrap_or(2000),
             args.get(3).and_then(|n| n.parse().ok()).unwrap_or(8),
-            args.get(4).cloned().unwrap_or_else(|| "mysql://root@127.0.0.1:3306/test".into()),
+            args.get(4).map_or("mysql://root@127.0.0.1:3306/test", String::as_str),
         ),
         _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url]"),
     }
