@@ -20,7 +20,8 @@ if [ -z "$params" ]; then
 fi
 
 cleanup() { kill "${worker:-}" "${manager:-}" 2>/dev/null || true; wait 2>/dev/null || true; echo "stopped"; }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap "exit 130" INT TERM
 
 "$bin/damocles-manager" daemon run --mock --miner 10000 --sector-size 2KiB --listen 127.0.0.1:1789 \
   2> "$run/manager.log" &
@@ -33,7 +34,7 @@ worker=$!
 cat <<MSG
 
 local cluster running (Ctrl-C stops it)
-  files:   $run  (stores store1..3, remote/, manager-home/ with the SQLite database and token)
+  files:   $run  (mock-tmp/store1..3 and mock-tmp/remote, manager-home/ with the SQLite database and token)
   logs:    $run/manager.log  $run/worker.log
   try:
     export DAMOCLES_PATH=$DAMOCLES_PATH
