@@ -5,6 +5,7 @@
 
 pub mod config_file;
 pub mod limits;
+pub mod logging;
 pub mod processor;
 pub mod processors;
 pub mod sealing;

@@ -12,7 +12,6 @@ mod rpc;
 mod server;
 mod verify;
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -113,20 +112,9 @@ fn run_daemon(args: RunArgs, mock: bool) -> anyhow::Result<()> {
     actix_rt::System::new().block_on(server::run(cfg, opts))
 }
 
-fn init_logging() {
-    let filter = std::env::var("DAMOCLES_MANAGER_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info,storage_proofs_core=warn,storage_proofs_porep=warn,storage_proofs_post=warn,filecoin_proofs=warn,bellperson=warn".into());
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .init();
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    damocles_actors::logging::init("DAMOCLES_MANAGER_LOG");
     let result = match cli.cmd {
         Cmd::Daemon {
             cmd: DaemonCmd::Run { mock, run },

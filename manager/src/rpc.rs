@@ -4,7 +4,7 @@
 use actix::Addr;
 use actix_web::{web, HttpResponse};
 use damocles_actors::wire::jsonrpc::{
-    Request, Response, RpcError, METHOD_NOT_FOUND, PARSE_ERROR, SERVICE_UNAVAILABLE,
+    decode_request, Response, RpcError, METHOD_NOT_FOUND, SERVICE_UNAVAILABLE,
 };
 use damocles_actors::wire::venus::WorkerInfo;
 use serde::de::DeserializeOwned;
@@ -19,17 +19,9 @@ pub struct RpcState {
 }
 
 pub async fn handle(body: web::Bytes, state: web::Data<RpcState>) -> HttpResponse {
-    let req: Request = match serde_json::from_slice(&body) {
+    let req = match decode_request(&body) {
         Ok(r) => r,
-        Err(e) => {
-            return HttpResponse::Ok().json(Response::from_result(
-                Value::Null,
-                Err(RpcError::new(
-                    PARSE_ERROR,
-                    format!("malformed JSON-RPC request: {e}"),
-                )),
-            ))
-        }
+        Err(resp) => return HttpResponse::Ok().json(resp),
     };
     let result = dispatch(&req.method, req.params, &state).await;
     HttpResponse::Ok().json(Response::from_result(req.id, result))

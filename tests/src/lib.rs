@@ -17,7 +17,11 @@ pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // A test runs from target/<profile>/deps, a bench binary from target/<profile>.
     let here = exe.parent().expect("target dir");
-    let dir = if here.ends_with("deps") { here.parent().expect("target dir") } else { here };
+    let dir = if here.ends_with("deps") {
+        here.parent().expect("target dir")
+    } else {
+        here
+    };
     let p = dir.join(name);
     assert!(
         p.exists(),

@@ -393,8 +393,15 @@ fn a_restarted_manager_loses_nothing(db: Option<String>) {
     );
     let token = m.token();
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(m.home.join("token")).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600, "only its owner may read the admin token");
+    let mode = std::fs::metadata(m.home.join("token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "only its owner may read the admin token"
+    );
     drop(m);
 
     let m = Manager::start_on(dir.path(), db, port);

@@ -106,7 +106,12 @@ fn an_unreachable_worker_is_one_line_and_a_non_zero_exit() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains(&format!("cannot reach the worker at 127.0.0.1:{port}: connection failed")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot reach the worker at 127.0.0.1:{port}: connection failed"
+        )),
+        "{err}"
+    );
 }
 
 fn processors_of(w: &Worker) -> Vec<i32> {

@@ -10,7 +10,6 @@ mod post;
 mod processor_child;
 mod stages;
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -49,20 +48,9 @@ enum Cmd {
     },
 }
 
-fn init_logging() {
-    let filter = std::env::var("DAMOCLES_WORKER_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info,storage_proofs_core=warn,storage_proofs_porep=warn,storage_proofs_post=warn,filecoin_proofs=warn,bellperson=warn".into());
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .init();
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    damocles_actors::logging::init("DAMOCLES_WORKER_LOG");
     let result = match cli.cmd {
         Cmd::Daemon { config } => daemon::run(&config),
         Cmd::Worker(cmd) => tokio::runtime::Builder::new_current_thread()

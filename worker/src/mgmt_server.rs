@@ -7,7 +7,7 @@ use damocles_actors::supervisor::{
     ControlError, ListThreads, PauseThread, ResumeThread, WorkerSupervisor,
 };
 use damocles_actors::wire::jsonrpc::{
-    Request, Response, RpcError, METHOD_NOT_FOUND, PARSE_ERROR, SERVER_ERROR,
+    decode_request, Response, RpcError, METHOD_NOT_FOUND, SERVER_ERROR,
 };
 use serde_json::{json, Value};
 
@@ -34,17 +34,9 @@ pub fn serve(
 }
 
 async fn handle(body: web::Bytes, sup: web::Data<Addr<WorkerSupervisor>>) -> HttpResponse {
-    let req: Request = match serde_json::from_slice(&body) {
+    let req = match decode_request(&body) {
         Ok(r) => r,
-        Err(e) => {
-            return HttpResponse::Ok().json(Response::from_result(
-                Value::Null,
-                Err(RpcError::new(
-                    PARSE_ERROR,
-                    format!("malformed JSON-RPC request: {e}"),
-                )),
-            ))
-        }
+        Err(resp) => return HttpResponse::Ok().json(resp),
     };
     let result = dispatch(&req.method, &req.params, &sup).await;
     HttpResponse::Ok().json(Response::from_result(req.id, result))

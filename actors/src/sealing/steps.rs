@@ -201,22 +201,24 @@ async fn step(
                     .ok_or_else(|| Failure::critical("ticket is missing"))?,
                 deals: vec![],
             };
-            let resp: SubmitResp = rpc(
+            submit(
                 env,
                 "SubmitPreCommit",
                 json!([sector.allocated, info, false]),
             )
             .await?;
-            submitted("SubmitPreCommit", &resp)?;
             Event::SubmitPC
         }
         State::PCSubmitted => {
-            let resp: PollStateResp = rpc(env, "PollPreCommitState", json!([id])).await?;
-            match landed(env, "pre-commit", &resp)? {
-                Some(wait) => return Ok(wait),
-                None if resp.state == OnChainState::Failed as u64 => Event::ReSubmitPC,
-                None => Event::CheckPC,
-            }
+            return poll(
+                env,
+                "PollPreCommitState",
+                id,
+                "pre-commit",
+                Event::ReSubmitPC,
+                Event::CheckPC,
+            )
+            .await
         }
         State::PCLanded => {
             let instance = persist(env, id).await?;
@@ -285,17 +287,19 @@ async fn step(
                     Failure::critical("proof is missing; resume with --state C1Done")
                 })?,
             };
-            let resp: SubmitResp = rpc(env, "SubmitProof", json!([id, proof, false])).await?;
-            submitted("SubmitProof", &resp)?;
+            submit(env, "SubmitProof", json!([id, proof, false])).await?;
             Event::SubmitProof
         }
         State::ProofSubmitted => {
-            let resp: PollStateResp = rpc(env, "PollProofState", json!([id])).await?;
-            match landed(env, "proof", &resp)? {
-                Some(wait) => return Ok(wait),
-                None if resp.state == OnChainState::Failed as u64 => Event::ReSubmitProof,
-                None => Event::Finish,
-            }
+            return poll(
+                env,
+                "PollProofState",
+                id,
+                "proof",
+                Event::ReSubmitProof,
+                Event::Finish,
+            )
+            .await
         }
         State::Finished => {
             let _: Value = rpc(env, "ReportFinalized", json!([id])).await?;
@@ -443,28 +447,40 @@ async fn process<T: Serialize, O: DeserializeOwned>(
         .map_err(|e| Failure::perm(format!("{stage}: unexpected output: {e}")))
 }
 
-fn submitted(what: &str, resp: &SubmitResp) -> Result<(), Failure> {
-    let desc = resp.desc.clone().unwrap_or_default();
+/// Submits a message; Accepted and DuplicateSubmit go on, Rejected aborts the sector.
+async fn submit(env: &ThreadEnv, method: &str, params: Value) -> Result<(), Failure> {
+    let resp: SubmitResp = rpc(env, method, params).await?;
+    let desc = resp.desc.unwrap_or_default();
     match SubmitResult::from_code(resp.res) {
         Some(SubmitResult::Accepted | SubmitResult::DuplicateSubmit) => Ok(()),
-        Some(SubmitResult::Rejected) => Err(Failure::abort(format!("{what} rejected: {desc}"))),
-        Some(other) => Err(Failure::perm(format!("{what}: {other:?}: {desc}"))),
+        Some(SubmitResult::Rejected) => Err(Failure::abort(format!("{method} rejected: {desc}"))),
+        Some(other) => Err(Failure::perm(format!("{method}: {other:?}: {desc}"))),
         None => Err(Failure::perm(format!(
-            "{what}: unknown result {}",
+            "{method}: unknown result {}",
             resp.res
         ))),
     }
 }
 
-/// `None` when the message landed (or failed and must be resubmitted); `Some(wait)` while pending.
-fn landed(env: &ThreadEnv, what: &str, resp: &PollStateResp) -> Result<Option<Outcome>, Failure> {
-    let desc = resp.desc.clone().unwrap_or_default();
+/// Polls a submitted message: `landed` once it is on chain, `resubmit` when it failed, a wait
+/// of `rpc_polling_interval` while it is pending.
+async fn poll(
+    env: &ThreadEnv,
+    method: &str,
+    id: SectorId,
+    what: &str,
+    resubmit: Event,
+    landed: Event,
+) -> Result<Outcome, Failure> {
+    let resp: PollStateResp = rpc(env, method, json!([id])).await?;
+    let desc = resp.desc.unwrap_or_default();
     match OnChainState::from_code(resp.state) {
-        Some(OnChainState::Landed | OnChainState::Failed) => Ok(None),
-        Some(OnChainState::Pending | OnChainState::Packed) => Ok(Some(Outcome::Wait {
+        Some(OnChainState::Landed) => Ok(Outcome::Event(landed)),
+        Some(OnChainState::Failed) => Ok(Outcome::Event(resubmit)),
+        Some(OnChainState::Pending | OnChainState::Packed) => Ok(Outcome::Wait {
             delay: env.sealing.rpc_polling_interval,
             reason: format!("waiting for {what} to land"),
-        })),
+        }),
         Some(OnChainState::ShouldAbort) => Err(Failure::abort(format!("{what}: {desc}"))),
         Some(s) => Err(Failure::perm(format!("{what} on chain: {s:?} {desc}"))),
         None => Err(Failure::perm(format!(

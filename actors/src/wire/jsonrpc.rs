@@ -83,6 +83,19 @@ impl Response {
     }
 }
 
+/// Decodes a request body; a body that is not a request gets the parse-error response.
+pub fn decode_request(body: &[u8]) -> Result<Request, Box<Response>> {
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(Response::from_result(
+            Value::Null,
+            Err(RpcError::new(
+                PARSE_ERROR,
+                format!("malformed JSON-RPC request: {e}"),
+            )),
+        ))
+    })
+}
+
 /// Why a call failed: the peer could not be reached, or it answered with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {

@@ -31,7 +31,13 @@ fn main() {
 fn percentiles(mut v: Vec<Duration>) -> String {
     v.sort();
     let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
-    format!("n={} p50={:?} p99={:?} max={:?}", v.len(), p(0.5), p(0.99), v[v.len() - 1])
+    format!(
+        "n={} p50={:?} p99={:?} max={:?}",
+        v.len(),
+        p(0.5),
+        p(0.99),
+        v[v.len() - 1]
+    )
 }
 
 fn call(client: &reqwest::blocking::Client, url: &str, method: &str, params: Value) -> Value {
@@ -48,7 +54,13 @@ fn call(client: &reqwest::blocking::Client, url: &str, method: &str, params: Val
 fn worker(threads: usize) {
     let dir = tempfile::tempdir().unwrap();
     let m = Manager::start(dir.path(), None);
-    let w = Worker::start(dir.path(), "bench", m.port, threads, "sealing.allowed_miners = [1]");
+    let w = Worker::start(
+        dir.path(),
+        "bench",
+        m.port,
+        threads,
+        "sealing.allowed_miners = [1]",
+    );
     let url = format!("http://127.0.0.1:{}/", w.port);
     let client = reqwest::blocking::Client::new();
     for _ in 0..50 {
@@ -63,9 +75,15 @@ fn worker(threads: usize) {
             })
             .collect::<Vec<_>>()
     };
-    println!("baseline  WorkerVersion (HTTP + JSON-RPC, no actors): {}", percentiles(time("VenusWorker.WorkerVersion", 1000)));
+    println!(
+        "baseline  WorkerVersion (HTTP + JSON-RPC, no actors): {}",
+        percentiles(time("VenusWorker.WorkerVersion", 1000))
+    );
     let list = time("VenusWorker.WorkerList", 1000);
-    println!("WorkerList with {threads} threads (asks every thread actor): {}", percentiles(list));
+    println!(
+        "WorkerList with {threads} threads (asks every thread actor): {}",
+        percentiles(list)
+    );
 
     let mut pause = Vec::new();
     for i in 0..threads {
@@ -80,7 +98,10 @@ fn worker(threads: usize) {
         pause.push(t.elapsed());
         call(&client, &url, "VenusWorker.WorkerResume", json!([i, null]));
     }
-    println!("pause → paused seen in WorkerList, {threads} threads: {}", percentiles(pause));
+    println!(
+        "pause → paused seen in WorkerList, {threads} threads: {}",
+        percentiles(pause)
+    );
 }
 
 fn ping(name: &str, threads: usize, round: usize) -> Value {
@@ -118,7 +139,12 @@ fn heartbeat(workers: usize, threads: usize, base_url: &str) {
                 for round in 0..rounds {
                     for w in (c..workers).step_by(concurrency) {
                         let t = Instant::now();
-                        let r = call(&client, rpc, "Venus.WorkerPing", json!([ping(&format!("w{w}"), threads, round)]));
+                        let r = call(
+                            &client,
+                            rpc,
+                            "Venus.WorkerPing",
+                            json!([ping(&format!("w{w}"), threads, round)]),
+                        );
                         assert!(r.is_null());
                         lat.lock().unwrap().push(t.elapsed());
                     }
