@@ -467,3 +467,86 @@ fn a_garbage_proof_is_rejected() {
     let r = m.rpc("Venus.PollProofState", json!([id])).unwrap();
     assert_eq!(r["State"], 7, "ShouldAbort: {r}");
 }
+
+fn mysql_admin(sql: &str) -> String {
+    let out = std::process::Command::new("mysql")
+        .args(["-h", "127.0.0.1", "-u", "root", "-N", "-e", sql])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{sql}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// The database goes away under a running manager: operators get 503 (not 500, not a hang),
+/// workers get a retryable error, and everything works again once it is back.
+#[test]
+fn a_database_outage_is_503_and_the_manager_recovers_mysql() {
+    let Some(root_url) = mysql_database("outage") else {
+        return;
+    };
+    let db = root_url.rsplit('/').next().unwrap().to_string();
+    let user = format!("dmgr{}", std::process::id());
+    mysql_admin(&format!(
+        "DROP USER IF EXISTS '{user}'@'%'; CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT ALL ON {db}.* TO '{user}'@'%';"
+    ));
+    let url = format!("mysql://{user}:pw@127.0.0.1:3306/{db}");
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manager::start(dir.path(), Some(url));
+    let w = Worker::start(dir.path(), "worker-d", m.port, 1, IDLE);
+    wait_for(Duration::from_secs(30), "the worker's first ping", || {
+        let (_, body) = m.rest(Method::GET, "/workers", None);
+        (body.as_array()?.len() == 1).then_some(())
+    });
+
+    // Outage: the account is locked and its connections are cut.
+    mysql_admin(&format!("ALTER USER '{user}'@'%' ACCOUNT LOCK;"));
+    for id in mysql_admin(&format!(
+        "SELECT id FROM information_schema.processlist WHERE user = '{user}'"
+    ))
+    .split_whitespace()
+    {
+        let _ = std::process::Command::new("mysql")
+            .args(["-h", "127.0.0.1", "-u", "root", "-e", &format!("KILL {id}")])
+            .output();
+    }
+    let (status, body) = m.rest(Method::GET, "/workers", None);
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("database unavailable"),
+        "{body}"
+    );
+    let client = reqwest::blocking::Client::new();
+    assert_eq!(
+        client
+            .get(m.url("/healthz"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        503
+    );
+    let e = m
+        .rpc(
+            "Venus.AllocateSector",
+            json!([{"AllowedMiners": [10000], "AllowedProofTypes": [5]}]),
+        )
+        .unwrap_err();
+    assert_eq!(e["code"], -32003, "a retryable error for workers: {e}");
+
+    // Back: everything answers again and nothing was lost.
+    mysql_admin(&format!("ALTER USER '{user}'@'%' ACCOUNT UNLOCK;"));
+    wait_for(
+        Duration::from_secs(30),
+        "the manager to use the database again",
+        || {
+            let (status, body) = m.rest(Method::GET, "/workers", None);
+            (status == 200 && body[0]["name"] == "worker-d").then_some(())
+        },
+    );
+    assert_eq!(allocate(&m), 1, "numbering starts where it was");
+    drop(w);
+    mysql_admin(&format!("DROP USER '{user}'@'%';"));
+}
