@@ -365,3 +365,7 @@ impl Handler<Resume> for SealingThread {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+#[path = "sealing_thread_tests.rs"]
+mod tests;
