@@ -3,6 +3,7 @@
 //! Queries are plain sync functions; callers run them on the blocking pool (`Db::run`).
 
 pub mod audit;
+pub mod raw;
 pub mod schema;
 pub mod sectors;
 pub mod stores;
@@ -189,21 +190,11 @@ pub fn classify(e: diesel::result::Error) -> DbError {
     }
 }
 
+/// Now, in whole seconds: what a person reads at a mysql> prompt, and what both backends store.
 pub fn now() -> chrono::NaiveDateTime {
-    // Whole seconds: what a person reads at a mysql> prompt, and what both backends store.
+    use chrono::Timelike;
     let n = chrono::Utc::now().naive_utc();
-    n.with_nanosecond_zero()
-}
-
-trait ZeroNanos {
-    fn with_nanosecond_zero(self) -> Self;
-}
-
-impl ZeroNanos for chrono::NaiveDateTime {
-    fn with_nanosecond_zero(self) -> Self {
-        use chrono::Timelike;
-        self.with_nanosecond(0).unwrap_or(self)
-    }
+    n.with_nanosecond(0).unwrap_or(n)
 }
 
 #[cfg(test)]

@@ -278,7 +278,7 @@ pub async fn sectors(_admin: Admin, s: web::Data<RestState>) -> Result<HttpRespo
 pub async fn healthz(s: web::Data<RestState>) -> HttpResponse {
     match s.db.run(|c| db::workers::list(c).map(|_| ())).await {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ok", "database": s.db.backend})),
-        Err(e) => ApiError::from(e).into_http(),
+        Err(e) => actix_web::ResponseError::error_response(&ApiError::from(e)),
     }
 }
 
@@ -341,14 +341,4 @@ async fn record(
     })
     .await?;
     Ok(())
-}
-
-trait IntoHttp {
-    fn into_http(self) -> HttpResponse;
-}
-
-impl IntoHttp for ApiError {
-    fn into_http(self) -> HttpResponse {
-        actix_web::ResponseError::error_response(&self)
-    }
 }

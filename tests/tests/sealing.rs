@@ -40,17 +40,12 @@ fn cluster_seals_real_sectors_while_operators_steer_threads() {
         },
     );
 
-    // Pause while waiting: takes effect at once.
-    let t0 = Instant::now();
+    // Pause while waiting takes effect at once: the very next list shows it, no polling.
+    // (Its latency is measured in BENCHMARKS.md, not asserted here.)
     let out = w.cli(&["pause", "--index", &waiting.to_string()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), format!("thread #{waiting} paused"));
-    assert!(state(thread(&w.list(), waiting)) == "Paused");
-    assert!(
-        t0.elapsed() < Duration::from_secs(1),
-        "pause took {:?}",
-        t0.elapsed()
-    );
+    assert_eq!(state(thread(&w.list(), waiting)), "Paused");
     assert!(
         w.list_lines().contains(&format!("#{waiting}: ")),
         "{}",

@@ -4,8 +4,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
+use super::raw::{execute, is_mysql, Val};
 use super::schema::{sector_counters, sectors};
-use super::workers::{execute, is_mysql, Val};
 use super::{classify, DbConnection, DbError};
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]

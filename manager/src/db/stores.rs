@@ -2,7 +2,7 @@
 
 use chrono::NaiveDateTime;
 
-use super::workers::{execute, is_mysql, Val};
+use super::raw::{execute, is_mysql, Val};
 use super::{classify, DbConnection, DbError};
 
 /// Records a store name (once).
