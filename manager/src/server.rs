@@ -7,10 +7,10 @@ use std::time::Duration;
 use actix::Actor;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context as _;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::{ManagerConfig, DEFAULT_LISTEN};
-use crate::db::{Db, DbSettings};
+use crate::db::{Db, DbError, DbSettings};
 use crate::heartbeat_writer::HeartbeatWriter;
 use crate::mock_chain::{proof_for_size, MockChain};
 use crate::rest::{self, RestState};
@@ -52,6 +52,25 @@ pub fn open_db(cfg: &ManagerConfig) -> anyhow::Result<Db> {
     Ok(db)
 }
 
+/// Like `open_db`, but waits for a database that is not reachable yet (a manager and its
+/// database restarting together); a wrong URL or a failed migration still stops at once.
+async fn open_db_waiting(cfg: &ManagerConfig) -> anyhow::Result<Db> {
+    loop {
+        match open_db(cfg) {
+            Ok(db) => return Ok(db),
+            // A SQLite file that cannot be opened will not appear by waiting.
+            Err(e)
+                if matches!(e.downcast_ref::<DbError>(), Some(DbError::Unavailable(_)))
+                    && db::backend_of(&db_settings(cfg).url).ok() == Some("mysql") =>
+            {
+                warn!(error = %e, "database not reachable yet; retrying in 5s");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
     let mock = opts.mock || cfg.mock.enable.unwrap_or(false);
     let miner = opts.miner.or(cfg.mock.miner).unwrap_or(10000);
@@ -68,7 +87,7 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
         .or(cfg.server.listen.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.into());
     let listener = TcpListener::bind(&listen).with_context(|| format!("listen on {listen}"))?;
-    let db = open_db(&cfg)?;
+    let db = open_db_waiting(&cfg).await?;
     let token = home::ensure_token().context("write the admin token")?;
     info!(
         home = %home::home().display(),

@@ -491,7 +491,7 @@ fn a_database_outage_is_503_and_the_manager_recovers_mysql() {
     ));
     let url = format!("mysql://{user}:pw@127.0.0.1:3306/{db}");
     let dir = tempfile::tempdir().unwrap();
-    let m = Manager::start(dir.path(), Some(url));
+    let m = Manager::start(dir.path(), Some(url.clone()));
     let w = Worker::start(dir.path(), "worker-d", m.port, 1, IDLE);
     wait_for(Duration::from_secs(30), "the worker's first ping", || {
         let (_, body) = m.rest(Method::GET, "/workers", None);
@@ -547,6 +547,23 @@ fn a_database_outage_is_503_and_the_manager_recovers_mysql() {
         },
     );
     assert_eq!(allocate(&m), 1, "numbering starts where it was");
+
+    // A manager that starts while its database is down waits for it instead of exiting.
+    let port = m.port;
+    drop(m);
+    mysql_admin(&format!("ALTER USER '{user}'@'%' ACCOUNT LOCK;"));
+    let unlock = format!("ALTER USER '{user}'@'%' ACCOUNT UNLOCK;");
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(4));
+        mysql_admin(&unlock);
+    });
+    let m = Manager::start_on(dir.path(), Some(url), port);
+    opener.join().unwrap();
+    assert!(m
+        .proc
+        .log_text()
+        .contains("database not reachable yet; retrying in 5s"));
+    assert_eq!(allocate(&m), 2);
     drop(w);
     mysql_admin(&format!("DROP USER '{user}'@'%';"));
 }

@@ -175,22 +175,20 @@ fn absolute(p: &str) -> std::path::PathBuf {
 }
 
 /// Every attached store must be known to the manager (damocles refuses to start otherwise).
-/// Waits up to a minute for a manager that is not up yet.
+/// Waits, logging every try, for a manager that is not up yet.
 async fn check_stores(cfg: &Config, manager: &Client) -> anyhow::Result<Vec<AttachedStore>> {
     let mut out = Vec::new();
     for (name, path, readonly) in cfg.attached_stores() {
         let path = absolute(&path.display().to_string());
         std::fs::create_dir_all(&path)
             .with_context(|| format!("create attached store {}", path.display()))?;
-        let mut tries = 0;
         let info = loop {
             match manager
                 .call::<Option<StoreBasicInfo>>("Venus.StoreBasicInfo", json!([name]))
                 .await
             {
                 Ok(info) => break info,
-                Err(e @ CallError::Transport { .. }) if tries < 30 => {
-                    tries += 1;
+                Err(e @ CallError::Transport { .. }) => {
                     warn!(error = %e, "manager not reachable yet; retrying in 2s");
                     tokio::time::sleep(Duration::from_secs(2)).await;
                 }
