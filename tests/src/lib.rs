@@ -234,6 +234,14 @@ impl Manager {
             .expect("manager cli")
     }
 
+    /// Waits until `n` workers have pinged.
+    pub fn wait_for_workers(&self, n: usize) {
+        wait_for(Duration::from_secs(30), "the workers' first pings", || {
+            let (_, body) = self.rest(reqwest::Method::GET, "/workers", None);
+            (body.as_array()?.len() == n).then_some(())
+        });
+    }
+
     pub fn sectors(&self) -> Vec<Value> {
         let (status, body) = self.rest(reqwest::Method::GET, "/sectors", None);
         assert_eq!(status, 200, "{body}");

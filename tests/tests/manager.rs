@@ -190,10 +190,7 @@ fn bad_requests_are_refused_and_change_nothing(db: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let m = Manager::start(dir.path(), db);
     let w = Worker::start(dir.path(), "worker-b", m.port, 2, IDLE);
-    wait_for(Duration::from_secs(30), "the worker's first ping", || {
-        let (_, body) = m.rest(Method::GET, "/workers", None);
-        (body.as_array()?.len() == 1).then_some(())
-    });
+    m.wait_for_workers(1);
     let before = audit(&m).len();
     let client = reqwest::blocking::Client::new();
 
@@ -377,10 +374,7 @@ fn a_restarted_manager_loses_nothing(db: Option<String>) {
     let port = free_port();
     let m = Manager::start_on(dir.path(), db.clone(), port);
     let w = Worker::start(dir.path(), "worker-c", m.port, 1, IDLE);
-    wait_for(Duration::from_secs(30), "the worker's first ping", || {
-        let (_, body) = m.rest(Method::GET, "/workers", None);
-        (body.as_array()?.len() == 1).then_some(())
-    });
+    m.wait_for_workers(1);
     assert_eq!((allocate(&m), allocate(&m)), (1, 2));
     // A miner or proof type the chain does not have gets nothing.
     assert_eq!(
@@ -493,10 +487,7 @@ fn a_database_outage_is_503_and_the_manager_recovers_mysql() {
     let dir = tempfile::tempdir().unwrap();
     let m = Manager::start(dir.path(), Some(url.clone()));
     let w = Worker::start(dir.path(), "worker-d", m.port, 1, IDLE);
-    wait_for(Duration::from_secs(30), "the worker's first ping", || {
-        let (_, body) = m.rest(Method::GET, "/workers", None);
-        (body.as_array()?.len() == 1).then_some(())
-    });
+    m.wait_for_workers(1);
 
     // Outage: the account is locked and its connections are cut.
     mysql_admin(&format!("ALTER USER '{user}'@'%' ACCOUNT LOCK;"));

@@ -188,13 +188,10 @@ async fn step(
             }
         }
         State::PC2Done => {
+            let (comm_r, comm_d) = commitments(sector)?;
             let info = PreCommitOnChainInfo {
-                comm_r: sector
-                    .comm_r
-                    .ok_or_else(|| Failure::critical("CommR is missing"))?,
-                comm_d: sector
-                    .comm_d
-                    .ok_or_else(|| Failure::critical("CommD is missing"))?,
+                comm_r,
+                comm_d,
                 ticket: sector
                     .ticket
                     .clone()
@@ -250,6 +247,7 @@ async fn step(
             }
         }
         State::SeedAssigned => {
+            let (comm_r, comm_d) = commitments(sector)?;
             let t = task::C1Task {
                 seal_proof: proof,
                 cache_dir: path_str(&env.location.cache(id)),
@@ -259,12 +257,8 @@ async fn step(
                 ticket: bytes32("ticket", sector.ticket.as_ref().map(|t| &t.ticket))?,
                 seed: bytes32("seed", sector.seed.as_ref().map(|s| &s.seed))?,
                 pieces: sector.pieces.clone(),
-                comm_r: sector
-                    .comm_r
-                    .ok_or_else(|| Failure::critical("CommR is missing"))?,
-                comm_d: sector
-                    .comm_d
-                    .ok_or_else(|| Failure::critical("CommD is missing"))?,
+                comm_r,
+                comm_d,
             };
             Event::C1(process(env, activity, "c1", &t).await?)
         }
@@ -487,6 +481,16 @@ async fn poll(
             "{what}: unknown state {}",
             resp.state
         ))),
+    }
+}
+
+/// CommR and CommD, which every state after PC2 needs.
+fn commitments(sector: &Sector) -> Result<([u8; 32], [u8; 32]), Failure> {
+    match (sector.comm_r, sector.comm_d) {
+        (Some(r), Some(d)) => Ok((r, d)),
+        _ => Err(Failure::critical(
+            "CommR or CommD is missing; resume with --state PC1Done",
+        )),
     }
 }
 
