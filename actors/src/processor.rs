@@ -391,32 +391,56 @@ fn set_parent_death_signal(cmd: &mut tokio::process::Command) {
     }
 }
 
-/// Pins `pid` to `cpuset`: a cgroup v2 cpuset where the cgroup tree is writable, otherwise CPU
-/// affinity. Logs which one was used.
-fn pin_to_cpuset(cgroup_root: &std::path::Path, name: &str, pid: u32, cpuset: &str) {
+/// How a child was pinned to its cpuset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pinning {
+    Cgroup(std::path::PathBuf),
+    Affinity,
+    Failed(String),
+}
+
+/// Pins `pid` to `cpuset`: a cgroup v2 cpuset where the unified cgroup tree offers the cpuset
+/// controller and is writable, otherwise CPU affinity. Logs which one was used.
+pub fn pin_to_cpuset(cgroup_root: &std::path::Path, name: &str, pid: u32, cpuset: &str) -> Pinning {
     let group = cgroup_root.join(format!(
         "damocles-worker/sub-{}-{}-{pid}",
         name.replace('#', "-"),
         std::process::id()
     ));
     let via_cgroup = (|| -> std::io::Result<()> {
+        // A cgroup v1 host (or a plain directory) also lets us create files: only the kernel's
+        // own cgroup.controllers and cpuset.cpus prove this is a v2 tree with cpusets.
+        let controllers = std::fs::read_to_string(cgroup_root.join("cgroup.controllers"))?;
+        if !controllers.split_whitespace().any(|c| c == "cpuset") {
+            return Err(std::io::Error::other(
+                "no cpuset controller in the cgroup v2 tree",
+            ));
+        }
         std::fs::create_dir_all(&group)?;
+        if !group.join("cpuset.cpus").exists() {
+            return Err(std::io::Error::other(
+                "cpuset controller not enabled for our cgroup",
+            ));
+        }
         std::fs::write(group.join("cpuset.cpus"), cpuset)?;
         std::fs::write(group.join("cgroup.procs"), pid.to_string())?;
         Ok(())
     })();
     match via_cgroup {
         Ok(()) => {
-            info!(processor = %name, pid, cpuset, cgroup = %group.display(), "pinned with a cgroup v2 cpuset")
+            info!(processor = %name, pid, cpuset, cgroup = %group.display(), "pinned with a cgroup v2 cpuset");
+            Pinning::Cgroup(group)
         }
         Err(e) => {
             let _ = std::fs::remove_dir(&group);
             match set_affinity(pid, cpuset) {
                 Ok(()) => {
-                    info!(processor = %name, pid, cpuset, cgroup_error = %e, "pinned with CPU affinity (cgroup cpuset not writable)")
+                    info!(processor = %name, pid, cpuset, cgroup_error = %e, "pinned with CPU affinity (no usable cgroup v2 cpuset)");
+                    Pinning::Affinity
                 }
                 Err(e2) => {
-                    warn!(processor = %name, pid, cpuset, error = %e2, "cannot pin processor to its cpuset")
+                    warn!(processor = %name, pid, cpuset, error = %e2, "cannot pin processor to its cpuset");
+                    Pinning::Failed(e2)
                 }
             }
         }

@@ -169,3 +169,30 @@ fn cpusets_parse() {
     assert!(parse_cpuset("x").is_err());
     assert!(parse_cpuset("").is_err());
 }
+
+#[test]
+fn without_a_cgroup_v2_cpuset_the_child_is_pinned_by_affinity() {
+    // A directory that merely accepts files is not a cgroup tree (a cgroup v1 host looks like this).
+    let fake_root = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pinning = pin_to_cpuset(fake_root.path(), "pc1#0", child.id(), "0");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let set = nix::sched::sched_getaffinity(pid).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(pinning, Pinning::Affinity);
+    assert!(set.is_set(0).unwrap());
+    assert!(!set.is_set(1).unwrap_or(false), "only CPU 0 is left");
+    assert!(
+        !fake_root
+            .path()
+            .join("damocles-worker")
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false),
+        "nothing is left in the fake tree"
+    );
+}
