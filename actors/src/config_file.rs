@@ -24,6 +24,23 @@ impl ConfigError {
     }
 }
 
+/// The `<prefix>*.toml` files of a folder (`config-examples/`), for the tests that parse them all.
+pub fn example_files(dir: &Path, prefix: &str) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if name.starts_with(prefix) && name.ends_with(".toml") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 pub fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| {
         ConfigError::new(

@@ -77,11 +77,6 @@ impl StageLimits {
         }
         StageGuard { _permits: permits }
     }
-
-    /// How many of `stage` may run at once, when limited.
-    pub fn limit(&self, stage: &str) -> Option<usize> {
-        self.concurrent.get(stage).map(|s| s.available_permits())
-    }
 }
 
 #[cfg(test)]

@@ -52,10 +52,6 @@ impl Processors {
         Processors { by_stage }
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &ProcessorHandle> {
-        self.by_stage.values().flatten()
-    }
-
     /// Runs `task` on a child of `stage`. `on_start` is told the processor's display name
     /// (`ext(pid: N)`) once a child was chosen and the task is about to be sent.
     pub async fn call(

@@ -259,5 +259,3 @@ pub fn summarize(threads: &[ThreadInfo]) -> WorkerInfoSummary {
     }
     s
 }
-
-pub use processor::kill_group;

@@ -124,17 +124,12 @@ mod tests {
 
     #[test]
     fn every_example_config_parses() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../config-examples");
-        let mut n = 0;
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().to_string();
-            if name.starts_with("manager") && name.ends_with(".toml") {
-                ManagerConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
-                n += 1;
-            }
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config-examples"));
+        let files = config_file::example_files(dir, "manager").unwrap();
+        for path in &files {
+            ManagerConfig::load(path).unwrap_or_else(|e| panic!("{e}"));
         }
-        assert!(n >= 2, "found {n} manager examples");
+        assert!(files.len() >= 2, "found {} manager examples", files.len());
     }
 
     #[test]

@@ -13,17 +13,12 @@ fn parse(extra: &str) -> Result<Config, ConfigError> {
 
 #[test]
 fn every_example_config_parses() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../config-examples");
-    let mut n = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if name.starts_with("worker") && name.ends_with(".toml") {
-            Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            n += 1;
-        }
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config-examples"));
+    let files = config_file::example_files(dir, "worker").unwrap();
+    for path in &files {
+        Config::load(path).unwrap_or_else(|e| panic!("{e}"));
     }
-    assert!(n >= 2, "found {n} worker examples");
+    assert!(files.len() >= 2, "found {} worker examples", files.len());
 }
 
 #[test]

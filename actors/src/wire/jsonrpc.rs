@@ -107,12 +107,6 @@ pub enum CallError {
     Decode { url: String, reason: String },
 }
 
-impl CallError {
-    pub fn is_transport(&self) -> bool {
-        matches!(self, CallError::Transport { .. })
-    }
-}
-
 /// A JSON-RPC client bound to one URL.
 #[derive(Clone, Debug)]
 pub struct Client {

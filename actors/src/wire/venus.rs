@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 pub const NAMESPACE: &str = "Venus";
 
 /// `s-t0<miner>-<number>` on screen, `{"Miner":..,"Number":..}` on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SectorId {
     pub miner: u64,
@@ -208,19 +208,11 @@ pub struct ReportStateReq {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SectorStateResp {
     #[serde(rename = "Id")]
-    pub id: SectorId2,
+    pub id: SectorId,
     #[serde(rename = "Finalized")]
     pub finalized: bool,
     #[serde(rename = "AbortReason")]
     pub abort_reason: Option<String>,
-}
-
-/// Sector id with zero defaults, for responses that may omit it.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct SectorId2 {
-    pub miner: u64,
-    pub number: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
