@@ -1,4 +1,7 @@
 //! `damocles-manager util worker ...`: a client of the REST API that prints the seeds' tables.
+//! The WindowPoSt job commands are in `cli/wdpost.rs`.
+
+mod wdpost;
 
 use std::io::Write;
 use std::time::Duration;
@@ -66,6 +69,11 @@ enum WorkerSub {
         name: String,
         #[arg(long)]
         json: bool,
+    },
+    /// WindowPoSt jobs
+    Wdpost {
+        #[command(subcommand)]
+        cmd: wdpost::WdpostSub,
     },
 }
 
@@ -161,6 +169,7 @@ impl UtilCmd {
         };
         let UtilSub::Worker { cmd } = self.cmd;
         match cmd {
+            WorkerSub::Wdpost { cmd } => cmd.run(&api).await,
             WorkerSub::List { expiration, json } => {
                 let list = api.call(Method::GET, "/workers", None).await?;
                 if json {

@@ -8,6 +8,8 @@ use std::time::Duration;
 use damocles_actors::config_file;
 use serde::Deserialize;
 
+use crate::wdpost_keeper::KeeperRules;
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:1789";
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -17,9 +19,8 @@ pub struct ManagerConfig {
     pub server: ServerSection,
     #[serde(default)]
     pub db: DbSection,
-    /// Read by the WindowPoSt job keeper; parsed and checked now so a bad value fails at start.
+    /// The WindowPoSt job keeper's timers.
     #[serde(default)]
-    #[allow(dead_code)]
     pub task: TaskSection,
     #[serde(default)]
     pub mock: MockSection,
@@ -46,10 +47,9 @@ pub struct DbSection {
     pub idle_timeout: Option<Duration>,
 }
 
-/// The WindowPoSt job keeper's timers (used by the WindowPoSt job queue).
+/// The WindowPoSt job keeper's timers (`wdpost_master.toml` of seed 002).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
 pub struct TaskSection {
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
@@ -70,6 +70,35 @@ pub struct MockSection {
     pub enable: Option<bool>,
     pub miner: Option<u64>,
     pub sector_size: Option<String>,
+    /// How long each WindowPoSt deadline is open (default 60s).
+    #[serde(default, with = "humantime_serde")]
+    pub deadline_interval: Option<Duration>,
+    /// Deadlines per proving period (default 48, as on chain).
+    pub deadlines: Option<u32>,
+}
+
+impl MockSection {
+    pub fn deadline_interval(&self) -> Duration {
+        self.deadline_interval.unwrap_or(Duration::from_secs(60))
+    }
+
+    pub fn deadlines(&self) -> u32 {
+        self.deadlines.unwrap_or(48)
+    }
+}
+
+impl TaskSection {
+    pub fn rules(&self) -> KeeperRules {
+        let d = KeeperRules::default();
+        KeeperRules {
+            timeout: self.timeout.unwrap_or(d.timeout),
+            max_retry: self.max_retry.unwrap_or(d.max_retry),
+            heartbeat_timeout: self.heartbeat_timeout.unwrap_or(d.heartbeat_timeout),
+            retry_job_interval: self.retry_job_interval.unwrap_or(d.retry_job_interval),
+            archive_job_interval: self.archive_job_interval.unwrap_or(d.archive_job_interval),
+            should_archive: self.should_archive.unwrap_or(d.should_archive),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -105,6 +134,30 @@ impl ManagerConfig {
         }
         if cfg.db.max_connections == Some(0) {
             return Err(err("db.max_connections", "must be at least 1".into()));
+        }
+        if cfg.mock.deadlines == Some(0) {
+            return Err(err("mock.deadlines", "must be at least 1".into()));
+        }
+        if cfg.mock.deadline_interval() < Duration::from_secs(1) {
+            return Err(err("mock.deadline_interval", "must be at least 1s".into()));
+        }
+        if cfg.task.max_retry == Some(0) {
+            return Err(err(
+                "task.max_retry",
+                "must be at least 1 (the number of tries a job gets)".into(),
+            ));
+        }
+        let t = &cfg.task;
+        for (key, value) in [
+            ("task.timeout", t.timeout),
+            ("task.heartbeat_timeout", t.heartbeat_timeout),
+            ("task.retry_job_interval", t.retry_job_interval),
+            ("task.archive_job_interval", t.archive_job_interval),
+            ("task.should_archive", t.should_archive),
+        ] {
+            if value.is_some_and(|d| d < Duration::from_secs(1)) {
+                return Err(err(key, "must be at least 1s".into()));
+            }
         }
         if let Some(listen) = &cfg.server.listen {
             listen.parse::<std::net::SocketAddr>().map_err(|e| {
@@ -167,6 +220,18 @@ mod tests {
                 "valid sizes",
             ),
             ("[bogus]\nx = 1", "bogus", "unknown field `bogus`"),
+            ("[task]\nmax_retry = 0", "task.max_retry", "at least 1"),
+            (
+                "[task]\nheartbeat_timeout = \"0s\"",
+                "task.heartbeat_timeout",
+                "at least 1s",
+            ),
+            ("[mock]\ndeadlines = 0", "mock.deadlines", "at least 1"),
+            (
+                "[mock]\ndeadline_interval = \"soon\"",
+                "mock.deadline_interval",
+                "expected a duration",
+            ),
         ];
         for (text, key, reason) in cases {
             let e = ManagerConfig::parse(text, "manager.toml").expect_err(text);

@@ -7,6 +7,7 @@ pub mod raw;
 pub mod schema;
 pub mod sectors;
 pub mod stores;
+pub mod wdpost;
 pub mod workers;
 
 use std::time::Duration;

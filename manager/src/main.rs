@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod db;
+mod deadline_clock;
 mod error;
 mod heartbeat_writer;
 mod home;
@@ -11,6 +12,8 @@ mod rest;
 mod rpc;
 mod server;
 mod verify;
+mod wdpost;
+mod wdpost_keeper;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -28,6 +28,10 @@ pub struct MockChain {
     /// Persist stores from the config; empty in mock mode means "accept any name".
     pub stores: Vec<PersistStore>,
     pub mock: bool,
+    /// WindowPoSt deadlines per proving period; a proven sector goes to `number % deadlines`.
+    pub deadlines: u32,
+    /// Sectors per WindowPoSt partition of this sector size.
+    pub partition_sectors: usize,
 }
 
 /// The V1_1 seal proof for a `--sector-size`, or an error listing the valid sizes.
@@ -67,7 +71,7 @@ pub fn hex(v: &[u8]) -> String {
     v.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex32(s: &str) -> Option<[u8; 32]> {
+pub fn unhex32(s: &str) -> Option<[u8; 32]> {
     if s.len() != 64 {
         return None;
     }
@@ -259,11 +263,13 @@ impl MockChain {
                 format!("cannot verify the proof of {id}: {e}"),
             )
         })?;
+        let placement = verified.then(|| self.placement(id.number));
         self.change(
             id,
             Change::Proof {
                 proof: b64(&proof.proof),
                 accepted: verified,
+                placement,
             },
         )
         .await?;
@@ -280,6 +286,17 @@ impl MockChain {
                 desc: Some("invalid proof".into()),
             })
         }
+    }
+
+    /// The deadline and partition of a proven sector: sectors are dealt round the deadlines,
+    /// and fill each deadline's partitions in number order.
+    fn placement(&self, number: u64) -> (i32, i32) {
+        let deadlines = u64::from(self.deadlines.max(1));
+        let per_partition = self.partition_sectors.max(1) as u64;
+        (
+            (number % deadlines) as i32,
+            (number / deadlines / per_partition) as i32,
+        )
     }
 
     pub async fn poll_proof(&self, id: SectorId) -> Result<PollStateResp, RpcError> {

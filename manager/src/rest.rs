@@ -1,5 +1,8 @@
-//! The operators' REST API: list, inspect, pause, resume and forget workers. Every endpoint but
-//! `/healthz` and `/metrics` needs the admin token; every state change goes to `audit_log`.
+//! The operators' REST API: list, inspect, pause, resume and forget workers; the WindowPoSt
+//! jobs are in `rest/wdpost.rs`. Every endpoint but `/healthz` and `/metrics` needs the admin
+//! token; every state change goes to `audit_log`.
+
+pub mod wdpost;
 
 use std::future::{ready, Ready};
 use std::time::Duration;
@@ -20,6 +23,8 @@ pub struct RestState {
     pub token: String,
     /// Timeout of calls forwarded to workers.
     pub worker_timeout: Duration,
+    /// `[task] max_retry`, shown with each WindowPoSt job.
+    pub max_retry: u32,
 }
 
 /// Proof that the request carried the admin token; holds who made it, for the audit log.

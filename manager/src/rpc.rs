@@ -1,5 +1,6 @@
 //! The worker-facing JSON-RPC at `/rpc/v0`, namespace `Venus`, positional params: decodes the
-//! params of each method and hands them to the mock chain or the heartbeat writer.
+//! params of each method and hands them to the mock chain, the heartbeat writer or the
+//! WindowPoSt job queue.
 
 use actix::Addr;
 use actix_web::{web, HttpResponse};
@@ -12,10 +13,12 @@ use serde_json::{json, Value};
 
 use crate::heartbeat_writer::{HeartbeatWriter, Ping};
 use crate::mock_chain::MockChain;
+use crate::wdpost::JobQueue;
 
 pub struct RpcState {
     pub chain: MockChain,
     pub heartbeats: Addr<HeartbeatWriter>,
+    pub jobs: JobQueue,
 }
 
 pub async fn handle(body: web::Bytes, state: web::Data<RpcState>) -> HttpResponse {
@@ -89,6 +92,34 @@ async fn dispatch(method: &str, p: Value, s: &RpcState) -> Result<Value, RpcErro
             )
             .await?),
         "StoreBasicInfo" => ok(c.store_info(arg(&p, 0, name)?).await?),
+        "WdPoStAllocateJobs" => ok(s
+            .jobs
+            .allocate(
+                arg(&p, 0, name)?,
+                arg::<Option<u32>>(&p, 1, name)?.unwrap_or(1),
+                arg::<Option<String>>(&p, 2, name)?.unwrap_or_default(),
+            )
+            .await?),
+        "WdPoStHeartbeatJobs" => {
+            s.jobs
+                .heartbeat(
+                    arg(&p, 0, name)?,
+                    arg::<Option<String>>(&p, 1, name)?.unwrap_or_default(),
+                )
+                .await?;
+            ok(Value::Null)
+        }
+        "WdPoStFinishJob" => {
+            s.jobs
+                .finish(
+                    arg(&p, 0, name)?,
+                    arg(&p, 1, name)?,
+                    arg::<Option<String>>(&p, 2, name)?.unwrap_or_default(),
+                    arg(&p, 3, name)?,
+                )
+                .await?;
+            ok(Value::Null)
+        }
         _ => Err(RpcError::new(
             METHOD_NOT_FOUND,
             format!("method {method:?} not found"),

@@ -1,5 +1,5 @@
 //! `damocles-manager daemon run`: opens the database, runs migrations, starts the heartbeat
-//! writer and serves `/rpc/v0` (workers) and the REST API (operators) on one listener.
+//! writer, the WindowPoSt job keeper and (mock mode) the deadline clock, and serves `/rpc/v0` (workers) and the REST API (operators) on one listener.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -11,11 +11,14 @@ use tracing::{info, warn};
 
 use crate::config::{ManagerConfig, DEFAULT_LISTEN};
 use crate::db::{Db, DbError, DbSettings};
+use crate::deadline_clock::DeadlineClock;
 use crate::heartbeat_writer::HeartbeatWriter;
 use crate::mock_chain::{proof_for_size, MockChain};
 use crate::rest::{self, RestState};
 use crate::rpc::{self, RpcState};
-use crate::{db, home};
+use crate::wdpost::JobQueue;
+use crate::wdpost_keeper::JobKeeper;
+use crate::{db, home, verify};
 
 /// Largest REST body (JSON): anything bigger is refused with 413.
 const REST_BODY_LIMIT: usize = 64 << 10;
@@ -104,13 +107,33 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
         proof_type,
         stores: cfg.persist_store.clone(),
         mock,
+        deadlines: cfg.mock.deadlines(),
+        partition_sectors: verify::partition_sectors(proof_type)?,
     };
+    if mock {
+        DeadlineClock {
+            db: db.clone(),
+            miner,
+            proof_type: verify::post_proof_name(proof_type)?,
+            deadlines: cfg.mock.deadlines(),
+            interval: cfg.mock.deadline_interval(),
+            busy: false,
+        }
+        .start();
+    }
+    let rules = cfg.task.rules();
+    JobKeeper::new(db.clone(), rules.clone()).start();
     let heartbeats = HeartbeatWriter::new(db.clone()).start();
-    let rpc_state = web::Data::new(RpcState { chain, heartbeats });
+    let rpc_state = web::Data::new(RpcState {
+        chain,
+        heartbeats,
+        jobs: JobQueue { db: db.clone() },
+    });
     let rest_state = web::Data::new(RestState {
         db,
         token,
         worker_timeout: Duration::from_secs(10),
+        max_retry: rules.max_retry,
     });
     let max_conn = cfg.server.max_connections.unwrap_or(25_000);
     HttpServer::new(move || {
@@ -132,6 +155,10 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
             .route("/workers/{name}/threads/{idx}/resume", web::post().to(rest::resume_thread))
             .route("/audit", web::get().to(rest::audit_log))
             .route("/sectors", web::get().to(rest::sectors))
+            .route("/wdpost/jobs", web::get().to(rest::wdpost::list))
+            .route("/wdpost/jobs", web::delete().to(rest::wdpost::remove_all))
+            .route("/wdpost/jobs/{id}", web::delete().to(rest::wdpost::remove))
+            .route("/wdpost/jobs/{id}/reset", web::post().to(rest::wdpost::reset))
             .default_service(web::to(|| async {
                 HttpResponse::NotFound().json(serde_json::json!({"error": "no such endpoint; see the README for the REST API"}))
             }))

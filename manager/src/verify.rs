@@ -1,7 +1,12 @@
-//! Proof verification with the real `filecoin-proofs-api` verifier.
+//! Proof verification with the real `filecoin-proofs-api` verifiers (PoRep and WindowPoSt).
+
+use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Result};
-use filecoin_proofs_api::{seal, RegisteredSealProof, SectorId};
+use damocles_actors::wire::venus::{prover_id, PoStInput};
+use filecoin_proofs_api::{
+    post, seal, PublicReplicaInfo, RegisteredPoStProof, RegisteredSealProof, SectorId,
+};
 
 fn seal_proof(code: u64) -> Result<RegisteredSealProof> {
     use RegisteredSealProof::*;
@@ -52,5 +57,93 @@ pub fn verify_seal(
             tracing::warn!(error = %e, "proof does not parse");
             Ok(false)
         }
+    }
+}
+
+/// The current WindowPoSt proofs, one per sector size; their variant names are the wire names.
+const WINDOW_POSTS: [RegisteredPoStProof; 5] = [
+    RegisteredPoStProof::StackedDrgWindow2KiBV1_2,
+    RegisteredPoStProof::StackedDrgWindow8MiBV1_2,
+    RegisteredPoStProof::StackedDrgWindow512MiBV1_2,
+    RegisteredPoStProof::StackedDrgWindow32GiBV1_2,
+    RegisteredPoStProof::StackedDrgWindow64GiBV1_2,
+];
+
+fn window_post_of(seal_code: u64) -> Result<RegisteredPoStProof> {
+    let size = seal_proof(seal_code)?.sector_size();
+    WINDOW_POSTS
+        .into_iter()
+        .find(|p| p.sector_size() == size)
+        .ok_or_else(|| anyhow!("no WindowPoSt proof for seal proof {seal_code}"))
+}
+
+/// The WindowPoSt proof of a seal proof (`StackedDrgWindow2KiBV1_2` for 2KiB), as it is named
+/// on the wire.
+pub fn post_proof_name(seal_code: u64) -> Result<String> {
+    Ok(format!("{:?}", window_post_of(seal_code)?))
+}
+
+/// Sectors per WindowPoSt partition for a seal proof (2 for 2KiB, 2349 for 32GiB).
+pub fn partition_sectors(seal_code: u64) -> Result<usize> {
+    Ok(window_post_of(seal_code)?.sector_count())
+}
+
+fn post_proof_by_name(name: &str) -> Result<RegisteredPoStProof> {
+    WINDOW_POSTS
+        .into_iter()
+        .find(|p| format!("{p:?}") == name)
+        .ok_or_else(|| anyhow!("unsupported WindowPoSt proof type {name:?}"))
+}
+
+/// True when `proofs` is a valid WindowPoSt of the job's sectors; an error when it cannot be
+/// checked (unknown proof type, missing verifying key).
+pub fn verify_window_post(input: &PoStInput, proofs: &[Vec<u8>]) -> Result<bool> {
+    let registered = post_proof_by_name(&input.proof_type)?;
+    let vk = registered.cache_verifying_key_path()?;
+    if !vk.exists() {
+        return Err(anyhow!(
+            "no verifying key at {}: start a wdpost worker on this machine once to generate it, or copy it here",
+            vk.display()
+        ));
+    }
+    let [proof] = proofs else {
+        return Ok(false);
+    };
+    let replicas: BTreeMap<SectorId, PublicReplicaInfo> = input
+        .sectors
+        .iter()
+        .map(|s| {
+            (
+                SectorId::from(s.sector_id),
+                PublicReplicaInfo::new(registered, s.comm_r),
+            )
+        })
+        .collect();
+    match post::verify_window_post(
+        &input.seed,
+        &[(registered, proof.as_slice())],
+        &replicas,
+        prover_id(input.miner_id),
+    ) {
+        Ok(ok) => Ok(ok),
+        Err(e) => {
+            tracing::warn!(error = %e, "WindowPoSt proof does not parse");
+            Ok(false)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_post_names_follow_the_sector_size() {
+        assert_eq!(post_proof_name(5).ok().as_deref(), Some("StackedDrgWindow2KiBV1_2"));
+        assert_eq!(post_proof_name(8).ok().as_deref(), Some("StackedDrgWindow32GiBV1_2"));
+        assert_eq!(partition_sectors(5).ok(), Some(2));
+        assert_eq!(partition_sectors(8).ok(), Some(2349));
+        assert!(post_proof_by_name("StackedDrgWindow2KiBV1_2").is_ok());
+        assert!(post_proof_by_name("StackedDrgWinning2KiBV1").is_err());
     }
 }

@@ -15,6 +15,9 @@ pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const PARSE_ERROR: i64 = -32700;
 /// Server error: the sector's state is unknown to the manager (damocles' 11001); the worker aborts.
 pub const SECTOR_STATE_NOT_FOUND: i64 = 11001;
+/// Server error (our extension): the WindowPoSt job is unknown or no longer owned by the caller
+/// (it timed out and went to another worker, was reset or removed); the worker drops it.
+pub const JOB_NOT_OWNED: i64 = 11002;
 /// Server error: the manager's database cannot be reached right now; retry later.
 pub const SERVICE_UNAVAILABLE: i64 = -32003;
 /// Generic server error.

@@ -250,6 +250,57 @@ pub struct WorkerInfoSummary {
     pub errors: u64,
 }
 
+/// `WdPoStAllocateJobs` spec: which jobs a worker takes (empty or null = any).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct AllocatePoStSpec {
+    pub allowed_miners: Option<Vec<u64>>,
+    /// PoSt proof names such as `StackedDrgWindow2KiBV1_2`.
+    pub allowed_proof_types: Option<Vec<String>>,
+}
+
+/// Where a sector's files are: names of persist stores (`[[attached]]` names on the worker).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PoStSectorAccesses {
+    pub sealed_file: String,
+    pub cache_dir: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PoStSectorInfo {
+    #[serde(rename = "SectorId")]
+    pub sector_id: u64,
+    #[serde(rename = "CommR")]
+    pub comm_r: [u8; 32],
+    #[serde(rename = "Upgrade", default)]
+    pub upgrade: bool,
+    #[serde(rename = "Accesses")]
+    pub accesses: PoStSectorAccesses,
+}
+
+/// What a WindowPoSt job proves. Its JSON (in this field order) hashes to the job id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PoStInput {
+    #[serde(rename = "Sectors")]
+    pub sectors: Vec<PoStSectorInfo>,
+    #[serde(rename = "MinerId")]
+    pub miner_id: u64,
+    #[serde(rename = "ProofType")]
+    pub proof_type: String,
+    #[serde(rename = "Seed")]
+    pub seed: [u8; 32],
+}
+
+/// One job handed to a worker by `WdPoStAllocateJobs`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AllocatedPoStJob {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "Input")]
+    pub input: PoStInput,
+}
+
 /// Serde helper: bytes as base64 strings (Go's `[]byte`).
 pub mod b64 {
     use base64::Engine;

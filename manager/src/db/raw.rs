@@ -54,6 +54,33 @@ pub fn execute(conn: &mut DbConnection, sql: &str, vals: Vec<Val>) -> QueryResul
     }
 }
 
+/// Runs a hand-written query on whichever backend the connection is and loads its rows.
+pub fn load<T>(conn: &mut DbConnection, sql: &str, vals: Vec<Val>) -> QueryResult<Vec<T>>
+where
+    T: QueryableByName<diesel::sqlite::Sqlite> + 'static,
+    T: MysqlRow,
+{
+    match conn {
+        DbConnection::Sqlite(c) => {
+            bind_all(diesel::sql_query(sql.to_string()).into_boxed(), vals).load(c)
+        }
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(c) => {
+            bind_all(diesel::sql_query(sql.to_string()).into_boxed(), vals).load(c)
+        }
+    }
+}
+
+/// Rows that `load` can read from MySQL too (nothing to require without the feature).
+#[cfg(feature = "mysql")]
+pub trait MysqlRow: QueryableByName<diesel::mysql::Mysql> {}
+#[cfg(feature = "mysql")]
+impl<T: QueryableByName<diesel::mysql::Mysql>> MysqlRow for T {}
+#[cfg(not(feature = "mysql"))]
+pub trait MysqlRow {}
+#[cfg(not(feature = "mysql"))]
+impl<T> MysqlRow for T {}
+
 pub fn is_mysql(conn: &DbConnection) -> bool {
     !matches!(conn, DbConnection::Sqlite(_))
 }
@@ -71,6 +98,11 @@ pub fn upsert_clause(mysql: bool, key: &[&str], cols: &[&str]) -> String {
             sets.join(", ")
         )
     }
+}
+
+/// `(?, ?, ?)` for an `IN` list of `n` values.
+pub fn in_list(n: usize) -> String {
+    format!("({})", vec!["?"; n].join(", "))
 }
 
 pub fn placeholders(rows: usize, cols: usize) -> String {

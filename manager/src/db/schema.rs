@@ -52,6 +52,9 @@ diesel::table! {
         abort_reason -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        deadline_idx -> Nullable<Integer>,
+        partition_idx -> Nullable<Integer>,
+        proven_at -> Nullable<Timestamp>,
     }
 }
 
@@ -79,5 +82,51 @@ diesel::table! {
         target -> Text,
         detail -> Nullable<Text>,
         result -> Text,
+    }
+}
+
+diesel::table! {
+    wdpost_jobs (id) {
+        id -> Text,
+        miner_id -> BigInt,
+        deadline_idx -> Integer,
+        partitions -> Text,
+        proof_type -> Text,
+        sectors -> Integer,
+        state -> Text,
+        try_num -> Integer,
+        worker_name -> Nullable<Text>,
+        error_reason -> Nullable<Text>,
+        deadline_open_at -> Timestamp,
+        created_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        heartbeat_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+        input -> Text,
+        output -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    wdpost_jobs_archived (id) {
+        id -> Text,
+        miner_id -> BigInt,
+        deadline_idx -> Integer,
+        partitions -> Text,
+        proof_type -> Text,
+        sectors -> Integer,
+        state -> Text,
+        try_num -> Integer,
+        worker_name -> Nullable<Text>,
+        error_reason -> Nullable<Text>,
+        deadline_open_at -> Timestamp,
+        created_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        heartbeat_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+        input -> Text,
+        output -> Nullable<Text>,
     }
 }

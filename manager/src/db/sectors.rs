@@ -28,6 +28,9 @@ pub struct SectorRow {
     pub abort_reason: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub deadline_idx: Option<i32>,
+    pub partition_idx: Option<i32>,
+    pub proven_at: Option<NaiveDateTime>,
 }
 
 /// Takes the next sector number of `miner` and records the sector. Safe with several managers
@@ -92,6 +95,22 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<SectorRow>, DbError> {
         .map_err(classify)
 }
 
+/// The proven sectors of one deadline of `miner`, by number: what its WindowPoSt must cover.
+pub fn proven_in_deadline(
+    conn: &mut DbConnection,
+    miner: u64,
+    deadline: i32,
+) -> Result<Vec<SectorRow>, DbError> {
+    sectors::table
+        .select(SectorRow::as_select())
+        .filter(sectors::miner_id.eq(miner as i64))
+        .filter(sectors::deadline_idx.eq(deadline))
+        .filter(sectors::proof_state.eq("Landed"))
+        .order(sectors::sector_number.asc())
+        .load(conn)
+        .map_err(classify)
+}
+
 /// One change to a sector row.
 pub enum Change {
     Ticket(String),
@@ -101,9 +120,11 @@ pub enum Change {
         comm_d: String,
     },
     Persisted(String),
+    /// A verified proof also places the sector in a WindowPoSt deadline and partition.
     Proof {
         proof: String,
         accepted: bool,
+        placement: Option<(i32, i32)>,
     },
     Report {
         state: String,
@@ -143,10 +164,17 @@ pub fn update(
         Change::Persisted(store) => diesel::update(target)
             .set((sectors::persist_store.eq(store), sectors::updated_at.eq(at)))
             .execute(conn),
-        Change::Proof { proof, accepted } => diesel::update(target)
+        Change::Proof {
+            proof,
+            accepted,
+            placement,
+        } => diesel::update(target)
             .set((
                 sectors::proof.eq(proof),
                 sectors::proof_state.eq(if accepted { "Landed" } else { "Rejected" }),
+                sectors::deadline_idx.eq(placement.map(|p| p.0)),
+                sectors::partition_idx.eq(placement.map(|p| p.1)),
+                sectors::proven_at.eq(accepted.then_some(at)),
                 sectors::updated_at.eq(at),
             ))
             .execute(conn),

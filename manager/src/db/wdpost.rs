@@ -1,0 +1,475 @@
+//! `wdpost_jobs` and `wdpost_jobs_archived`: the WindowPoSt job queue. Every change is one
+//! conditional statement (or one transaction), so several managers can share the table: a job is
+//! claimed once, and a worker that no longer owns a job cannot touch it.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use serde::Serialize;
+
+use super::raw::{execute, in_list, is_mysql, load, Val};
+use super::schema::wdpost_jobs;
+use super::{classify, DbConnection, DbError};
+
+pub const READY: &str = "ReadyToRun";
+pub const RUNNING: &str = "Running";
+pub const SUCCEED: &str = "Succeed";
+pub const FAILED: &str = "Failed";
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = wdpost_jobs)]
+pub struct JobRow {
+    pub id: String,
+    pub miner_id: i64,
+    pub deadline_idx: i32,
+    pub partitions: String,
+    pub proof_type: String,
+    pub sectors: i32,
+    pub state: String,
+    pub try_num: i32,
+    pub worker_name: Option<String>,
+    pub error_reason: Option<String>,
+    pub deadline_open_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub started_at: Option<NaiveDateTime>,
+    pub heartbeat_at: Option<NaiveDateTime>,
+    pub finished_at: Option<NaiveDateTime>,
+    pub updated_at: NaiveDateTime,
+    pub input: String,
+    pub output: Option<String>,
+}
+
+/// A job as the deadline clock makes it.
+pub struct NewJob {
+    pub id: String,
+    pub miner_id: u64,
+    pub deadline_idx: i32,
+    pub partitions: String,
+    pub proof_type: String,
+    pub sectors: i32,
+    pub deadline_open_at: NaiveDateTime,
+    pub input: String,
+}
+
+/// Which jobs a worker takes; `None` or empty means any.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimFilter {
+    pub miners: Option<Vec<u64>>,
+    pub proof_types: Option<Vec<String>>,
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
+/// Records a job unless the same job (same id, or the same opening of the deadline) exists;
+/// true when this call created it.
+pub fn create(conn: &mut DbConnection, job: &NewJob, at: NaiveDateTime) -> Result<bool, DbError> {
+    let ignore = if is_mysql(conn) {
+        "INSERT IGNORE"
+    } else {
+        "INSERT OR IGNORE"
+    };
+    let sql = format!(
+        "{ignore} INTO wdpost_jobs (id, miner_id, deadline_idx, partitions, proof_type, sectors, \
+         state, try_num, deadline_open_at, created_at, updated_at, input) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
+    );
+    let n = execute(
+        conn,
+        &sql,
+        vec![
+            Val::Text(job.id.clone()),
+            Val::Int(job.miner_id as i64),
+            Val::Int(job.deadline_idx.into()),
+            Val::Text(job.partitions.clone()),
+            Val::Text(job.proof_type.clone()),
+            Val::Int(job.sectors.into()),
+            Val::Text(READY.into()),
+            Val::Time(job.deadline_open_at),
+            Val::Time(at),
+            Val::Time(at),
+            Val::Text(job.input.clone()),
+        ],
+    )
+    .map_err(classify)?;
+    Ok(n > 0)
+}
+
+/// `WHERE state = 'ReadyToRun'` plus the filter, and the values it binds.
+fn ready_clause(f: &ClaimFilter) -> (String, Vec<Val>) {
+    let mut sql = format!("state = '{READY}'");
+    let mut vals = Vec::new();
+    if let Some(m) = f.miners.as_ref().filter(|m| !m.is_empty()) {
+        sql += &format!(" AND miner_id IN {}", in_list(m.len()));
+        vals.extend(m.iter().map(|v| Val::Int(*v as i64)));
+    }
+    if let Some(p) = f.proof_types.as_ref().filter(|p| !p.is_empty()) {
+        sql += &format!(" AND proof_type IN {}", in_list(p.len()));
+        vals.extend(p.iter().map(|v| Val::Text(v.clone())));
+    }
+    (sql, vals)
+}
+
+/// The columns a claim sets; the job's `id` is bound last.
+const CLAIM_SET: &str = "state = 'Running', try_num = try_num + 1, worker_name = ?, \
+     started_at = ?, heartbeat_at = ?, finished_at = NULL, output = NULL, updated_at = ?";
+
+fn claim_vals(worker: &str, at: NaiveDateTime) -> Vec<Val> {
+    vec![
+        Val::Text(worker.into()),
+        Val::Time(at),
+        Val::Time(at),
+        Val::Time(at),
+    ]
+}
+
+/// Claims up to `n` ready jobs for `worker`, oldest first. MySQL locks the chosen rows and
+/// skips rows other transactions hold (`FOR UPDATE SKIP LOCKED`), so concurrent claimers take
+/// different jobs. SQLite (one writer at a time) and any engine without `SKIP LOCKED` use the
+/// portable path: a conditional update per candidate, which only one claimer can win.
+pub fn claim(
+    conn: &mut DbConnection,
+    filter: &ClaimFilter,
+    n: usize,
+    worker: &str,
+    at: NaiveDateTime,
+) -> Result<Vec<JobRow>, DbError> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let ids = if is_mysql(conn) {
+        claim_skip_locked(conn, filter, n, worker, at)
+    } else {
+        claim_conditional(conn, filter, n, worker, at)
+    }
+    .map_err(classify)?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    wdpost_jobs::table
+        .select(JobRow::as_select())
+        .filter(wdpost_jobs::id.eq_any(&ids))
+        .order(wdpost_jobs::created_at.asc())
+        .load(conn)
+        .map_err(classify)
+}
+
+fn claim_skip_locked(
+    conn: &mut DbConnection,
+    filter: &ClaimFilter,
+    n: usize,
+    worker: &str,
+    at: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    conn.transaction(|c| {
+        let (cond, mut vals) = ready_clause(filter);
+        vals.push(Val::Int(n as i64));
+        let rows: Vec<IdRow> = load(
+            c,
+            &format!(
+                "SELECT id FROM wdpost_jobs WHERE {cond} ORDER BY created_at LIMIT ? \
+                 FOR UPDATE SKIP LOCKED"
+            ),
+            vals,
+        )?;
+        let ids: Vec<String> = rows.into_iter().map(|r| r.id).collect();
+        if !ids.is_empty() {
+            let mut vals = claim_vals(worker, at);
+            vals.extend(ids.iter().map(|i| Val::Text(i.clone())));
+            execute(
+                c,
+                &format!(
+                    "UPDATE wdpost_jobs SET {CLAIM_SET} WHERE id IN {}",
+                    in_list(ids.len())
+                ),
+                vals,
+            )?;
+        }
+        Ok(ids)
+    })
+}
+
+fn claim_conditional(
+    conn: &mut DbConnection,
+    filter: &ClaimFilter,
+    n: usize,
+    worker: &str,
+    at: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    let (cond, mut vals) = ready_clause(filter);
+    // A few spare candidates, for the ones another claimer wins first.
+    vals.push(Val::Int((n + 8) as i64));
+    let candidates: Vec<IdRow> = load(
+        conn,
+        &format!("SELECT id FROM wdpost_jobs WHERE {cond} ORDER BY created_at LIMIT ?"),
+        vals,
+    )?;
+    let mut won = Vec::new();
+    for c in candidates {
+        let mut vals = claim_vals(worker, at);
+        vals.push(Val::Text(c.id.clone()));
+        let sql = format!("UPDATE wdpost_jobs SET {CLAIM_SET} WHERE id = ? AND state = '{READY}'");
+        if execute(conn, &sql, vals)? == 1 {
+            won.push(c.id);
+            if won.len() == n {
+                break;
+            }
+        }
+    }
+    Ok(won)
+}
+
+pub fn get(conn: &mut DbConnection, id: &str) -> Result<Option<JobRow>, DbError> {
+    wdpost_jobs::table
+        .select(JobRow::as_select())
+        .filter(wdpost_jobs::id.eq(id))
+        .first(conn)
+        .optional()
+        .map_err(classify)
+}
+
+/// Why `worker` may not touch job `id` (it does not exist, is not running, or is another's).
+pub fn not_owned(conn: &mut DbConnection, id: &str, worker: Option<&str>) -> Result<String, DbError> {
+    Ok(match get(conn, id)? {
+        None => format!("wdpost job {id} does not exist (it was removed)"),
+        Some(j) if j.state != RUNNING => format!(
+            "wdpost job {id} is {}, not running: this worker no longer owns it",
+            j.state
+        ),
+        Some(j) => format!(
+            "wdpost job {id} is held by worker {}, not {}",
+            j.worker_name.as_deref().unwrap_or("-"),
+            worker.unwrap_or("-")
+        ),
+    })
+}
+
+/// Marks `worker`'s running jobs alive. Returns the refused ids with the reason of each; the
+/// refused jobs are not touched.
+pub fn heartbeat(
+    conn: &mut DbConnection,
+    ids: &[String],
+    worker: &str,
+    at: NaiveDateTime,
+) -> Result<Vec<String>, DbError> {
+    let mut refused = Vec::new();
+    for id in ids {
+        let n = diesel::update(
+            wdpost_jobs::table
+                .filter(wdpost_jobs::id.eq(id))
+                .filter(wdpost_jobs::state.eq(RUNNING))
+                .filter(wdpost_jobs::worker_name.eq(worker)),
+        )
+        .set((
+            wdpost_jobs::heartbeat_at.eq(at),
+            wdpost_jobs::updated_at.eq(at),
+        ))
+        .execute(conn)
+        .map_err(classify)?;
+        if n == 0 {
+            refused.push(not_owned(conn, id, Some(worker))?);
+        }
+    }
+    Ok(refused)
+}
+
+/// How a job attempt ended.
+pub struct Finish {
+    pub succeeded: bool,
+    pub error: Option<String>,
+    pub output: Option<String>,
+}
+
+/// Ends the attempt `try_num` of `worker` on job `id`; false when the job moved on meanwhile
+/// (timed out, reset, removed, claimed again), in which case nothing changed.
+pub fn finish(
+    conn: &mut DbConnection,
+    id: &str,
+    worker: &str,
+    try_num: i32,
+    f: Finish,
+    at: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let n = diesel::update(
+        wdpost_jobs::table
+            .filter(wdpost_jobs::id.eq(id))
+            .filter(wdpost_jobs::state.eq(RUNNING))
+            .filter(wdpost_jobs::worker_name.eq(worker))
+            .filter(wdpost_jobs::try_num.eq(try_num)),
+    )
+    .set((
+        wdpost_jobs::state.eq(if f.succeeded { SUCCEED } else { FAILED }),
+        wdpost_jobs::error_reason.eq(f.error),
+        wdpost_jobs::output.eq(f.output),
+        wdpost_jobs::finished_at.eq(at),
+        wdpost_jobs::updated_at.eq(at),
+    ))
+    .execute(conn)
+    .map_err(classify)?;
+    Ok(n > 0)
+}
+
+/// Newest first; without `all`, succeeded jobs are left out.
+pub fn list(conn: &mut DbConnection, all: bool) -> Result<Vec<JobRow>, DbError> {
+    let mut q = wdpost_jobs::table
+        .select(JobRow::as_select())
+        .order((wdpost_jobs::created_at.desc(), wdpost_jobs::id.asc()))
+        .into_boxed();
+    if !all {
+        q = q.filter(wdpost_jobs::state.ne(SUCCEED));
+    }
+    q.load(conn).map_err(classify)
+}
+
+/// Back to `ReadyToRun` with no tries; false when the job does not exist.
+pub fn reset(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> Result<bool, DbError> {
+    let none: Option<NaiveDateTime> = None;
+    let n = diesel::update(wdpost_jobs::table.filter(wdpost_jobs::id.eq(id)))
+        .set((
+            wdpost_jobs::state.eq(READY),
+            wdpost_jobs::try_num.eq(0),
+            wdpost_jobs::worker_name.eq(None::<String>),
+            wdpost_jobs::error_reason.eq(None::<String>),
+            wdpost_jobs::output.eq(None::<String>),
+            wdpost_jobs::started_at.eq(none),
+            wdpost_jobs::heartbeat_at.eq(none),
+            wdpost_jobs::finished_at.eq(none),
+            wdpost_jobs::updated_at.eq(at),
+        ))
+        .execute(conn)
+        .map_err(classify)?;
+    Ok(n > 0)
+}
+
+pub fn remove(conn: &mut DbConnection, id: &str) -> Result<bool, DbError> {
+    let n = diesel::delete(wdpost_jobs::table.filter(wdpost_jobs::id.eq(id)))
+        .execute(conn)
+        .map_err(classify)?;
+    Ok(n > 0)
+}
+
+/// Fails running jobs whose last heartbeat is before `cutoff`; returns their ids.
+pub fn fail_stale(
+    conn: &mut DbConnection,
+    cutoff: NaiveDateTime,
+    at: NaiveDateTime,
+) -> Result<Vec<String>, DbError> {
+    fail_running_where(conn, "heartbeat_at", cutoff, "heartbeat timeout", at)
+}
+
+/// Fails running jobs started before `cutoff` (`[task] timeout`); returns their ids.
+pub fn fail_timed_out(
+    conn: &mut DbConnection,
+    cutoff: NaiveDateTime,
+    reason: &str,
+    at: NaiveDateTime,
+) -> Result<Vec<String>, DbError> {
+    fail_running_where(conn, "started_at", cutoff, reason, at)
+}
+
+/// Each running job whose `column` is before `cutoff` fails with `reason`, by a conditional
+/// update, so a job that heartbeats or finishes meanwhile (or another manager's keeper) wins.
+fn fail_running_where(
+    conn: &mut DbConnection,
+    column: &'static str,
+    cutoff: NaiveDateTime,
+    reason: &str,
+    at: NaiveDateTime,
+) -> Result<Vec<String>, DbError> {
+    let cond = format!("state = '{RUNNING}' AND {column} < ?");
+    let stale: Vec<IdRow> = load(
+        conn,
+        &format!("SELECT id FROM wdpost_jobs WHERE {cond}"),
+        vec![Val::Time(cutoff)],
+    )
+    .map_err(classify)?;
+    let mut failed = Vec::new();
+    for row in stale {
+        let n = execute(
+            conn,
+            &format!(
+                "UPDATE wdpost_jobs SET state = '{FAILED}', error_reason = ?, finished_at = ?, \
+                 updated_at = ? WHERE id = ? AND {cond}"
+            ),
+            vec![
+                Val::Text(reason.into()),
+                Val::Time(at),
+                Val::Time(at),
+                Val::Text(row.id.clone()),
+                Val::Time(cutoff),
+            ],
+        )
+        .map_err(classify)?;
+        if n == 1 {
+            failed.push(row.id);
+        }
+    }
+    Ok(failed)
+}
+
+/// Failed jobs with tries left go back to `ReadyToRun`; returns how many.
+pub fn retry_failed(
+    conn: &mut DbConnection,
+    max_retry: u32,
+    at: NaiveDateTime,
+) -> Result<usize, DbError> {
+    let none: Option<NaiveDateTime> = None;
+    diesel::update(
+        wdpost_jobs::table
+            .filter(wdpost_jobs::state.eq(FAILED))
+            .filter(wdpost_jobs::try_num.lt(max_retry as i32)),
+    )
+    .set((
+        wdpost_jobs::state.eq(READY),
+        wdpost_jobs::output.eq(None::<String>),
+        wdpost_jobs::started_at.eq(none),
+        wdpost_jobs::finished_at.eq(none),
+        wdpost_jobs::updated_at.eq(at),
+    ))
+    .execute(conn)
+    .map_err(classify)
+}
+
+/// Moves finished jobs (succeeded, or failed with no tries left) that finished before `cutoff`
+/// to `wdpost_jobs_archived`; returns how many.
+pub fn archive(
+    conn: &mut DbConnection,
+    cutoff: NaiveDateTime,
+    max_retry: u32,
+) -> Result<usize, DbError> {
+    let ids: Vec<String> = wdpost_jobs::table
+        .select(wdpost_jobs::id)
+        .filter(wdpost_jobs::finished_at.lt(cutoff))
+        .filter(
+            wdpost_jobs::state.eq(SUCCEED).or(wdpost_jobs::state
+                .eq(FAILED)
+                .and(wdpost_jobs::try_num.ge(max_retry as i32))),
+        )
+        .limit(1000)
+        .load(conn)
+        .map_err(classify)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let ignore = if is_mysql(conn) {
+        "INSERT IGNORE"
+    } else {
+        "INSERT OR IGNORE"
+    };
+    let list = in_list(ids.len());
+    let vals = || ids.iter().map(|i| Val::Text(i.clone())).collect::<Vec<_>>();
+    conn.transaction(|c| {
+        execute(
+            c,
+            &format!(
+                "{ignore} INTO wdpost_jobs_archived SELECT * FROM wdpost_jobs WHERE id IN {list}"
+            ),
+            vals(),
+        )?;
+        execute(c, &format!("DELETE FROM wdpost_jobs WHERE id IN {list}"), vals())
+    })
+    .map_err(classify)
+}

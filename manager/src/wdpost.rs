@@ -1,0 +1,216 @@
+//! The WindowPoSt job queue as workers see it (`Venus.WdPoSt*`): claim, heartbeat, finish. A
+//! returned proof is verified with the real verifier before its job succeeds; an attempt that
+//! fails for any reason counts as a try. Refusals carry `JOB_NOT_OWNED`, so the worker drops
+//! the job instead of retrying.
+
+use damocles_actors::wire::jsonrpc::{RpcError, JOB_NOT_OWNED, SERVER_ERROR};
+use damocles_actors::wire::processor::WindowPoStOutput;
+use damocles_actors::wire::venus::{AllocatePoStSpec, AllocatedPoStJob, PoStInput};
+use tracing::{info, warn};
+
+use crate::db::wdpost::{ClaimFilter, Finish, JobRow, RUNNING};
+use crate::db::{self, Db};
+use crate::mock_chain::db_error;
+
+/// Most jobs one `WdPoStAllocateJobs` call may take.
+const MAX_CLAIM: u32 = 64;
+
+/// The job id: base58 of the little-endian xxhash64 of the input's JSON, as damocles makes it,
+/// so the same input always gives the same id.
+pub fn job_id(input_json: &str) -> String {
+    let h = xxhash_rust::xxh64::xxh64(input_json.as_bytes(), 0);
+    bs58::encode(h.to_le_bytes()).into_string()
+}
+
+#[derive(Clone)]
+pub struct JobQueue {
+    pub db: Db,
+}
+
+fn not_owned(msg: String) -> RpcError {
+    RpcError::new(JOB_NOT_OWNED, msg)
+}
+
+fn input_of(row: &JobRow) -> Result<PoStInput, RpcError> {
+    serde_json::from_str(&row.input).map_err(|e| {
+        RpcError::new(
+            SERVER_ERROR,
+            format!("wdpost job {} has an unreadable input: {e}", row.id),
+        )
+    })
+}
+
+impl JobQueue {
+    pub async fn allocate(
+        &self,
+        spec: AllocatePoStSpec,
+        num: u32,
+        worker: String,
+    ) -> Result<Vec<AllocatedPoStJob>, RpcError> {
+        if worker.is_empty() {
+            return Err(RpcError::invalid_params(
+                "WdPoStAllocateJobs: parameter 2 (worker name) is required",
+            ));
+        }
+        if num > MAX_CLAIM {
+            return Err(RpcError::invalid_params(format!(
+                "WdPoStAllocateJobs: num {num} is too many; ask for 1 to {MAX_CLAIM}"
+            )));
+        }
+        let filter = ClaimFilter {
+            miners: spec.allowed_miners,
+            proof_types: spec.allowed_proof_types,
+        };
+        let w = worker.clone();
+        let rows = self
+            .db
+            .run(move |c| db::wdpost::claim(c, &filter, num as usize, &w, db::now()))
+            .await
+            .map_err(db_error)?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in rows {
+            info!(job = %row.id, worker = %worker, try_num = row.try_num, deadline = row.deadline_idx, "wdpost job claimed");
+            jobs.push(AllocatedPoStJob {
+                input: input_of(&row)?,
+                id: row.id,
+            });
+        }
+        Ok(jobs)
+    }
+
+    pub async fn heartbeat(&self, ids: Vec<String>, worker: String) -> Result<(), RpcError> {
+        if worker.is_empty() {
+            return Err(RpcError::invalid_params(
+                "WdPoStHeartbeatJobs: parameter 1 (worker name) is required",
+            ));
+        }
+        let refused = self
+            .db
+            .run(move |c| db::wdpost::heartbeat(c, &ids, &worker, db::now()))
+            .await
+            .map_err(db_error)?;
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(not_owned(refused.join("; ")))
+        }
+    }
+
+    /// Ends the caller's attempt. `worker` is our extension (a 4th parameter); a damocles worker
+    /// leaves it out and is then only checked to be finishing a running job.
+    pub async fn finish(
+        &self,
+        id: String,
+        output: Option<WindowPoStOutput>,
+        error: String,
+        worker: Option<String>,
+    ) -> Result<(), RpcError> {
+        let i = id.clone();
+        let row = self
+            .db
+            .run(move |c| db::wdpost::get(c, &i))
+            .await
+            .map_err(db_error)?;
+        let owner_ok = |r: &JobRow| {
+            r.state == RUNNING
+                && worker
+                    .as_deref()
+                    .is_none_or(|w| r.worker_name.as_deref() == Some(w))
+        };
+        let Some(row) = row.filter(owner_ok) else {
+            return Err(self.refusal(&id, worker).await);
+        };
+        let outcome = self.judge(&row, output, error).await?;
+        let (succeeded, reason) = (outcome.succeeded, outcome.error.clone());
+        let (i, owner, try_num) = (
+            id.clone(),
+            row.worker_name.clone().unwrap_or_default(),
+            row.try_num,
+        );
+        let done = self
+            .db
+            .run(move |c| db::wdpost::finish(c, &i, &owner, try_num, outcome, db::now()))
+            .await
+            .map_err(db_error)?;
+        if !done {
+            return Err(self.refusal(&id, worker).await);
+        }
+        let owner = row.worker_name.as_deref().unwrap_or("-");
+        if succeeded {
+            info!(job = %id, worker = %owner, try_num, "wdpost job succeeded: proof verified");
+        } else {
+            warn!(job = %id, worker = %owner, try_num, error = ?reason, "wdpost job failed");
+        }
+        Ok(())
+    }
+
+    async fn refusal(&self, id: &str, worker: Option<String>) -> RpcError {
+        let i = id.to_string();
+        match self
+            .db
+            .run(move |c| db::wdpost::not_owned(c, &i, worker.as_deref()))
+            .await
+        {
+            Ok(msg) => not_owned(msg),
+            Err(e) => db_error(e),
+        }
+    }
+
+    /// What an attempt's result means: a verified proof succeeds, anything else fails.
+    async fn judge(
+        &self,
+        row: &JobRow,
+        output: Option<WindowPoStOutput>,
+        error: String,
+    ) -> Result<Finish, RpcError> {
+        let failed = |reason: String| Finish {
+            succeeded: false,
+            error: Some(reason),
+            output: None,
+        };
+        if !error.is_empty() {
+            return Ok(failed(error));
+        }
+        let Some(out) = output else {
+            return Ok(failed("the worker returned neither a proof nor an error".into()));
+        };
+        if !out.faults.is_empty() {
+            return Ok(failed(format!(
+                "got {} fault sectors: {:?}",
+                out.faults.len(),
+                out.faults
+            )));
+        }
+        let input = input_of(row)?;
+        let proofs: Vec<Vec<u8>> = out.proofs.iter().map(|p| p.0.clone()).collect();
+        let verdict = tokio::task::spawn_blocking(move || {
+            crate::verify::verify_window_post(&input, &proofs)
+        })
+        .await
+        .map_err(|e| RpcError::new(SERVER_ERROR, e.to_string()))?;
+        Ok(match verdict {
+            Ok(true) => Finish {
+                succeeded: true,
+                error: None,
+                output: serde_json::to_string(&out).ok(),
+            },
+            Ok(false) => failed("invalid proof".into()),
+            Err(e) => failed(format!("cannot verify the proof: {e:#}")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_are_base58_of_little_endian_xxhash64() {
+        // xxh64("", seed 0) = 0xef46db3751d8e999, so its little-endian bytes start with 0x99.
+        let want = bs58::encode(0xef46_db37_51d8_e999u64.to_le_bytes()).into_string();
+        assert_eq!(job_id(""), want);
+        assert_eq!(job_id("{\"a\":1}"), job_id("{\"a\":1}"));
+        assert_ne!(job_id("{\"a\":1}"), job_id("{\"a\":2}"));
+        assert!((10..=11).contains(&job_id("{}").len()), "{}", job_id("{}"));
+    }
+}

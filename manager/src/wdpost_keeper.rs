@@ -1,0 +1,140 @@
+//! `JobKeeper`: the timers of the WindowPoSt job queue (`[task]` in `manager.toml`). A running
+//! job whose heartbeat is older than `heartbeat_timeout`, or that runs longer than `timeout`,
+//! fails; a failed job with tries left goes back to `ReadyToRun` every `retry_job_interval`;
+//! finished jobs older than `should_archive` move to the archive table every
+//! `archive_job_interval`. Each rule is one conditional statement per job, so any number of
+//! managers may run a keeper on one database.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::db::{self, Db, DbError};
+
+/// `[task]`, defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeeperRules {
+    pub timeout: Duration,
+    pub max_retry: u32,
+    pub heartbeat_timeout: Duration,
+    pub retry_job_interval: Duration,
+    pub archive_job_interval: Duration,
+    pub should_archive: Duration,
+}
+
+impl Default for KeeperRules {
+    fn default() -> Self {
+        KeeperRules {
+            timeout: Duration::from_secs(30 * 60),
+            max_retry: 2,
+            heartbeat_timeout: Duration::from_secs(15),
+            retry_job_interval: Duration::from_secs(10),
+            archive_job_interval: Duration::from_secs(3600),
+            should_archive: Duration::from_secs(2 * 24 * 3600),
+        }
+    }
+}
+
+pub struct JobKeeper {
+    db: Db,
+    rules: KeeperRules,
+    /// When this keeper started: running jobs get one `heartbeat_timeout` of grace after a
+    /// manager restart, so their workers can heartbeat again before anything is failed.
+    since: Instant,
+}
+
+impl JobKeeper {
+    pub fn new(db: Db, rules: KeeperRules) -> Self {
+        JobKeeper {
+            db,
+            rules,
+            since: Instant::now(),
+        }
+    }
+
+    /// Runs one rule on the blocking pool and logs what it did.
+    fn run_rule<T, F, L>(&self, ctx: &mut Context<Self>, rule: F, log: L)
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut db::DbConnection) -> Result<T, DbError> + Send + 'static,
+        L: FnOnce(T) + 'static,
+    {
+        let db = self.db.clone();
+        ctx.spawn(
+            async move { db.run(rule).await }
+                .into_actor(self)
+                .map(|res, _, _| match res {
+                    Ok(v) => log(v),
+                    Err(e) => warn!(error = %e, "wdpost job keeper: database error; trying again at the next tick"),
+                }),
+        );
+    }
+
+    fn fail_dead_jobs(&mut self, ctx: &mut Context<Self>) {
+        if self.since.elapsed() < self.rules.heartbeat_timeout {
+            return;
+        }
+        let now = db::now();
+        let (hb, timeout) = (self.rules.heartbeat_timeout, self.rules.timeout);
+        let hb_cutoff = now - chrono::Duration::from_std(hb).unwrap_or_default();
+        let run_cutoff = now - chrono::Duration::from_std(timeout).unwrap_or_default();
+        let reason = format!("timeout: running longer than {}", humantime::format_duration(timeout));
+        self.run_rule(
+            ctx,
+            move |c| {
+                let mut stale = db::wdpost::fail_stale(c, hb_cutoff, now)?;
+                let long = db::wdpost::fail_timed_out(c, run_cutoff, &reason, now)?;
+                stale.extend(long);
+                Ok(stale)
+            },
+            |failed: Vec<String>| {
+                for job in failed {
+                    warn!(job = %job, "wdpost job failed: its worker stopped heartbeating or ran too long");
+                }
+            },
+        );
+    }
+
+    fn retry_failed(&mut self, ctx: &mut Context<Self>) {
+        let max = self.rules.max_retry;
+        self.run_rule(
+            ctx,
+            move |c| db::wdpost::retry_failed(c, max, db::now()),
+            |n: usize| {
+                if n > 0 {
+                    info!(jobs = n, "failed wdpost jobs queued again");
+                }
+            },
+        );
+    }
+
+    fn archive(&mut self, ctx: &mut Context<Self>) {
+        let max = self.rules.max_retry;
+        let cutoff =
+            db::now() - chrono::Duration::from_std(self.rules.should_archive).unwrap_or_default();
+        self.run_rule(
+            ctx,
+            move |c| db::wdpost::archive(c, cutoff, max),
+            |n: usize| {
+                if n > 0 {
+                    info!(jobs = n, "finished wdpost jobs archived");
+                }
+            },
+        );
+    }
+}
+
+impl Actor for JobKeeper {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        info!(rules = ?self.rules, "wdpost job keeper started");
+        let scan = (self.rules.heartbeat_timeout / 5).clamp(Duration::from_secs(1), Duration::from_secs(5));
+        ctx.run_interval(scan, |act, ctx| act.fail_dead_jobs(ctx));
+        ctx.run_interval(self.rules.retry_job_interval, |act, ctx| act.retry_failed(ctx));
+        self.archive(ctx);
+        ctx.run_interval(self.rules.archive_job_interval, |act, ctx| act.archive(ctx));
+    }
+}
