@@ -12,4 +12,7 @@ pub mod sealing;
 pub mod sealing_thread;
 pub mod size;
 pub mod supervisor;
+pub mod thread_control;
+pub mod wdpost;
+pub mod wdpost_slot;
 pub mod wire;

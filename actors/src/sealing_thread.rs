@@ -16,7 +16,8 @@ use crate::sealing::failure::{react, Failure, Reaction};
 use crate::sealing::plan::{parse_resume_state, stage, State};
 use crate::sealing::sector::Sector;
 use crate::sealing::steps::{self, Activity, ActivityCell, Outcome, ThreadEnv};
-use crate::wire::worker_api::{ThreadInfo, ThreadState};
+use crate::thread_control::{GetInfo, Pause, Resume};
+use crate::wire::worker_api::ThreadInfo;
 
 /// Longest pause between restarts of a thread that keeps stopping.
 const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(60);
@@ -195,20 +196,7 @@ impl SealingThread {
     fn info(&self) -> ThreadInfo {
         let state = self.sector.state();
         let has_job = self.sector.id().is_some();
-        let thread_state = match (self.paused_at, self.activity()) {
-            (Some(at), _) => ThreadState::Paused {
-                elapsed: at.elapsed().as_secs(),
-            },
-            (None, Activity::Running { since, proc }) => ThreadState::Running {
-                elapsed: since.elapsed().as_secs(),
-                proc,
-            },
-            (None, Activity::Waiting { since, reason }) => ThreadState::Waiting {
-                elapsed: since.elapsed().as_secs(),
-                reason: Some(reason),
-            },
-            (None, Activity::Idle) => ThreadState::Idle,
-        };
+        let thread_state = self.activity().thread_state(self.paused_at);
         ThreadInfo {
             location: self.env.location.root().display().to_string(),
             plan: "sealer".into(),
@@ -273,21 +261,12 @@ impl Supervised for SealingThread {
     }
 }
 
-#[derive(Message)]
-#[rtype(result = "ThreadInfo")]
-pub struct GetInfo;
-
 impl Handler<GetInfo> for SealingThread {
     type Result = MessageResult<GetInfo>;
     fn handle(&mut self, _: GetInfo, _ctx: &mut Self::Context) -> Self::Result {
         MessageResult(self.info())
     }
 }
-
-/// Pause the thread; `true` when it was not paused yet.
-#[derive(Message)]
-#[rtype(result = "bool")]
-pub struct Pause;
 
 impl Handler<Pause> for SealingThread {
     type Result = bool;
@@ -313,13 +292,6 @@ impl Handler<Pause> for SealingThread {
         }
         true
     }
-}
-
-/// Resume a paused thread, optionally from another state of its plan.
-#[derive(Message)]
-#[rtype(result = "Result<bool, String>")]
-pub struct Resume {
-    pub state: Option<String>,
 }
 
 impl Handler<Resume> for SealingThread {

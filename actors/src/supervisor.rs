@@ -1,6 +1,7 @@
-//! `WorkerSupervisor`: starts every actor of a worker (processors, then sealing threads), keeps
-//! them running (actix restarts a stopped child; the child backs off and logs it), answers the
-//! management API by asking the threads, and pings the manager every `ping_interval`.
+//! `WorkerSupervisor`: starts every actor of a worker (processors, then sealing threads and
+//! WindowPoSt slots), keeps them running (actix restarts a stopped child; the child backs off and
+//! logs it), answers the management API by asking the threads, and pings the manager every
+//! `ping_interval`.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU32;
@@ -15,7 +16,10 @@ use tracing::{info, warn};
 use crate::processor::{self, Processor, ProcessorSpec};
 use crate::processors::{ProcessorHandle, Processors};
 use crate::sealing::steps::ThreadEnv;
-use crate::sealing_thread::{GetInfo, Pause, Resume, SealingThread};
+use crate::sealing_thread::SealingThread;
+use crate::thread_control::{GetInfo, Pause, Resume, ThreadHandle};
+use crate::wdpost::steps::PostEnv;
+use crate::wdpost_slot::WdPostSlot;
 use crate::wire::jsonrpc::Client;
 use crate::wire::venus::{WorkerInfo, WorkerInfoSummary};
 use crate::wire::worker_api::{ThreadInfo, ThreadState};
@@ -38,14 +42,17 @@ pub struct PingSpec {
 }
 
 /// Builds one thread's environment once the processors exist.
-pub type ThreadFactory = Box<dyn Fn(Processors) -> Arc<ThreadEnv>>;
+pub enum ThreadFactory {
+    Sealer(Box<dyn Fn(Processors) -> Arc<ThreadEnv>>),
+    WdPost(Box<dyn Fn(Processors) -> Arc<PostEnv>>),
+}
 
 pub struct WorkerSupervisor {
     processor_entries: Vec<ProcessorEntry>,
     thread_factories: Vec<ThreadFactory>,
     ping: Option<PingSpec>,
     processors: Vec<Addr<Processor>>,
-    threads: Vec<Addr<SealingThread>>,
+    threads: Vec<ThreadHandle>,
 }
 
 impl WorkerSupervisor {
@@ -63,7 +70,7 @@ impl WorkerSupervisor {
         }
     }
 
-    fn thread(&self, index: usize) -> Result<&Addr<SealingThread>, ControlError> {
+    fn thread(&self, index: usize) -> Result<&ThreadHandle, ControlError> {
         self.threads.get(index).ok_or(ControlError::NotFound(index))
     }
 }
@@ -92,9 +99,17 @@ impl Actor for WorkerSupervisor {
         }
         let processors = Processors::new(by_stage);
         for (index, factory) in self.thread_factories.iter().enumerate() {
-            let env = factory(processors.clone());
-            let addr = Supervisor::start(move |_| SealingThread::new(index, env));
-            self.threads.push(addr);
+            let handle = match factory {
+                ThreadFactory::Sealer(f) => {
+                    let env = f(processors.clone());
+                    ThreadHandle::of(&Supervisor::start(move |_| SealingThread::new(index, env)))
+                }
+                ThreadFactory::WdPost(f) => {
+                    let env = f(processors.clone());
+                    ThreadHandle::of(&Supervisor::start(move |_| WdPostSlot::new(index, env)))
+                }
+            };
+            self.threads.push(handle);
         }
         info!(
             threads = self.threads.len(),
@@ -128,7 +143,7 @@ pub struct ListThreads;
 impl Handler<ListThreads> for WorkerSupervisor {
     type Result = ResponseFuture<Vec<ThreadInfo>>;
     fn handle(&mut self, _: ListThreads, _ctx: &mut Self::Context) -> Self::Result {
-        let asks: Vec<_> = self.threads.iter().map(|t| t.send(GetInfo)).collect();
+        let asks: Vec<_> = self.threads.iter().map(|t| t.info.send(GetInfo)).collect();
         Box::pin(async move {
             join_all(asks)
                 .await
@@ -163,6 +178,7 @@ impl Handler<PauseThread> for WorkerSupervisor {
         let thread = self.thread(msg.index).cloned();
         Box::pin(async move {
             thread?
+                .pause
                 .send(Pause)
                 .await
                 .map_err(|e| ControlError::Unavailable(e.to_string()))
@@ -183,6 +199,7 @@ impl Handler<ResumeThread> for WorkerSupervisor {
         let thread = self.thread(msg.index).cloned();
         Box::pin(async move {
             thread?
+                .resume
                 .send(Resume { state: msg.state })
                 .await
                 .map_err(|e| ControlError::Unavailable(e.to_string()))?

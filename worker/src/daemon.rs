@@ -17,15 +17,16 @@ use damocles_actors::sealing::store::Location;
 use damocles_actors::supervisor::{
     PingSpec, ProcessorEntry, Shutdown, ThreadFactory, WorkerSupervisor,
 };
+use damocles_actors::wdpost::steps::PostEnv;
+use damocles_actors::wdpost_slot::HEARTBEAT_INTERVAL;
 use damocles_actors::wire::jsonrpc::{CallError, Client};
-use damocles_actors::wire::venus::{seal_proof, StoreBasicInfo};
-use filecoin_proofs_api::RegisteredSealProof;
+use damocles_actors::wire::venus::{seal_proof, AllocatePoStSpec, StoreBasicInfo};
 use serde_json::json;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, ProcessorSection, DEFAULT_PING_INTERVAL, DEFAULT_STABLE_WAIT};
-use crate::{manager_addr, mgmt_server, params, stages};
+use crate::{manager_addr, mgmt_server, params, post, stages};
 
 const SEALER_STAGES: &[&str] = &["add_pieces", "tree_d", "pc1", "pc2", "c1", "c2"];
 
@@ -62,15 +63,42 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     ));
 
     let mut factories: Vec<ThreadFactory> = Vec::new();
-    for (i, t) in cfg.sealing_thread.iter().enumerate() {
+    for t in &cfg.sealing_thread {
+        let s = cfg.sealing_for(t);
+        let (manager, limits, attached, instance) = (
+            manager.clone(),
+            limits.clone(),
+            attached.clone(),
+            name.clone(),
+        );
         if t.plan.as_deref() == Some("wdpost") {
-            warn!(
-                thread = i,
-                "plan wdpost is not served by this worker version yet; the thread is not started"
-            );
+            let spec = AllocatePoStSpec {
+                allowed_miners: s.allowed_miners.clone(),
+                allowed_proof_types: s.allowed_sizes.as_ref().map(|sizes| {
+                    sizes
+                        .iter()
+                        .filter_map(|b| post::post_proof_for_size(*b).ok())
+                        .map(|p| format!("{p:?}"))
+                        .collect()
+                }),
+            };
+            let params = params.post.clone();
+            factories.push(ThreadFactory::WdPost(Box::new(move |processors| {
+                Arc::new(PostEnv {
+                    instance: instance.clone(),
+                    manager: manager.clone(),
+                    processors,
+                    limits: limits.clone(),
+                    attached: attached.clone(),
+                    spec: spec.clone(),
+                    recover_interval: s.recover_interval,
+                    heartbeat_interval: HEARTBEAT_INTERVAL,
+                    max_retries: s.max_retries,
+                    params: params.clone(),
+                })
+            })));
             continue;
         }
-        let s = cfg.sealing_for(t);
         let location = Location::new(absolute(t.location.as_deref().unwrap_or_default()));
         let sealing = SealingParams {
             allowed_miners: s.allowed_miners.clone(),
@@ -83,14 +111,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             recover_interval: s.recover_interval,
             rpc_polling_interval: s.rpc_polling_interval,
         };
-        let (manager, limits, attached, params, instance) = (
-            manager.clone(),
-            limits.clone(),
-            attached.clone(),
-            params.clone(),
-            name.clone(),
-        );
-        factories.push(Box::new(move |processors| {
+        let params = params.seal.clone();
+        factories.push(ThreadFactory::Sealer(Box::new(move |processors| {
             Arc::new(ThreadEnv {
                 instance: instance.clone(),
                 location: location.clone(),
@@ -101,13 +123,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 sealing: sealing.clone(),
                 params: params.clone(),
             })
-        }));
+        })));
     }
-    let entries = if factories.is_empty() {
-        Vec::new()
-    } else {
-        processor_entries(&cfg)?
-    };
+    let entries = processor_entries(&cfg)?;
     let ping = PingSpec {
         manager: manager.clone(),
         name: name.clone(),
@@ -213,58 +231,89 @@ async fn check_stores(cfg: &Config, manager: &Client) -> anyhow::Result<Vec<Atta
     Ok(out)
 }
 
-/// Generates missing small-sector parameters in the background; threads wait on the channel
-/// only when they reach C2.
-fn start_params_generation(cfg: &Config) -> watch::Receiver<ParamsStatus> {
-    let mut sizes: Vec<u64> = cfg
-        .sealing_thread
-        .iter()
-        .filter(|t| t.plan.as_deref() != Some("wdpost"))
-        .flat_map(|t| {
-            cfg.sealing_for(t)
-                .allowed_sizes
-                .unwrap_or_else(|| vec![2048])
-        })
+/// Where each kind of thread learns that its Groth parameters are ready.
+struct ParamsWatch {
+    /// C2 of the sealer threads.
+    seal: watch::Receiver<ParamsStatus>,
+    /// The WindowPoSt slots.
+    post: watch::Receiver<ParamsStatus>,
+}
+
+/// Generates missing small-sector parameters in the background, WindowPoSt first (seconds),
+/// then PoRep (minutes); threads wait on the channels only when they need them.
+fn start_params_generation(cfg: &Config) -> ParamsWatch {
+    let sizes = |wdpost: bool| -> Vec<u64> {
+        let mut v: Vec<u64> = cfg
+            .sealing_thread
+            .iter()
+            .filter(|t| (t.plan.as_deref() == Some("wdpost")) == wdpost)
+            .flat_map(|t| {
+                cfg.sealing_for(t)
+                    .allowed_sizes
+                    .unwrap_or_else(|| vec![2048])
+            })
+            .filter(|b| *b <= 8 << 20)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let post: Vec<params::Circuit> = sizes(true)
+        .into_iter()
+        .filter_map(|b| post::post_proof_for_size(b).ok())
+        .map(params::Circuit::WindowPost)
         .collect();
-    sizes.sort_unstable();
-    sizes.dedup();
-    let circuits: Vec<params::Circuit> = sizes
+    let seal: Vec<params::Circuit> = sizes(false)
         .into_iter()
         .filter_map(seal_proof::for_size)
         .filter_map(|code| stages::seal_proof(code).ok())
-        .filter(|p: &RegisteredSealProof| u64::from(p.sector_size()) <= 8 << 20)
         .map(params::Circuit::Seal)
         .collect();
-    let (tx, rx) = watch::channel(ParamsStatus::Generating(
-        "checking the parameter cache".into(),
-    ));
+    let checking = || watch::channel(ParamsStatus::Generating("checking the parameter cache".into()));
+    let (post_tx, post_rx) = checking();
+    let (seal_tx, seal_rx) = checking();
     std::thread::spawn(move || {
-        for c in circuits {
-            match params::present(c) {
-                Ok(true) => continue,
-                Ok(false) => {
-                    let _ = tx.send(ParamsStatus::Generating(format!(
-                        "generating {}",
-                        c.params_path()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_default()
-                    )));
-                }
-                Err(e) => {
-                    let _ = tx.send(ParamsStatus::Failed(format!("{e:#}")));
-                    return;
-                }
+        if generate(post, &post_tx) {
+            generate(seal, &seal_tx);
+        } else {
+            let _ = seal_tx.send(ParamsStatus::Failed(
+                "WindowPoSt parameter generation failed first; see the log".into(),
+            ));
+        }
+    });
+    ParamsWatch {
+        seal: seal_rx,
+        post: post_rx,
+    }
+}
+
+/// Makes sure each circuit's parameters exist, telling `tx` what happens; false on failure.
+fn generate(circuits: Vec<params::Circuit>, tx: &watch::Sender<ParamsStatus>) -> bool {
+    for c in circuits {
+        match params::present(c) {
+            Ok(true) => continue,
+            Ok(false) => {
+                let _ = tx.send(ParamsStatus::Generating(format!(
+                    "generating {}",
+                    c.params_path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                )));
             }
-            if let Err(e) = params::ensure(c) {
-                error!(error = %format!("{e:#}"), "parameter generation failed");
+            Err(e) => {
                 let _ = tx.send(ParamsStatus::Failed(format!("{e:#}")));
-                return;
+                return false;
             }
         }
-        info!("Groth parameters ready");
-        let _ = tx.send(ParamsStatus::Ready);
-    });
-    rx
+        if let Err(e) = params::ensure(c) {
+            error!(error = %format!("{e:#}"), "parameter generation failed");
+            let _ = tx.send(ParamsStatus::Failed(format!("{e:#}")));
+            return false;
+        }
+    }
+    info!("Groth parameters ready");
+    let _ = tx.send(ParamsStatus::Ready);
+    true
 }
 
 /// One processor per `[[processors.<stage>]]` entry; a stage without entries gets one child of
@@ -274,8 +323,20 @@ fn processor_entries(cfg: &Config) -> anyhow::Result<Vec<ProcessorEntry>> {
     let configured: HashMap<&str, &Vec<ProcessorSection>> =
         cfg.processor_entries().into_iter().collect();
     let default = vec![ProcessorSection::default()];
+    let plans = |p: &str| {
+        cfg.sealing_thread
+            .iter()
+            .any(|t| t.plan.as_deref().unwrap_or("sealer") == p)
+    };
+    let mut stages: Vec<&str> = Vec::new();
+    if plans("sealer") {
+        stages.extend(SEALER_STAGES);
+    }
+    if plans("wdpost") {
+        stages.push("window_post");
+    }
     let mut out = Vec::new();
-    for stage in SEALER_STAGES {
+    for stage in stages {
         let entries = configured.get(stage).copied().unwrap_or(&default);
         for (index, e) in entries.iter().enumerate() {
             let mut envs = e.envs.clone().unwrap_or_default();

@@ -18,6 +18,7 @@ use super::store::{copy_into, Location};
 use crate::limits::StageLimits;
 use crate::processors::Processors;
 use crate::wire::jsonrpc::{CallError, Client, SECTOR_STATE_NOT_FOUND};
+use crate::wire::worker_api::ThreadState;
 use crate::wire::processor as task;
 use crate::wire::venus::{
     prover_id, AllocateSectorSpec, AllocatedSector, OnChainState, PollStateResp,
@@ -78,10 +79,30 @@ pub enum Activity {
     },
 }
 
+impl Activity {
+    /// What `worker list` shows for a thread doing this, paused since `paused_at` if it is.
+    pub fn thread_state(self, paused_at: Option<Instant>) -> ThreadState {
+        match (paused_at, self) {
+            (Some(at), _) => ThreadState::Paused {
+                elapsed: at.elapsed().as_secs(),
+            },
+            (None, Activity::Running { since, proc }) => ThreadState::Running {
+                elapsed: since.elapsed().as_secs(),
+                proc,
+            },
+            (None, Activity::Waiting { since, reason }) => ThreadState::Waiting {
+                elapsed: since.elapsed().as_secs(),
+                reason: Some(reason),
+            },
+            (None, Activity::Idle) => ThreadState::Idle,
+        }
+    }
+}
+
 /// Shared between a thread and its running step: the step writes, the thread reads.
 pub type ActivityCell = Arc<Mutex<Activity>>;
 
-fn set_activity(cell: &ActivityCell, a: Activity) {
+pub fn set_activity(cell: &ActivityCell, a: Activity) {
     if let Ok(mut g) = cell.lock() {
         *g = a;
     }
@@ -263,7 +284,9 @@ async fn step(
             Event::C1(process(env, activity, "c1", &t).await?)
         }
         State::C1Done => {
-            wait_for_params(env, activity).await?;
+            wait_for_params(&env.params, activity)
+                .await
+                .map_err(Failure::perm)?;
             let t = task::C2Task {
                 seal_proof: proof,
                 c1_out: sector.c1_out.clone().ok_or_else(|| {
@@ -369,13 +392,17 @@ async fn persist(env: &ThreadEnv, id: SectorId) -> Result<String, Failure> {
     Ok(store.name)
 }
 
-async fn wait_for_params(env: &ThreadEnv, activity: &ActivityCell) -> Result<(), Failure> {
-    let mut rx = env.params.clone();
+/// Waits until the parameters `params` reports on are ready, showing it as the thread's activity.
+pub async fn wait_for_params(
+    params: &watch::Receiver<ParamsStatus>,
+    activity: &ActivityCell,
+) -> Result<(), String> {
+    let mut rx = params.clone();
     loop {
         let status = rx.borrow_and_update().clone();
         match status {
             ParamsStatus::Ready => return Ok(()),
-            ParamsStatus::Failed(e) => return Err(Failure::perm(e)),
+            ParamsStatus::Failed(e) => return Err(e),
             ParamsStatus::Generating(what) => {
                 set_activity(
                     activity,
@@ -385,7 +412,7 @@ async fn wait_for_params(env: &ThreadEnv, activity: &ActivityCell) -> Result<(),
                     },
                 );
                 if rx.changed().await.is_err() {
-                    return Err(Failure::perm("parameter generator stopped"));
+                    return Err("parameter generator stopped".into());
                 }
             }
         }
@@ -414,7 +441,21 @@ async fn process<T: Serialize, O: DeserializeOwned>(
     stage: &str,
     t: &T,
 ) -> Result<O, Failure> {
-    let task = serde_json::to_value(t).map_err(|e| Failure::critical(e.to_string()))?;
+    run_stage(&env.processors, &env.limits, activity, stage, t)
+        .await
+        .map_err(Failure::perm)
+}
+
+/// Runs `t` on a processor of `stage` once the stage limit lets it start; the activity shows the
+/// wait, then the processor at work. Errors name the stage.
+pub async fn run_stage<T: Serialize, O: DeserializeOwned>(
+    processors: &Processors,
+    limits: &StageLimits,
+    activity: &ActivityCell,
+    stage: &str,
+    t: &T,
+) -> Result<O, String> {
+    let task = serde_json::to_value(t).map_err(|e| format!("{stage}: {e}"))?;
     set_activity(
         activity,
         Activity::Waiting {
@@ -422,10 +463,9 @@ async fn process<T: Serialize, O: DeserializeOwned>(
             reason: format!("stage limit {stage}"),
         },
     );
-    let _slot = env.limits.acquire(stage).await;
-    let out = env
-        .processors
-        .call(stage, task, &env.limits, |proc| {
+    let _slot = limits.acquire(stage).await;
+    let out = processors
+        .call(stage, task, limits, |proc| {
             set_activity(
                 activity,
                 Activity::Running {
@@ -436,9 +476,8 @@ async fn process<T: Serialize, O: DeserializeOwned>(
         })
         .await;
     set_activity(activity, Activity::Idle);
-    let out = out.map_err(|e| Failure::perm(format!("{stage}: {e}")))?;
-    serde_json::from_value(out)
-        .map_err(|e| Failure::perm(format!("{stage}: unexpected output: {e}")))
+    let out = out.map_err(|e| format!("{stage}: {e}"))?;
+    serde_json::from_value(out).map_err(|e| format!("{stage}: unexpected output: {e}"))
 }
 
 /// Submits a message; Accepted and DuplicateSubmit go on, Rejected aborts the sector.
