@@ -473,3 +473,7 @@ pub fn archive(
     })
     .map_err(classify)
 }
+
+#[cfg(test)]
+#[path = "wdpost_tests.rs"]
+mod tests;
