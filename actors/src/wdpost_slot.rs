@@ -74,12 +74,14 @@ impl WdPostSlot {
         let env = self.env.clone();
         let activity = self.activity.clone();
         let handle = match self.state.clone() {
-            SlotState::Empty => ctx.spawn(async move { steps::claim(&env).await }.into_actor(self).map(
-                |res, act, ctx| {
-                    act.step = None;
-                    act.claimed(res, ctx);
-                },
-            )),
+            SlotState::Empty => ctx.spawn(
+                async move { steps::claim(&env).await }
+                    .into_actor(self)
+                    .map(|res, act, ctx| {
+                        act.step = None;
+                        act.claimed(res, ctx);
+                    }),
+            ),
             SlotState::Allocated(job) => ctx.spawn(
                 async move { steps::prove(&env, &job, &activity).await }
                     .into_actor(self)
@@ -175,7 +177,10 @@ impl WdPostSlot {
             ctx.cancel_future(h);
         }
         set_activity(&self.activity, Activity::Idle);
-        self.last_error = Some(format!("temporary: job {} dropped: {reason}", job.unwrap_or_default()));
+        self.last_error = Some(format!(
+            "temporary: job {} dropped: {reason}",
+            job.unwrap_or_default()
+        ));
         self.advance(SlotEvent::Dropped, ctx);
     }
 

@@ -38,8 +38,9 @@ pub fn open_deadline(now: u64, interval: Duration, deadlines: u32) -> (u32, u64)
 /// The challenge seed of one opening: random-looking, the same on every manager, a valid field
 /// element (top bits of the last byte cleared, as the chain does).
 pub fn challenge_seed(miner: u64, opened_at: u64) -> [u8; 32] {
-    let mut rng =
-        rand_chacha::ChaCha20Rng::seed_from_u64(miner.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ opened_at);
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(
+        miner.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ opened_at,
+    );
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
     seed[31] &= 0x3f;
@@ -61,9 +62,14 @@ pub fn job_for(
     let mut infos = Vec::new();
     let mut partitions = Vec::new();
     for s in proven {
-        let (Some(comm_r), Some(store)) = (s.comm_r.as_deref().and_then(crate::mock_chain::unhex32), &s.persist_store)
-        else {
-            warn!(sector = s.sector_number, "proven sector without CommR or store: left out of WindowPoSt");
+        let (Some(comm_r), Some(store)) = (
+            s.comm_r.as_deref().and_then(crate::mock_chain::unhex32),
+            &s.persist_store,
+        ) else {
+            warn!(
+                sector = s.sector_number,
+                "proven sector without CommR or store: left out of WindowPoSt"
+            );
             continue;
         };
         infos.push(PoStSectorInfo {
@@ -204,7 +210,9 @@ mod tests {
 
     #[test]
     fn a_job_covers_sectors_proven_before_the_opening() {
-        let opened = DateTime::from_timestamp(600, 0).map(|d| d.naive_utc()).unwrap_or_default();
+        let opened = DateTime::from_timestamp(600, 0)
+            .map(|d| d.naive_utc())
+            .unwrap_or_default();
         let sectors = [
             sector(1, 0, Some(100)),
             sector(3, 1, Some(600)),
@@ -221,11 +229,15 @@ mod tests {
         // The same opening gives the same job; a later opening another one.
         let again = job_for(10000, "StackedDrgWindow2KiBV1_2", 0, opened, &sectors);
         assert_eq!(again.map(|j| j.id), Some(job.id.clone()));
-        let later = DateTime::from_timestamp(1200, 0).map(|d| d.naive_utc()).unwrap_or_default();
+        let later = DateTime::from_timestamp(1200, 0)
+            .map(|d| d.naive_utc())
+            .unwrap_or_default();
         let next = job_for(10000, "StackedDrgWindow2KiBV1_2", 0, later, &sectors);
         assert_ne!(next.map(|j| j.id), Some(job.id));
         // Nothing proven yet: no job.
-        let early = DateTime::from_timestamp(50, 0).map(|d| d.naive_utc()).unwrap_or_default();
+        let early = DateTime::from_timestamp(50, 0)
+            .map(|d| d.naive_utc())
+            .unwrap_or_default();
         assert!(job_for(10000, "StackedDrgWindow2KiBV1_2", 0, early, &sectors).is_none());
     }
 }

@@ -139,8 +139,14 @@ mod tests {
 
     #[test]
     fn window_post_names_follow_the_sector_size() {
-        assert_eq!(post_proof_name(5).ok().as_deref(), Some("StackedDrgWindow2KiBV1_2"));
-        assert_eq!(post_proof_name(8).ok().as_deref(), Some("StackedDrgWindow32GiBV1_2"));
+        assert_eq!(
+            post_proof_name(5).ok().as_deref(),
+            Some("StackedDrgWindow2KiBV1_2")
+        );
+        assert_eq!(
+            post_proof_name(8).ok().as_deref(),
+            Some("StackedDrgWindow32GiBV1_2")
+        );
         assert_eq!(partition_sectors(5).ok(), Some(2));
         assert_eq!(partition_sectors(8).ok(), Some(2349));
         assert!(post_proof_by_name("StackedDrgWindow2KiBV1_2").is_ok());

@@ -172,7 +172,9 @@ impl JobQueue {
             return Ok(failed(error));
         }
         let Some(out) = output else {
-            return Ok(failed("the worker returned neither a proof nor an error".into()));
+            return Ok(failed(
+                "the worker returned neither a proof nor an error".into(),
+            ));
         };
         if !out.faults.is_empty() {
             return Ok(failed(format!(
@@ -183,11 +185,10 @@ impl JobQueue {
         }
         let input = input_of(row)?;
         let proofs: Vec<Vec<u8>> = out.proofs.iter().map(|p| p.0.clone()).collect();
-        let verdict = tokio::task::spawn_blocking(move || {
-            crate::verify::verify_window_post(&input, &proofs)
-        })
-        .await
-        .map_err(|e| RpcError::new(SERVER_ERROR, e.to_string()))?;
+        let verdict =
+            tokio::task::spawn_blocking(move || crate::verify::verify_window_post(&input, &proofs))
+                .await
+                .map_err(|e| RpcError::new(SERVER_ERROR, e.to_string()))?;
         Ok(match verdict {
             Ok(true) => Finish {
                 succeeded: true,

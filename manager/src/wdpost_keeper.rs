@@ -80,7 +80,10 @@ impl JobKeeper {
         let (hb, timeout) = (self.rules.heartbeat_timeout, self.rules.timeout);
         let hb_cutoff = now - chrono::Duration::from_std(hb).unwrap_or_default();
         let run_cutoff = now - chrono::Duration::from_std(timeout).unwrap_or_default();
-        let reason = format!("timeout: running longer than {}", humantime::format_duration(timeout));
+        let reason = format!(
+            "timeout: running longer than {}",
+            humantime::format_duration(timeout)
+        );
         self.run_rule(
             ctx,
             move |c| {
@@ -131,9 +134,12 @@ impl Actor for JobKeeper {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         info!(rules = ?self.rules, "wdpost job keeper started");
-        let scan = (self.rules.heartbeat_timeout / 5).clamp(Duration::from_secs(1), Duration::from_secs(5));
+        let scan = (self.rules.heartbeat_timeout / 5)
+            .clamp(Duration::from_secs(1), Duration::from_secs(5));
         ctx.run_interval(scan, |act, ctx| act.fail_dead_jobs(ctx));
-        ctx.run_interval(self.rules.retry_job_interval, |act, ctx| act.retry_failed(ctx));
+        ctx.run_interval(self.rules.retry_job_interval, |act, ctx| {
+            act.retry_failed(ctx)
+        });
         self.archive(ctx);
         ctx.run_interval(self.rules.archive_job_interval, |act, ctx| act.archive(ctx));
     }

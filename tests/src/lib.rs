@@ -128,6 +128,34 @@ pub fn mysql_database(tag: &str) -> Option<String> {
     Some(format!("{server}/{db}"))
 }
 
+/// Runs `sql` (any number of statements) with the `mysql` client on the database of `url`, and
+/// returns what it printed (tab-separated rows, no header).
+pub fn mysql_exec(url: &str, sql: &str) -> String {
+    use std::io::Write as _;
+    let (server, db) = url.rsplit_once('/').expect("mysql url with a database");
+    let hostport = server.rsplit('@').next().unwrap_or("127.0.0.1:3306");
+    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "3306"));
+    let mut child = Command::new("mysql")
+        .args(["-h", host, "-P", port, "-u", "root", "-N", "-B", db])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("mysql client");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(sql.as_bytes())
+        .expect("write sql");
+    let out = child.wait_with_output().expect("mysql client");
+    assert!(
+        out.status.success(),
+        "mysql failed on: {}",
+        &sql[..sql.len().min(200)]
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 pub struct Manager {
     pub proc: Proc,
     pub port: u16,
@@ -141,6 +169,11 @@ impl Manager {
     }
 
     pub fn start_on(dir: &Path, db_url: Option<String>, port: u16) -> Manager {
+        Self::start_with(dir, db_url, port, "")
+    }
+
+    /// A manager whose `manager.toml` also holds `extra` (e.g. `[task]` and `[mock]` sections).
+    pub fn start_with(dir: &Path, db_url: Option<String>, port: u16, extra: &str) -> Manager {
         let home = dir.join("manager-home");
         std::fs::create_dir_all(&home).expect("home");
         let mut cmd = Command::new(bin("damocles-manager"));
@@ -155,13 +188,13 @@ impl Manager {
                 "2KiB",
             ])
             .args(["--listen", &format!("127.0.0.1:{port}")]);
+        let mut toml = extra.to_string();
         if let Some(url) = &db_url {
-            let cfg = dir.join("manager.toml");
-            std::fs::write(
-                &cfg,
-                format!("[db]\nurl = \"{url}\"\nmax_connections = 8\n"),
-            )
-            .expect("config");
+            toml += &format!("\n[db]\nurl = \"{url}\"\nmax_connections = 8\n");
+        }
+        if !toml.is_empty() {
+            let cfg = dir.join(format!("manager-{port}.toml"));
+            std::fs::write(&cfg, toml).expect("config");
             cmd.arg("-c").arg(&cfg);
         }
         let proc = spawn(&mut cmd, dir.join(format!("manager-{port}.log")));
@@ -304,6 +337,50 @@ c2 = 1
     path
 }
 
+/// A worker config with `slots` WindowPoSt slots and no sealer, whose attached store `remote`
+/// is `store`; `extra` is appended (e.g. a `[[processors.window_post]]` entry).
+pub fn wdpost_config(
+    dir: &Path,
+    name: &str,
+    manager_port: u16,
+    port: u16,
+    slots: usize,
+    store: &Path,
+    extra: &str,
+) -> PathBuf {
+    let mut cfg = format!(
+        r#"[worker]
+name = "{name}"
+rpc_server.host = "127.0.0.1"
+rpc_server.port = {port}
+ping_interval = "1s"
+
+[sector_manager]
+rpc_client.addr = "/ip4/127.0.0.1/tcp/{manager_port}"
+
+[sealing]
+allowed_miners = [10000]
+allowed_sizes = ["2KiB"]
+recover_interval = "1s"
+
+[[attached]]
+name = "remote"
+location = "{store}"
+
+[processors.limitation.concurrent]
+window_post = 1
+{extra}
+"#,
+        store = store.display()
+    );
+    for _ in 0..slots {
+        cfg += "\n[[sealing_thread]]\nplan = \"wdpost\"\n";
+    }
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, cfg).expect("worker config");
+    path
+}
+
 impl Worker {
     pub fn start(
         dir: &Path,
@@ -314,6 +391,11 @@ impl Worker {
     ) -> Worker {
         let port = free_port();
         let config = worker_config(dir, name, manager_port, port, sealers, thread_extra);
+        Self::start_config(dir, name, config, port)
+    }
+
+    /// A worker from a config file already written, whose management API is on `port`.
+    pub fn start_config(dir: &Path, name: &str, config: PathBuf, port: u16) -> Worker {
         let mut cmd = Command::new(bin("damocles-worker"));
         cmd.arg("daemon").arg("-c").arg(&config).current_dir(dir);
         let proc = spawn(&mut cmd, dir.join(format!("{name}.log")));

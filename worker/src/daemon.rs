@@ -269,7 +269,11 @@ fn start_params_generation(cfg: &Config) -> ParamsWatch {
         .filter_map(|code| stages::seal_proof(code).ok())
         .map(params::Circuit::Seal)
         .collect();
-    let checking = || watch::channel(ParamsStatus::Generating("checking the parameter cache".into()));
+    let checking = || {
+        watch::channel(ParamsStatus::Generating(
+            "checking the parameter cache".into(),
+        ))
+    };
     let (post_tx, post_rx) = checking();
     let (seal_tx, seal_rx) = checking();
     std::thread::spawn(move || {

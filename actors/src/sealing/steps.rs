@@ -18,13 +18,13 @@ use super::store::{copy_into, Location};
 use crate::limits::StageLimits;
 use crate::processors::Processors;
 use crate::wire::jsonrpc::{CallError, Client, SECTOR_STATE_NOT_FOUND};
-use crate::wire::worker_api::ThreadState;
 use crate::wire::processor as task;
 use crate::wire::venus::{
     prover_id, AllocateSectorSpec, AllocatedSector, OnChainState, PollStateResp,
     PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq, SectorFailure, SectorId,
     SectorStateChange, SubmitResp, SubmitResult, Ticket, WaitSeedResp, WorkerIdentifier,
 };
+use crate::wire::worker_api::ThreadState;
 
 /// `[sealing]` as one thread sees it (global values merged with its overrides).
 #[derive(Debug, Clone)]

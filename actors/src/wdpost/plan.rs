@@ -57,11 +57,7 @@ impl SlotState {
             (S::Allocated(job), E::Generated(res)) => Ok(S::Generated(job, res)),
             (S::Generated(..), E::Finished) => Ok(S::Empty),
             (S::Allocated(_) | S::Generated(..), E::Dropped) => Ok(S::Empty),
-            (state, event) => Err(format!(
-                "event {} in state {}",
-                event.name(),
-                state.name()
-            )),
+            (state, event) => Err(format!("event {} in state {}", event.name(), state.name())),
         }
     }
 }
@@ -113,9 +109,17 @@ mod tests {
             (generated(), SlotEvent::Dropped, Ok("Empty")),
             (SlotState::Empty, SlotEvent::Finished, Err(())),
             (SlotState::Empty, SlotEvent::Dropped, Err(())),
-            (SlotState::Allocated(job()), SlotEvent::Claimed(job()), Err(())),
+            (
+                SlotState::Allocated(job()),
+                SlotEvent::Claimed(job()),
+                Err(()),
+            ),
             (SlotState::Allocated(job()), SlotEvent::Finished, Err(())),
-            (generated(), SlotEvent::Generated(Err("again".into())), Err(())),
+            (
+                generated(),
+                SlotEvent::Generated(Err("again".into())),
+                Err(()),
+            ),
         ];
         for (state, event, want) in cases {
             let what = format!("{} + {}", state.name(), event.name());

@@ -10,7 +10,9 @@ use tokio::sync::watch;
 
 use crate::limits::StageLimits;
 use crate::processors::Processors;
-use crate::sealing::steps::{run_stage, wait_for_params, ActivityCell, AttachedStore, ParamsStatus};
+use crate::sealing::steps::{
+    run_stage, wait_for_params, ActivityCell, AttachedStore, ParamsStatus,
+};
 use crate::wire::jsonrpc::{CallError, Client, JOB_NOT_OWNED, METHOD_NOT_FOUND};
 use crate::wire::processor::{PoStReplica, WindowPoStOutput, WindowPoStTask};
 use crate::wire::venus::{AllocatePoStSpec, AllocatedPoStJob, SectorId};

@@ -44,7 +44,12 @@ pub enum WdpostSub {
 fn local_time(v: &Value) -> String {
     v.as_str()
         .and_then(|t| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").ok())
-        .map(|t| Local.from_utc_datetime(&t).format("%m-%d %H:%M:%S").to_string())
+        .map(|t| {
+            Local
+                .from_utc_datetime(&t)
+                .format("%m-%d %H:%M:%S")
+                .to_string()
+        })
         .unwrap_or_else(|| "-".into())
 }
 
@@ -128,12 +133,7 @@ impl WdpostSub {
             WdpostSub::RemoveAll { really_do_it } => {
                 let path = format!("/wdpost/jobs?really_do_it={really_do_it}");
                 let r = api.call(Method::DELETE, &path, None).await?;
-                let jobs: Vec<String> = r["jobs"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(s)
-                    .collect();
+                let jobs: Vec<String> = r["jobs"].as_array().into_iter().flatten().map(s).collect();
                 if really_do_it {
                     for id in &jobs {
                         println!("wdpost job {id} removed");
@@ -150,7 +150,13 @@ impl WdpostSub {
 }
 
 /// Applies one action to each job, saying what happened to each; fails if any failed.
-async fn each(api: &Api, method: Method, ids: &[String], suffix: &str, done: &str) -> anyhow::Result<()> {
+async fn each(
+    api: &Api,
+    method: Method,
+    ids: &[String],
+    suffix: &str,
+    done: &str,
+) -> anyhow::Result<()> {
     let mut failed = 0;
     for id in ids {
         match api

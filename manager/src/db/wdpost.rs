@@ -232,7 +232,11 @@ pub fn get(conn: &mut DbConnection, id: &str) -> Result<Option<JobRow>, DbError>
 }
 
 /// Why `worker` may not touch job `id` (it does not exist, is not running, or is another's).
-pub fn not_owned(conn: &mut DbConnection, id: &str, worker: Option<&str>) -> Result<String, DbError> {
+pub fn not_owned(
+    conn: &mut DbConnection,
+    id: &str,
+    worker: Option<&str>,
+) -> Result<String, DbError> {
     Ok(match get(conn, id)? {
         None => format!("wdpost job {id} does not exist (it was removed)"),
         Some(j) if j.state != RUNNING => format!(
@@ -469,7 +473,11 @@ pub fn archive(
             ),
             vals(),
         )?;
-        execute(c, &format!("DELETE FROM wdpost_jobs WHERE id IN {list}"), vals())
+        execute(
+            c,
+            &format!("DELETE FROM wdpost_jobs WHERE id IN {list}"),
+            vals(),
+        )
     })
     .map_err(classify)
 }

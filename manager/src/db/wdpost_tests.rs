@@ -114,7 +114,10 @@ fn claims_honour_the_filter_and_take_the_oldest_first() {
     let got = claim(&mut c, &only(vec![3000], vec![]), 5, "w", t(5)).unwrap();
     assert!(got.is_empty());
     let got = claim(&mut c, &only(vec![1000], vec!["P2KiB"]), 5, "w", t(5)).unwrap();
-    assert_eq!(got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["job-1"]);
+    assert_eq!(
+        got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+        ["job-1"]
+    );
     let got = claim(&mut c, &ClaimFilter::default(), 5, "w", t(5)).unwrap();
     assert_eq!(
         got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
@@ -131,13 +134,21 @@ fn a_stale_worker_cannot_heartbeat_or_finish_and_the_row_stays_as_it_was() {
     add(&db, 1);
     let mut c = db.conn().unwrap();
     let job = claim_one(&db, "a", 0).unwrap();
-    assert!(heartbeat(&mut c, &[job.id.clone()], "a", t(3)).unwrap().is_empty());
+    assert!(heartbeat(&mut c, &[job.id.clone()], "a", t(3))
+        .unwrap()
+        .is_empty());
 
     // a stops heartbeating: the job fails, is queued again and b takes it.
-    assert_eq!(fail_stale(&mut c, t(2), t(20)).unwrap(), Vec::<String>::new());
+    assert_eq!(
+        fail_stale(&mut c, t(2), t(20)).unwrap(),
+        Vec::<String>::new()
+    );
     assert_eq!(fail_stale(&mut c, t(18), t(20)).unwrap(), [job.id.clone()]);
     let failed = get(&mut c, &job.id).unwrap().unwrap();
-    assert_eq!((failed.state.as_str(), failed.error_reason.as_deref()), (FAILED, Some("heartbeat timeout")));
+    assert_eq!(
+        (failed.state.as_str(), failed.error_reason.as_deref()),
+        (FAILED, Some("heartbeat timeout"))
+    );
     assert_eq!(retry_failed(&mut c, 2, t(21)).unwrap(), 1);
     let again = claim_one(&db, "b", 22).unwrap();
     assert_eq!((again.id.as_str(), again.try_num), (job.id.as_str(), 2));
@@ -145,7 +156,10 @@ fn a_stale_worker_cannot_heartbeat_or_finish_and_the_row_stays_as_it_was() {
     let before = format!("{:?}", get(&mut c, &job.id).unwrap());
     let refused = heartbeat(&mut c, &[job.id.clone()], "a", t(23)).unwrap();
     assert_eq!(refused.len(), 1);
-    assert!(refused[0].contains("held by worker b, not a"), "{refused:?}");
+    assert!(
+        refused[0].contains("held by worker b, not a"),
+        "{refused:?}"
+    );
     let stale_finish = Finish {
         succeeded: true,
         error: None,
@@ -169,8 +183,13 @@ fn a_stale_worker_cannot_heartbeat_or_finish_and_the_row_stays_as_it_was() {
     };
     assert!(finish(&mut c, &job.id, "b", 2, done, t(25)).unwrap());
     let refused = heartbeat(&mut c, &[job.id.clone()], "b", t(26)).unwrap();
-    assert!(refused[0].contains("is Succeed, not running"), "{refused:?}");
-    assert!(not_owned(&mut c, "nope", Some("b")).unwrap().contains("does not exist"));
+    assert!(
+        refused[0].contains("is Succeed, not running"),
+        "{refused:?}"
+    );
+    assert!(not_owned(&mut c, "nope", Some("b"))
+        .unwrap()
+        .contains("does not exist"));
 }
 
 #[test]
@@ -233,8 +252,12 @@ fn long_running_jobs_time_out_and_finished_ones_are_archived() {
     assert_eq!(archive(&mut c, t(50), 2).unwrap(), 1);
     assert_eq!(archive(&mut c, t(200), 1).unwrap(), 2);
     assert!(list(&mut c, true).unwrap().is_empty());
-    let archived: Vec<Count> =
-        load(&mut c, "SELECT COUNT(*) AS n FROM wdpost_jobs_archived", vec![]).unwrap();
+    let archived: Vec<Count> = load(
+        &mut c,
+        "SELECT COUNT(*) AS n FROM wdpost_jobs_archived",
+        vec![],
+    )
+    .unwrap();
     assert_eq!(archived[0].n, 3);
 }
 

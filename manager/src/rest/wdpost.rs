@@ -118,10 +118,9 @@ pub async fn reset(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let i = id.clone();
-    let done = s
-        .db
-        .run(move |c| db::wdpost::reset(c, &i, db::now()))
-        .await?;
+    let done =
+        s.db.run(move |c| db::wdpost::reset(c, &i, db::now()))
+            .await?;
     let result = if done { "reset" } else { "not found" };
     record(&s, &admin, "wdpost.reset", &id, None, result).await?;
     if !done {
@@ -161,13 +160,12 @@ pub async fn remove_all(
     s: web::Data<RestState>,
     q: web::Query<RemoveAllQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let ids: Vec<String> = s
-        .db
-        .run(|c| db::wdpost::list(c, true))
-        .await?
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+    let ids: Vec<String> =
+        s.db.run(|c| db::wdpost::list(c, true))
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
     if !q.really_do_it {
         return Ok(HttpResponse::Ok().json(json!({"dry_run": true, "jobs": ids})));
     }

@@ -1,0 +1,364 @@
+//! WindowPoSt through the whole cluster: sectors sealed by a worker get jobs from the mock
+//! chain's deadline clock, WindowPoSt workers prove them for real and the manager verifies each
+//! proof. A job that fails on every try stays Failed until an operator resets it; a worker killed
+//! mid-job costs one retry on another worker; a stale worker is refused. And two managers on one
+//! MariaDB database hand out 10,000 jobs to 32 claimers, each job exactly once.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use damocles_tests::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// One deadline, opening every 15 s; dead workers are noticed after 6 s, failed jobs go back to
+/// the queue every second.
+const MANAGER: &str = r#"
+[mock]
+deadline_interval = "15s"
+deadlines = 1
+
+[task]
+heartbeat_timeout = "6s"
+retry_job_interval = "1s"
+max_retry = 2
+"#;
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(6);
+
+fn jobs(m: &Manager) -> Vec<Value> {
+    let (status, body) = m.rest(Method::GET, "/wdpost/jobs?all=true", None);
+    assert_eq!(status, 200, "{body}");
+    body.as_array().cloned().unwrap_or_default()
+}
+
+fn job(m: &Manager, id: &str) -> Value {
+    jobs(m)
+        .into_iter()
+        .find(|j| j["id"] == id)
+        .unwrap_or(Value::Null)
+}
+
+fn prover(
+    dir: &std::path::Path,
+    m: &Manager,
+    name: &str,
+    store: &std::path::Path,
+    extra: &str,
+) -> Worker {
+    let port = free_port();
+    let cfg = wdpost_config(dir, name, m.port, port, 1, store, extra);
+    Worker::start_config(dir, name, cfg, port)
+}
+
+fn cli_ok(m: &Manager, args: &[&str]) -> String {
+    let out = m.cli(args);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+fn sealed_sectors_are_proven_through_failures_and_dead_workers(db: Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = Manager::start_with(d, db, free_port(), MANAGER);
+
+    // Two real 2KiB sectors, sealed and proven by the cluster; then the sealer stops taking more.
+    let sealer = Worker::start(d, "sealer", m.port, 2, "");
+    wait_for(Duration::from_secs(900), "two proven sectors", || {
+        let n = m
+            .sectors()
+            .iter()
+            .filter(|s| s["proof_state"] == "Landed" && s["deadline_idx"] == 0)
+            .count();
+        (n >= 2).then_some(())
+    });
+    for i in ["0", "1"] {
+        assert!(sealer.cli(&["pause", "--index", i]).status.success());
+    }
+
+    // A prover whose store has no files: the job fails on both tries and then stays Failed.
+    let empty = d.join("empty-store");
+    std::fs::create_dir_all(&empty).unwrap();
+    let bad = prover(d, &m, "prover-bad", &empty, "");
+    let failed = wait_for(Duration::from_secs(120), "a job failed twice", || {
+        jobs(&m)
+            .into_iter()
+            .find(|j| j["state"] == "Failed" && j["try_num"] == 2)
+    });
+    let failed_id = failed["id"].as_str().unwrap().to_string();
+    assert_eq!(failed["worker_name"], "prover-bad", "{failed}");
+    let reason = failed["error_reason"].as_str().unwrap_or("");
+    assert!(reason.starts_with("window_post: "), "{failed}");
+    assert!(failed["sectors"].as_i64().unwrap() >= 1, "{failed}");
+    drop(bad);
+    std::thread::sleep(Duration::from_secs(3));
+    let still = job(&m, &failed_id);
+    assert_eq!(
+        (still["state"].as_str(), still["try_num"].as_i64()),
+        (Some("Failed"), Some(2)),
+        "{still}"
+    );
+    let table = cli_ok(&m, &["util", "worker", "wdpost", "list"]);
+    assert!(
+        table.starts_with("JobID  MinerID  DDL  Partitions  Worker  State  Try  CreateAt  Elapsed  Heartbeat  Error"),
+        "{table}"
+    );
+    let row = table.lines().find(|l| l.starts_with(&failed_id)).unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    let partitions: Vec<String> = failed["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(&cells[1..3], ["10000", "0"], "{row}");
+    assert_eq!(cells[3], partitions.join(","), "{row}");
+    assert_eq!(&cells[4..7], ["prover-bad", "Failed", "2"], "{row}");
+    assert!(
+        row.contains("(done)") && row.contains("window_post: "),
+        "{row}"
+    );
+
+    // An operator resets it; a slow prover takes a job and is killed -9 while it holds it.
+    let out = cli_ok(&m, &["util", "worker", "wdpost", "reset", &failed_id]);
+    assert_eq!(out.trim(), format!("wdpost job {failed_id} reset"));
+    let r = job(&m, &failed_id);
+    assert_eq!(
+        (r["state"].as_str(), r["try_num"].as_i64()),
+        (Some("ReadyToRun"), Some(0)),
+        "{r}"
+    );
+    let store = d.join("remote");
+    let slow = format!(
+        "\n[[processors.window_post]]\nbin = \"{}\"\nargs = [\"{}\", \"processor\", \"window_post\"]\nenvs = {{ SLOW_SECS = \"120\" }}\n",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/slow_processor.py"),
+        bin("damocles-worker").display()
+    );
+    let p1 = prover(d, &m, "prover-1", &store, &slow);
+    let held = wait_for(Duration::from_secs(60), "a job running on prover-1", || {
+        jobs(&m)
+            .into_iter()
+            .find(|j| j["state"] == "Running" && j["worker_name"] == "prover-1")
+    });
+    let held_id = held["id"].as_str().unwrap().to_string();
+    assert_eq!(held["try_num"], 1, "{held}");
+    let info = p1.list();
+    assert_eq!(info[0]["plan"], "wdpost");
+    assert_eq!(info[0]["job_id"], held_id.as_str());
+    assert_eq!(info[0]["job_state"], "Allocated");
+    let p2 = prover(d, &m, "prover-2", &store, "");
+    p1.proc.signal(nix::sys::signal::Signal::SIGKILL);
+    let killed = Instant::now();
+    wait_for(
+        HEARTBEAT_TIMEOUT + Duration::from_secs(20),
+        "the job on prover-2",
+        || {
+            let j = job(&m, &held_id);
+            (j["worker_name"] == "prover-2" && j["try_num"] == 2).then_some(())
+        },
+    );
+    eprintln!(
+        "job {held_id} moved to prover-2 {:?} after the kill",
+        killed.elapsed()
+    );
+    let done = wait_for(
+        Duration::from_secs(120),
+        "the retried job to succeed",
+        || {
+            let j = job(&m, &held_id);
+            (j["state"] == "Succeed").then_some(j)
+        },
+    );
+    assert_eq!(
+        (done["try_num"].as_i64(), done["worker_name"].as_str()),
+        (Some(2), Some("prover-2")),
+        "{done}"
+    );
+    assert!(done["error_reason"].is_null(), "{done}");
+
+    // The dead worker's calls about that job are refused and change nothing.
+    let before = job(&m, &held_id);
+    let hb = m.rpc("Venus.WdPoStHeartbeatJobs", json!([[held_id], "prover-1"]));
+    let err = hb.unwrap_err();
+    assert_eq!(err["code"], 11002, "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("not running"),
+        "{err}"
+    );
+    let fin = m.rpc(
+        "Venus.WdPoStFinishJob",
+        json!([held_id, null, "late", "prover-1"]),
+    );
+    assert_eq!(fin.unwrap_err()["code"], 11002);
+    assert_eq!(job(&m, &held_id), before);
+    let unknown = m.rpc("Venus.WdPoStHeartbeatJobs", json!([["nope"], "prover-2"]));
+    assert!(unknown.unwrap_err()["message"]
+        .as_str()
+        .unwrap()
+        .contains("does not exist"));
+
+    // prover-2 steps aside (paused through the manager); prover-1 comes back and, with every
+    // failed job reset, proves them all.
+    wait_for(
+        Duration::from_secs(15),
+        "prover-2 in the manager's list",
+        || {
+            stdout(&m.cli(&["util", "worker", "list"]))
+                .contains("prover-2")
+                .then_some(())
+        },
+    );
+    let out = cli_ok(&m, &["util", "worker", "pause", "prover-2", "0"]);
+    assert!(out.contains("paused"), "{out}");
+    let p1 = prover(d, &m, "prover-1", &store, "");
+    for j in jobs(&m).iter().filter(|j| j["state"] == "Failed") {
+        cli_ok(
+            &m,
+            &[
+                "util",
+                "worker",
+                "wdpost",
+                "reset",
+                j["id"].as_str().unwrap(),
+            ],
+        );
+    }
+    let all: Vec<String> = jobs(&m)
+        .iter()
+        .map(|j| j["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(all.len() >= 2, "{all:?}");
+    // Every job so far succeeds, and prover-1 proves some (new deadlines keep coming).
+    let proven = wait_for(Duration::from_secs(240), "every job to succeed", || {
+        let now = jobs(&m);
+        let by_p1 = now
+            .iter()
+            .any(|j| j["state"] == "Succeed" && j["worker_name"] == "prover-1");
+        let mine: Vec<Value> = now
+            .into_iter()
+            .filter(|j| all.contains(&j["id"].as_str().unwrap().to_string()))
+            .collect();
+        (by_p1 && mine.iter().all(|j| j["state"] == "Succeed")).then_some(mine)
+    });
+    let workers: HashSet<String> = jobs(&m)
+        .iter()
+        .filter(|j| j["state"] == "Succeed")
+        .filter_map(|j| j["worker_name"].as_str().map(String::from))
+        .collect();
+    assert!(
+        workers.contains("prover-1") && workers.contains("prover-2"),
+        "{workers:?}"
+    );
+    let log = m.proc.log_text();
+    for j in &proven {
+        let id = j["id"].as_str().unwrap();
+        assert!(
+            log.contains(&format!("wdpost job succeeded: proof verified job={id}")),
+            "no verified proof logged for {id}"
+        );
+    }
+    assert!(log.contains("heartbeat timeout") || log.contains("stopped heartbeating"));
+    let table = cli_ok(
+        &m,
+        &["util", "worker", "wdpost", "list", "--all", "--detail"],
+    );
+    assert!(
+        table.starts_with("JobID  MinerID  DDL  Partitions  Sectors  Worker"),
+        "{table}"
+    );
+    assert!(
+        table.contains("(done)") && table.contains("Succeed"),
+        "{table}"
+    );
+    drop(p1);
+    drop(p2);
+}
+
+#[test]
+fn sealed_sectors_are_proven_through_failures_and_dead_workers_on_sqlite() {
+    sealed_sectors_are_proven_through_failures_and_dead_workers(None);
+}
+
+#[test]
+fn sealed_sectors_are_proven_through_failures_and_dead_workers_on_mariadb() {
+    if let Some(url) = mysql_database("wdpost_e2e") {
+        sealed_sectors_are_proven_through_failures_and_dead_workers(Some(url));
+    }
+}
+
+/// 10,000 small fake jobs (the claim path reads only their rows), two managers on one MariaDB
+/// database, 32 claimers going through both: every job is claimed exactly once.
+#[test]
+fn two_managers_hand_out_each_job_exactly_once() {
+    let Some(url) = mysql_database("wdpost_claims") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let a = Manager::start_with(&dir.path().join("a"), Some(url.clone()), free_port(), "");
+    let b = Manager::start_with(&dir.path().join("b"), Some(url.clone()), free_port(), "");
+    const JOBS: usize = 10_000;
+    let input = json!({"Sectors": [], "MinerId": 10000, "ProofType": "StackedDrgWindow2KiBV1_2", "Seed": vec![0u8; 32]}).to_string();
+    for chunk in (0..JOBS).collect::<Vec<_>>().chunks(1000) {
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|i| {
+                format!(
+                    "('fake-{i:05}', 10000, {i}, '0', 'StackedDrgWindow2KiBV1_2', 0, 'ReadyToRun', 0, NOW(), NOW(), NOW(), '{input}')"
+                )
+            })
+            .collect();
+        mysql_exec(
+            &url,
+            &format!(
+                "INSERT INTO wdpost_jobs (id, miner_id, deadline_idx, partitions, proof_type, sectors, state, try_num, deadline_open_at, created_at, updated_at, input) VALUES {};",
+                rows.join(",")
+            ),
+        );
+    }
+    let claimed = Arc::new(Mutex::new(Vec::new()));
+    let managers = Arc::new([a.url("/rpc/v0"), b.url("/rpc/v0")]);
+    let threads: Vec<_> = (0..32)
+        .map(|c| {
+            let (claimed, managers) = (claimed.clone(), managers.clone());
+            std::thread::spawn(move || {
+                let http = reqwest::blocking::Client::new();
+                for n in 0.. {
+                    let body = json!({"jsonrpc": "2.0", "id": n, "method": "Venus.WdPoStAllocateJobs",
+                        "params": [{"AllowedMiners": null, "AllowedProofTypes": null}, 1, format!("claimer-{c}")]});
+                    let resp: Value = http
+                        .post(&managers[(c + n) % 2])
+                        .json(&body)
+                        .send()
+                        .unwrap()
+                        .json()
+                        .unwrap();
+                    let got = resp["result"].as_array().cloned().unwrap_or_else(|| panic!("{resp}"));
+                    // Rows others hold are skipped, and they claim them: empty means all taken.
+                    if got.is_empty() {
+                        return;
+                    }
+                    let mut ids = claimed.lock().unwrap();
+                    ids.extend(got.iter().map(|j| j["Id"].as_str().unwrap().to_string()));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let ids = claimed.lock().unwrap().clone();
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "a job was claimed twice");
+    assert_eq!(ids.len(), JOBS, "every job claimed");
+    let counts = mysql_exec(
+        &url,
+        "SELECT state, try_num, COUNT(*) FROM wdpost_jobs GROUP BY state, try_num;",
+    );
+    assert_eq!(counts.trim(), format!("Running\t1\t{JOBS}"));
+    let by_manager = [&a, &b].map(|m| m.proc.log_text().matches("wdpost job claimed").count());
+    assert!(by_manager.iter().all(|n| *n > 0), "{by_manager:?}");
+    assert_eq!(by_manager.iter().sum::<usize>(), JOBS);
+}
