@@ -312,6 +312,20 @@ pub async fn metrics(s: web::Data<RestState>) -> HttpResponse {
             (now - r.last_ping_at).num_seconds()
         );
     }
+    let jobs =
+        s.db.run(db::wdpost::count_by_state)
+            .await
+            .unwrap_or_default();
+    out += "# TYPE damocles_wdpost_jobs gauge\n";
+    for state in [
+        db::wdpost::READY,
+        db::wdpost::RUNNING,
+        db::wdpost::SUCCEED,
+        db::wdpost::FAILED,
+    ] {
+        let n = jobs.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
+        out += &format!("damocles_wdpost_jobs{{state=\"{state}\"}} {n}\n");
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(out)

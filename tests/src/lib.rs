@@ -156,6 +156,29 @@ pub fn mysql_exec(url: &str, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// `n` ready WindowPoSt jobs `fake-00000`... with a small input of no sectors: enough for the
+/// claim path, which reads only the rows.
+pub fn insert_fake_jobs(url: &str, n: usize) {
+    let input = json!({"Sectors": [], "MinerId": 10000, "ProofType": "StackedDrgWindow2KiBV1_2", "Seed": vec![0u8; 32]}).to_string();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|i| {
+                format!(
+                    "('fake-{i:05}', 10000, {i}, '0', 'StackedDrgWindow2KiBV1_2', 0, 'ReadyToRun', 0, NOW(), NOW(), NOW(), '{input}')"
+                )
+            })
+            .collect();
+        mysql_exec(
+            url,
+            &format!(
+                "INSERT INTO wdpost_jobs (id, miner_id, deadline_idx, partitions, proof_type, sectors, state, try_num, deadline_open_at, created_at, updated_at, input) VALUES {};",
+                rows.join(",")
+            ),
+        );
+    }
+}
+
 pub struct Manager {
     pub proc: Proc,
     pub port: u16,

@@ -273,6 +273,71 @@ fn sealed_sectors_are_proven_through_failures_and_dead_workers(db: Option<String
         table.contains("(done)") && table.contains("Succeed"),
         "{table}"
     );
+
+    // Removing the open deadline's job makes the chain clock create it again (same input, same
+    // id); bad ids are errors that name them; remove-all asks first; all of it is audited.
+    let seen: HashSet<String> = jobs(&m)
+        .iter()
+        .map(|j| j["id"].as_str().unwrap().to_string())
+        .collect();
+    let fresh = wait_for(Duration::from_secs(40), "a new deadline opening", || {
+        jobs(&m)
+            .into_iter()
+            .find(|j| !seen.contains(j["id"].as_str().unwrap()))
+    });
+    let fresh_id = fresh["id"].as_str().unwrap();
+    let out = cli_ok(&m, &["util", "worker", "wdpost", "remove", fresh_id]);
+    assert_eq!(out.trim(), format!("wdpost job {fresh_id} removed"));
+    wait_for(
+        Duration::from_secs(10),
+        "the open deadline's job again",
+        || (!job(&m, fresh_id).is_null()).then_some(()),
+    );
+    let out = m.cli(&["util", "worker", "wdpost", "reset", "nope"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("wdpost job 'nope' does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    let (status, body) = m.rest(Method::DELETE, "/wdpost/jobs/nope", None);
+    assert_eq!(status, 404, "{body}");
+    let before = jobs(&m).len();
+    let out = cli_ok(&m, &["util", "worker", "wdpost", "remove-all"]);
+    assert!(
+        out.contains("Pass --really-do-it to actually execute this action"),
+        "{out}"
+    );
+    assert!(jobs(&m).len() >= before);
+    let (status, body) = m.rest(Method::GET, "/audit", None);
+    assert_eq!(status, 200);
+    let actions: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    for a in ["wdpost.reset", "wdpost.remove", "thread.pause"] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+    let metrics = reqwest::blocking::get(m.url("/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    let succeeded = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("damocles_wdpost_jobs{state=\"Succeed\"} "))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    assert!(succeeded >= proven.len(), "{metrics}");
+    let out = cli_ok(
+        &m,
+        &["util", "worker", "wdpost", "remove-all", "--really-do-it"],
+    );
+    assert!(
+        out.contains(&format!("wdpost job {fresh_id} removed")),
+        "{out}"
+    );
     drop(p1);
     drop(p2);
 }
@@ -300,24 +365,7 @@ fn two_managers_hand_out_each_job_exactly_once() {
     let a = Manager::start_with(&dir.path().join("a"), Some(url.clone()), free_port(), "");
     let b = Manager::start_with(&dir.path().join("b"), Some(url.clone()), free_port(), "");
     const JOBS: usize = 10_000;
-    let input = json!({"Sectors": [], "MinerId": 10000, "ProofType": "StackedDrgWindow2KiBV1_2", "Seed": vec![0u8; 32]}).to_string();
-    for chunk in (0..JOBS).collect::<Vec<_>>().chunks(1000) {
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|i| {
-                format!(
-                    "('fake-{i:05}', 10000, {i}, '0', 'StackedDrgWindow2KiBV1_2', 0, 'ReadyToRun', 0, NOW(), NOW(), NOW(), '{input}')"
-                )
-            })
-            .collect();
-        mysql_exec(
-            &url,
-            &format!(
-                "INSERT INTO wdpost_jobs (id, miner_id, deadline_idx, partitions, proof_type, sectors, state, try_num, deadline_open_at, created_at, updated_at, input) VALUES {};",
-                rows.join(",")
-            ),
-        );
-    }
+    insert_fake_jobs(&url, JOBS);
     let claimed = Arc::new(Mutex::new(Vec::new()));
     let managers = Arc::new([a.url("/rpc/v0"), b.url("/rpc/v0")]);
     let threads: Vec<_> = (0..32)

@@ -41,6 +41,10 @@ enum Cmd {
         #[arg(long, default_value = "2KiB")]
         sector_size: Vec<String>,
     },
+    /// Time WindowPoSt with the bare library call: runs the `window_post` task in TASK (JSON)
+    /// RUNS times in this process and prints the seconds of each run
+    #[command(hide = true)]
+    BenchPost { task: PathBuf, runs: usize },
     /// Serve one processor stage over stdin/stdout (started by the daemon)
     Processor {
         /// add_pieces, tree_d, pc1, pc2, c1, c2 or window_post
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
             .and_then(|rt| rt.block_on(cmd.run())),
         Cmd::Processor { stage } => processor_child::run(&stage),
         Cmd::Params { sector_size } => params::ensure_for_sizes(&sector_size),
+        Cmd::BenchPost { task, runs } => post::bench(&task, runs),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

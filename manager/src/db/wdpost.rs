@@ -328,6 +328,16 @@ pub fn list(conn: &mut DbConnection, all: bool) -> Result<Vec<JobRow>, DbError> 
     q.load(conn).map_err(classify)
 }
 
+/// How many jobs are in each state (for `/metrics`).
+pub fn count_by_state(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, DbError> {
+    use diesel::dsl::count_star;
+    wdpost_jobs::table
+        .group_by(wdpost_jobs::state)
+        .select((wdpost_jobs::state, count_star()))
+        .load(conn)
+        .map_err(classify)
+}
+
 /// Back to `ReadyToRun` with no tries; false when the job does not exist.
 pub fn reset(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> Result<bool, DbError> {
     let none: Option<NaiveDateTime> = None;

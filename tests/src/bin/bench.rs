@@ -5,6 +5,8 @@
 //! cargo build --release --bins --features damocles-manager/mysql,damocles-tests/bench-mysql
 //! target/release/bench worker 64            # worker list and pause→paused, 64 threads
 //! target/release/bench heartbeat 2000 8 mysql://root@127.0.0.1:3306/test
+//! target/release/bench claims 20000 32 mysql://root@127.0.0.1:3306/test
+//! target/release/bench post 6               # needs the 2KiB WindowPoSt parameters
 //! ```
 
 // A benchmark that fails to set up panics: there is nothing else to report.
@@ -24,7 +26,13 @@ fn main() {
             args.get(3).and_then(|n| n.parse().ok()).unwrap_or(8),
             args.get(4).map_or("mysql://root@127.0.0.1:3306/test", String::as_str),
         ),
-        _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url]"),
+        Some("claims") => claims(
+            args.get(2).and_then(|n| n.parse().ok()).unwrap_or(20_000),
+            args.get(3).and_then(|n| n.parse().ok()).unwrap_or(32),
+            args.get(4).map_or("mysql://root@127.0.0.1:3306/test", String::as_str),
+        ),
+        Some("post") => post(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6)),
+        _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url] | bench claims [jobs] [claimers] [mysql-url] | bench post [runs]"),
     }
 }
 
@@ -208,4 +216,190 @@ fn heartbeat(workers: usize, threads: usize, base_url: &str) {
         percentiles(batch_lat)
     );
     drop(m);
+}
+
+/// Claims of `jobs` fake jobs by `claimers` concurrent claimers until none is left: through the
+/// manager (`Venus.WdPoStAllocateJobs`, one job per call), then, after putting every job back,
+/// the raw `SELECT ... FOR UPDATE SKIP LOCKED` + `UPDATE` transaction on the same table, one
+/// connection per claimer.
+fn claims(jobs: usize, claimers: usize, base_url: &str) {
+    use diesel::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    std::env::set_var(MYSQL_URL_ENV, base_url);
+    let db = mysql_database("bench_claims").unwrap();
+    let m = Manager::start(dir.path(), Some(db.clone()));
+    insert_fake_jobs(&db, jobs);
+    let rpc = m.url("/rpc/v0");
+
+    let run = |claim: &(dyn Fn(usize) -> bool + Sync)| {
+        let lat = std::sync::Mutex::new(Vec::new());
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for c in 0..claimers {
+                let lat = &lat;
+                s.spawn(move || loop {
+                    let t = Instant::now();
+                    if !claim(c) {
+                        return;
+                    }
+                    lat.lock().unwrap().push(t.elapsed());
+                });
+            }
+        });
+        (started.elapsed(), lat.into_inner().unwrap())
+    };
+
+    let clients: Vec<_> = (0..claimers)
+        .map(|_| reqwest::blocking::Client::new())
+        .collect();
+    let (total, lat) = run(&|c| {
+        let r = call(
+            &clients[c],
+            &rpc,
+            "Venus.WdPoStAllocateJobs",
+            json!([{}, 1, format!("claimer-{c}")]),
+        );
+        !r.as_array().unwrap().is_empty()
+    });
+    assert_eq!(lat.len(), jobs);
+    println!(
+        "manager WdPoStAllocateJobs ({claimers} claimers): {jobs} claims in {total:?} = {:.0} claims/s; latency {}",
+        jobs as f64 / total.as_secs_f64(),
+        percentiles(lat)
+    );
+
+    mysql_exec(
+        &db,
+        "UPDATE wdpost_jobs SET state = 'ReadyToRun', try_num = 0, worker_name = NULL, started_at = NULL, heartbeat_at = NULL;",
+    );
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
+    let conns: Vec<_> = (0..claimers)
+        .map(|_| std::sync::Mutex::new(diesel::MysqlConnection::establish(&db).unwrap()))
+        .collect();
+    let (total, lat) = run(&|c| {
+        let mut conn = conns[c].lock().unwrap();
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            let ids: Vec<Id> = diesel::sql_query(
+                "SELECT id FROM wdpost_jobs WHERE state = 'ReadyToRun' ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+            )
+            .load(conn)?;
+            let Some(id) = ids.into_iter().next() else {
+                return Ok(false);
+            };
+            diesel::sql_query(
+                "UPDATE wdpost_jobs SET state = 'Running', try_num = try_num + 1, worker_name = ?, started_at = NOW(), heartbeat_at = NOW(), updated_at = NOW() WHERE id = ?",
+            )
+            .bind::<diesel::sql_types::Text, _>(format!("raw-{c}"))
+            .bind::<diesel::sql_types::Text, _>(id.id)
+            .execute(conn)?;
+            Ok(true)
+        })
+        .unwrap()
+    });
+    assert_eq!(lat.len(), jobs);
+    println!(
+        "baseline raw SKIP LOCKED claim ({claimers} connections): {jobs} claims in {total:?} = {:.0} claims/s; latency {}",
+        jobs as f64 / total.as_secs_f64(),
+        percentiles(lat)
+    );
+    drop(m);
+}
+
+/// A processor child of the worker binary, spoken to over the line-JSON protocol.
+struct Child {
+    proc: std::process::Child,
+    out: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    next: u64,
+}
+
+impl Child {
+    fn start(stage: &str) -> Child {
+        use std::io::BufRead;
+        let mut proc = std::process::Command::new(bin("damocles-worker"))
+            .args(["processor", stage])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(proc.stdout.take().unwrap()).lines();
+        assert_eq!(
+            out.next().unwrap().unwrap(),
+            format!("{stage} processor ready")
+        );
+        Child { proc, out, next: 1 }
+    }
+
+    fn call(&mut self, task: Value) -> Value {
+        use std::io::Write;
+        self.next += 1;
+        let stdin = self.proc.stdin.as_mut().unwrap();
+        writeln!(stdin, "{}", json!({"id": self.next, "task": task})).unwrap();
+        let resp: Value = serde_json::from_str(&self.out.next().unwrap().unwrap()).unwrap();
+        assert!(resp["err_msg"].is_null(), "{resp}");
+        resp["output"].clone()
+    }
+}
+
+/// WindowPoSt of one real 2KiB sector, `runs` times: in one warm `window_post` processor child
+/// (the protocol and JSON included), next to the bare library call in one process.
+fn post(runs: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    std::fs::create_dir_all(p("cache")).unwrap();
+    // Seal a sector with the worker's own processors (no C2 needed for WindowPoSt).
+    let miner = 10000u64;
+    let prover_id: Vec<u8> = [0x90u8, 0x4e].into_iter().chain([0u8; 30]).collect();
+    let pieces = Child::start("add_pieces")
+        .call(json!({"seal_proof": 5, "staged_file": p("staged")}))["pieces"]
+        .clone();
+    let pc1 = Child::start("pc1").call(json!({"seal_proof": 5, "cache_dir": p("cache"), "staged_file": p("staged"),
+        "sealed_file": p("sealed"), "prover_id": prover_id, "sector_number": 1, "ticket": vec![7u8; 32], "pieces": pieces}));
+    let pc2 = Child::start("pc2").call(
+        json!({"seal_proof": 5, "pc1_out": pc1, "staged_file": p("staged"),
+        "cache_dir": p("cache"), "sealed_file": p("sealed")}),
+    );
+    let task = json!({"miner_id": miner, "proof_type": "StackedDrgWindow2KiBV1_2",
+        "replicas": [{"sector_id": 1, "comm_r": pc2["comm_r"], "cache_dir": p("cache"), "sealed_file": p("sealed")}],
+        "seed": vec![3u8; 32]});
+
+    let mut warm = Child::start("window_post");
+    let mut child_times = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let out = warm.call(task.clone());
+        assert_eq!(out["proofs"].as_array().map(Vec::len), Some(1));
+        child_times.push(t.elapsed());
+    }
+    std::fs::write(p("task.json"), task.to_string()).unwrap();
+    let bare = std::process::Command::new(bin("damocles-worker"))
+        .args(["bench-post", &p("task.json"), &runs.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        bare.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bare.stderr)
+    );
+    let bare_times: Vec<Duration> = String::from_utf8_lossy(&bare.stdout)
+        .lines()
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(Duration::from_secs_f64)
+        .collect();
+    let show = |name: &str, v: &[Duration]| {
+        println!(
+            "{name}: 1st {:?}; 2nd and later {}",
+            v[0],
+            percentiles(v[1..].to_vec())
+        );
+    };
+    show(
+        "warm window_post processor child (2KiB, 1 sector)",
+        &child_times,
+    );
+    show("bare generate_window_post in one process", &bare_times);
 }
