@@ -23,7 +23,7 @@ cleanup() { kill "${worker:-}" "${manager:-}" 2>/dev/null || true; wait 2>/dev/n
 trap cleanup EXIT
 trap "exit 130" INT TERM
 
-"$bin/damocles-manager" daemon run --mock --miner 10000 --sector-size 2KiB --listen 127.0.0.1:1789 \
+"$bin/damocles-manager" daemon run -c "$repo/config-examples/manager.mock.toml" --listen 127.0.0.1:1789 \
   2> "$run/manager.log" &
 manager=$!
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/1789) 2>/dev/null && break; sleep 0.2; done
@@ -40,6 +40,7 @@ local cluster running (Ctrl-C stops it)
     export DAMOCLES_PATH=$DAMOCLES_PATH
     $bin/damocles-manager util worker list
     $bin/damocles-manager util worker info mock-worker
+    $bin/damocles-manager util worker wdpost list --all
     $bin/damocles-worker worker -c $run/worker.toml list
     $bin/damocles-worker worker -c $run/worker.toml pause --index 1
     $bin/damocles-worker worker -c $run/worker.toml resume --index 1

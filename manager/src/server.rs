@@ -1,5 +1,6 @@
 //! `damocles-manager daemon run`: opens the database, runs migrations, starts the heartbeat
-//! writer, the WindowPoSt job keeper and (mock mode) the deadline clock, and serves `/rpc/v0` (workers) and the REST API (operators) on one listener.
+//! writer, the WindowPoSt job keeper and (mock mode) the deadline clock, and serves `/rpc/v0`
+//! (workers) and the REST API (operators) on one listener.
 
 use std::net::TcpListener;
 use std::time::Duration;

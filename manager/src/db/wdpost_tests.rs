@@ -134,7 +134,7 @@ fn a_stale_worker_cannot_heartbeat_or_finish_and_the_row_stays_as_it_was() {
     add(&db, 1);
     let mut c = db.conn().unwrap();
     let job = claim_one(&db, "a", 0).unwrap();
-    assert!(heartbeat(&mut c, &[job.id.clone()], "a", t(3))
+    assert!(heartbeat(&mut c, std::slice::from_ref(&job.id), "a", t(3))
         .unwrap()
         .is_empty());
 
@@ -143,7 +143,10 @@ fn a_stale_worker_cannot_heartbeat_or_finish_and_the_row_stays_as_it_was() {
         fail_stale(&mut c, t(2), t(20)).unwrap(),
         Vec::<String>::new()
     );
-    assert_eq!(fail_stale(&mut c, t(18), t(20)).unwrap(), [job.id.clone()]);
+    assert_eq!(
+        fail_stale(&mut c, t(18), t(20)).unwrap(),
+        std::slice::from_ref(&job.id)
+    );
     let failed = get(&mut c, &job.id).unwrap().unwrap();
     assert_eq!(
         (failed.state.as_str(), failed.error_reason.as_deref()),
@@ -154,7 +157,7 @@ fn a_stale_worker_cannot_heartbeat_or_finish_and_the_row_stays_as_it_was() {
     assert_eq!((again.id.as_str(), again.try_num), (job.id.as_str(), 2));
 
     let before = format!("{:?}", get(&mut c, &job.id).unwrap());
-    let refused = heartbeat(&mut c, &[job.id.clone()], "a", t(23)).unwrap();
+    let refused = heartbeat(&mut c, std::slice::from_ref(&job.id), "a", t(23)).unwrap();
     assert_eq!(refused.len(), 1);
     assert!(
         refused[0].contains("held by worker b, not a"),
@@ -182,7 +185,7 @@ fn a_stale_worker_cannot_heartbeat_or_finish_and_the_row_stays_as_it_was() {
         output: Some("{\"proofs\":[]}".into()),
     };
     assert!(finish(&mut c, &job.id, "b", 2, done, t(25)).unwrap());
-    let refused = heartbeat(&mut c, &[job.id.clone()], "b", t(26)).unwrap();
+    let refused = heartbeat(&mut c, std::slice::from_ref(&job.id), "b", t(26)).unwrap();
     assert!(
         refused[0].contains("is Succeed, not running"),
         "{refused:?}"
