@@ -312,6 +312,23 @@ pub struct Worker {
     pub dir: PathBuf,
 }
 
+/// `[worker]` and `[sector_manager]` of a test worker: named `name`, its API on `port`, pinging
+/// every second.
+fn worker_section(name: &str, manager_port: u16, port: u16) -> String {
+    format!(
+        r#"[worker]
+name = "{name}"
+rpc_server.host = "127.0.0.1"
+rpc_server.port = {port}
+ping_interval = "1s"
+
+[sector_manager]
+rpc_client.addr = "/ip4/127.0.0.1/tcp/{manager_port}"
+
+"#
+    )
+}
+
 /// A worker config: `sealers` sealer threads under `dir`, one attached store. `thread_extra` goes
 /// into every thread (e.g. `sealing.allowed_miners = [1]` for threads that never get a sector).
 pub fn worker_config(
@@ -322,17 +339,9 @@ pub fn worker_config(
     sealers: usize,
     thread_extra: &str,
 ) -> PathBuf {
-    let mut cfg = format!(
-        r#"[worker]
-name = "{name}"
-rpc_server.host = "127.0.0.1"
-rpc_server.port = {port}
-ping_interval = "1s"
-
-[sector_manager]
-rpc_client.addr = "/ip4/127.0.0.1/tcp/{manager_port}"
-
-[sealing]
+    let mut cfg = worker_section(name, manager_port, port);
+    cfg += &format!(
+        r#"[sealing]
 allowed_miners = [10000]
 allowed_sizes = ["2KiB"]
 max_retries = 2
@@ -371,17 +380,9 @@ pub fn wdpost_config(
     store: &Path,
     extra: &str,
 ) -> PathBuf {
-    let mut cfg = format!(
-        r#"[worker]
-name = "{name}"
-rpc_server.host = "127.0.0.1"
-rpc_server.port = {port}
-ping_interval = "1s"
-
-[sector_manager]
-rpc_client.addr = "/ip4/127.0.0.1/tcp/{manager_port}"
-
-[sealing]
+    let mut cfg = worker_section(name, manager_port, port);
+    cfg += &format!(
+        r#"[sealing]
 allowed_miners = [10000]
 allowed_sizes = ["2KiB"]
 recover_interval = "1s"

@@ -66,10 +66,7 @@ fn cell(v: &Value) -> String {
 }
 
 fn row(j: &Value, detail: bool) -> Vec<String> {
-    let partitions = j["partitions"]
-        .as_array()
-        .map(|p| p.iter().map(s).collect::<Vec<_>>().join(","))
-        .unwrap_or_default();
+    let partitions = j["partitions"].as_str().unwrap_or_default().to_string();
     let elapsed = match (secs(&j["elapsed_secs"]), j["finished_at"].is_null()) {
         (Some(d), true) => go_duration(d),
         (Some(d), false) => format!("{}(done)", go_duration(d)),

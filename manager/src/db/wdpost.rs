@@ -35,7 +35,10 @@ pub struct JobRow {
     pub heartbeat_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,
     pub updated_at: NaiveDateTime,
+    /// The job's JSON; the REST view shows it parsed, and only on request.
+    #[serde(skip_serializing)]
     pub input: String,
+    #[serde(skip_serializing)]
     pub output: Option<String>,
 }
 

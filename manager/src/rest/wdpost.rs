@@ -11,73 +11,41 @@ use crate::db::wdpost::{JobRow, RUNNING};
 use crate::db::{self};
 use crate::error::ApiError;
 
-/// One job as operators see it; `input`/`output` only with `detail=true`.
+/// One job as operators see it: the row, with `input`/`output` parsed and only with
+/// `detail=true`.
 #[derive(Serialize)]
 pub struct JobView {
-    pub id: String,
-    pub miner_id: i64,
-    pub deadline_idx: i32,
-    pub partitions: Vec<u64>,
-    pub proof_type: String,
-    pub sectors: i32,
-    pub state: String,
-    pub try_num: i32,
+    #[serde(flatten)]
+    pub row: JobRow,
     /// Tries a job gets before it stays Failed until reset (`[task] max_retry`).
     pub max_retry: u32,
-    pub worker_name: Option<String>,
-    pub error_reason: Option<String>,
-    pub deadline_open_at: NaiveDateTime,
-    pub created_at: NaiveDateTime,
-    pub started_at: Option<NaiveDateTime>,
-    pub heartbeat_at: Option<NaiveDateTime>,
-    pub finished_at: Option<NaiveDateTime>,
-    pub updated_at: NaiveDateTime,
     /// Seconds from start to finish, or to now while running.
     pub elapsed_secs: Option<i64>,
     /// Seconds since the last heartbeat, while running.
     pub heartbeat_age_secs: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub input: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub output: Option<Value>,
+    #[serde(rename = "input", skip_serializing_if = "Option::is_none")]
+    pub input_json: Option<Value>,
+    #[serde(rename = "output", skip_serializing_if = "Option::is_none")]
+    pub output_json: Option<Value>,
 }
 
-fn view(r: JobRow, now: NaiveDateTime, max_retry: u32, detail: bool) -> JobView {
-    let running = r.state == RUNNING;
-    let end = if running { Some(now) } else { r.finished_at };
+fn view(row: JobRow, now: NaiveDateTime, max_retry: u32, detail: bool) -> JobView {
+    let running = row.state == RUNNING;
+    let end = if running { Some(now) } else { row.finished_at };
     let json = |s: &str| serde_json::from_str(s).unwrap_or(Value::String(s.to_string()));
     JobView {
-        elapsed_secs: r
+        elapsed_secs: row
             .started_at
             .zip(end)
             .map(|(s, e)| (e - s).num_seconds().max(0)),
-        heartbeat_age_secs: r
+        heartbeat_age_secs: row
             .heartbeat_at
             .filter(|_| running)
             .map(|h| (now - h).num_seconds().max(0)),
-        partitions: r
-            .partitions
-            .split(',')
-            .filter_map(|p| p.trim().parse().ok())
-            .collect(),
-        input: detail.then(|| json(&r.input)),
-        output: r.output.as_deref().filter(|_| detail).map(json),
-        id: r.id,
-        miner_id: r.miner_id,
-        deadline_idx: r.deadline_idx,
-        proof_type: r.proof_type,
-        sectors: r.sectors,
-        state: r.state,
-        try_num: r.try_num,
+        input_json: detail.then(|| json(&row.input)),
+        output_json: row.output.as_deref().filter(|_| detail).map(json),
         max_retry,
-        worker_name: r.worker_name,
-        error_reason: r.error_reason,
-        deadline_open_at: r.deadline_open_at,
-        created_at: r.created_at,
-        started_at: r.started_at,
-        heartbeat_at: r.heartbeat_at,
-        finished_at: r.finished_at,
-        updated_at: r.updated_at,
+        row,
     }
 }
 
@@ -121,13 +89,7 @@ pub async fn reset(
     let done =
         s.db.run(move |c| db::wdpost::reset(c, &i, db::now()))
             .await?;
-    let result = if done { "reset" } else { "not found" };
-    record(&s, &admin, "wdpost.reset", &id, None, result).await?;
-    if !done {
-        return Err(unknown(&id));
-    }
-    tracing::info!(job = %id, by = %admin.0, "wdpost job reset");
-    Ok(HttpResponse::Ok().json(json!({"reset": id})))
+    one_job(&s, &admin, id, done, ("wdpost.reset", "reset")).await
 }
 
 pub async fn remove(
@@ -138,13 +100,24 @@ pub async fn remove(
     let id = path.into_inner();
     let i = id.clone();
     let done = s.db.run(move |c| db::wdpost::remove(c, &i)).await?;
-    let result = if done { "removed" } else { "not found" };
-    record(&s, &admin, "wdpost.remove", &id, None, result).await?;
+    one_job(&s, &admin, id, done, ("wdpost.remove", "removed")).await
+}
+
+/// Audits `action` on one job and answers; 404 when the job did not exist.
+async fn one_job(
+    s: &RestState,
+    admin: &Admin,
+    id: String,
+    done: bool,
+    (action, what): (&str, &str),
+) -> Result<HttpResponse, ApiError> {
+    let result = if done { what } else { "not found" };
+    record(s, admin, action, &id, None, result).await?;
     if !done {
         return Err(unknown(&id));
     }
-    tracing::info!(job = %id, by = %admin.0, "wdpost job removed");
-    Ok(HttpResponse::Ok().json(json!({"removed": id})))
+    tracing::info!(job = %id, by = %admin.0, "wdpost job {what}");
+    Ok(HttpResponse::Ok().json(json!({ what: id })))
 }
 
 #[derive(Deserialize)]
