@@ -144,3 +144,61 @@ impl Actor for JobKeeper {
         ctx.run_interval(self.rules.archive_job_interval, |act, ctx| act.archive(ctx));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::wdpost::{ClaimFilter, NewJob, FAILED, RUNNING};
+    use crate::db::DbSettings;
+
+    /// A manager that starts with a job whose worker fell silent long ago (it was down itself):
+    /// the job is left alone for one heartbeat timeout, then failed.
+    #[actix_rt::test]
+    async fn running_jobs_get_one_heartbeat_timeout_of_grace_after_a_start() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let db = Db::connect(&DbSettings {
+            url: dir.path().join("k.sqlite").display().to_string(),
+            min_connections: 1,
+            max_connections: 4,
+            idle_timeout: Duration::from_secs(60),
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        db.migrate().unwrap_or_else(|e| panic!("{e}"));
+        let long_ago = db::now() - chrono::Duration::hours(1);
+        let state = |db: &Db| {
+            let mut c = db.conn().unwrap_or_else(|e| panic!("{e}"));
+            db::wdpost::get(&mut c, "j")
+                .ok()
+                .flatten()
+                .map(|j| (j.state, j.error_reason))
+        };
+        {
+            let mut c = db.conn().unwrap_or_else(|e| panic!("{e}"));
+            let job = NewJob {
+                id: "j".into(),
+                miner_id: 1000,
+                deadline_idx: 0,
+                partitions: "0".into(),
+                proof_type: "P".into(),
+                sectors: 1,
+                deadline_open_at: long_ago,
+                input: "{}".into(),
+            };
+            db::wdpost::create(&mut c, &job, long_ago).unwrap_or_else(|e| panic!("{e}"));
+            db::wdpost::claim(&mut c, &ClaimFilter::default(), 1, "w", long_ago)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let rules = KeeperRules {
+            heartbeat_timeout: Duration::from_secs(3),
+            ..KeeperRules::default()
+        };
+        JobKeeper::new(db.clone(), rules).start();
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        assert_eq!(state(&db), Some((RUNNING.to_string(), None)));
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(
+            state(&db),
+            Some((FAILED.to_string(), Some("heartbeat timeout".to_string())))
+        );
+    }
+}
