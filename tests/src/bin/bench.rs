@@ -227,7 +227,9 @@ fn claims(jobs: usize, claimers: usize, base_url: &str) {
     let dir = tempfile::tempdir().unwrap();
     std::env::set_var(MYSQL_URL_ENV, base_url);
     let db = mysql_database("bench_claims").unwrap();
-    let m = Manager::start(dir.path(), Some(db.clone()));
+    // The claimers never heartbeat: keep the keeper from re-queueing their jobs meanwhile.
+    let quiet = "[task]\nheartbeat_timeout = \"1h\"\n";
+    let m = Manager::start_with(dir.path(), Some(db.clone()), free_port(), quiet);
     insert_fake_jobs(&db, jobs);
     let rpc = m.url("/rpc/v0");
 
