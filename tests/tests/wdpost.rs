@@ -333,6 +333,10 @@ fn sealed_sectors_are_proven_through_failures_and_dead_workers(db: Option<String
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or(0);
     assert!(succeeded >= proven.len(), "{metrics}");
+
+    // With both provers paused and the queue emptied, a forger claims the open deadline's job
+    // (made again by the clock) and hands back garbage: it is not accepted.
+    assert!(p1.cli(&["pause", "--index", "0"]).status.success());
     let out = cli_ok(
         &m,
         &["util", "worker", "wdpost", "remove-all", "--really-do-it"],
@@ -340,6 +344,30 @@ fn sealed_sectors_are_proven_through_failures_and_dead_workers(db: Option<String
     assert!(
         out.contains(&format!("wdpost job {fresh_id} removed")),
         "{out}"
+    );
+    let forged = wait_for(Duration::from_secs(30), "a job for the forger", || {
+        let got = m
+            .rpc("Venus.WdPoStAllocateJobs", json!([{}, 1, "forger"]))
+            .ok()?;
+        got.as_array()?.first().cloned()
+    });
+    let forged_id = forged["Id"].as_str().unwrap();
+    assert!(!forged["Input"]["Sectors"].as_array().unwrap().is_empty());
+    let garbage = json!({"proofs": ["AAAA"], "faults": []});
+    m.rpc(
+        "Venus.WdPoStFinishJob",
+        json!([forged_id, garbage, "", "forger"]),
+    )
+    .unwrap();
+    let j = job(&m, forged_id);
+    assert_eq!(
+        (
+            j["state"].as_str(),
+            j["error_reason"].as_str(),
+            j["try_num"].as_i64()
+        ),
+        (Some("Failed"), Some("invalid proof"), Some(1)),
+        "{j}"
     );
     drop(p1);
     drop(p2);
