@@ -1,17 +1,127 @@
 //! Stage limits shared by all threads of a worker: `[processors.limitation.concurrent]` (how many
-//! at once), `[processors.limitation.staggered]` (how far apart starts must be) and
-//! `[processors.ext_locks]` (named capacities that processors declare in `locks`).
+//! at once, changeable while the worker runs), `[processors.limitation.staggered]` (how far apart
+//! starts must be) and `[processors.ext_locks]` (named capacities that processors declare in
+//! `locks`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+
+use crate::wire::processor::STAGES;
+
+/// How many of one stage may run at once (`None`: no limit) and how many do.
+#[derive(Debug, Default)]
+struct Counts {
+    limit: Option<usize>,
+    running: usize,
+}
+
+/// One stage's gate. Unlike a semaphore its limit can go down while more than the new limit
+/// run: nothing running is stopped, and no new one starts until fewer than the limit run.
+#[derive(Debug, Default)]
+struct Gate {
+    counts: std::sync::Mutex<Counts>,
+    /// Woken when a run ends or the limit changes: waiters look again.
+    changed: Notify,
+}
+
+impl Gate {
+    fn try_enter(&self) -> bool {
+        let Ok(mut c) = self.counts.lock() else {
+            return true;
+        };
+        if c.limit.is_none_or(|l| c.running < l) {
+            c.running += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    async fn enter(self: Arc<Self>) -> GateGuard {
+        loop {
+            {
+                let changed = self.changed.notified();
+                tokio::pin!(changed);
+                // Registered before looking, so a release between the look and the wait is seen.
+                changed.as_mut().enable();
+                if !self.try_enter() {
+                    changed.await;
+                    continue;
+                }
+            }
+            return GateGuard(self);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct GateGuard(Arc<Gate>);
+
+impl Drop for GateGuard {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.0.counts.lock() {
+            c.running = c.running.saturating_sub(1);
+        }
+        self.0.changed.notify_waiters();
+    }
+}
+
+/// One stage's concurrency as `worker limits` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageUse {
+    pub limit: Option<usize>,
+    pub running: usize,
+}
+
+/// `stage=N` (or `stage=none` to lift the limit), checked against the known stages.
+pub fn parse_assignment(s: &str) -> Result<(String, Option<usize>), String> {
+    let (stage, n) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected stage=N, e.g. pc1=2"))?;
+    check_stage(stage)?;
+    let limit = match n {
+        "none" => None,
+        n => Some(
+            n.parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("{s:?}: the limit must be a number >= 1, or none"))?,
+        ),
+    };
+    Ok((stage.to_string(), limit))
+}
+
+pub fn check_stage(stage: &str) -> Result<(), String> {
+    if STAGES.contains(&stage) || stage == "c1" {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown stage {stage:?}; valid stages: {}",
+            STAGES.join(", ")
+        ))
+    }
+}
+
+/// The table `worker limits` prints: one stage a line, `-` for no limit.
+pub fn limits_table(stages: &BTreeMap<String, StageUse>) -> String {
+    let width = stages.keys().map(String::len).max().unwrap_or(0).max(5);
+    let mut out = format!("{:<width$}  Limit  Running\n", "Stage");
+    for (stage, u) in stages {
+        let limit = u.limit.map_or_else(|| "-".to_string(), |n| n.to_string());
+        out += &format!("{stage:<width$}  {limit:<5}  {}\n", u.running);
+    }
+    out
+}
 
 #[derive(Debug, Default)]
 pub struct StageLimits {
-    concurrent: HashMap<String, Arc<Semaphore>>,
+    /// Every stage that ever ran or had a limit, so running counts are known for all.
+    gates: std::sync::Mutex<HashMap<String, Arc<Gate>>>,
     /// Per stage: the interval and the earliest time the next start may happen.
     staggered: HashMap<String, (Duration, Mutex<Instant>)>,
     ext_locks: HashMap<String, Arc<Semaphore>>,
@@ -20,6 +130,7 @@ pub struct StageLimits {
 /// Held while a stage runs; dropping it frees the slot.
 #[derive(Debug)]
 pub struct StageGuard {
+    _gate: Option<GateGuard>,
     _permits: Vec<OwnedSemaphorePermit>,
 }
 
@@ -29,29 +140,68 @@ impl StageLimits {
         staggered: &HashMap<String, Duration>,
         ext_locks: &HashMap<String, usize>,
     ) -> Self {
-        let sem = |m: &HashMap<String, usize>| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), Arc::new(Semaphore::new(*v))))
-                .collect()
-        };
-        StageLimits {
-            concurrent: sem(concurrent),
+        let limits = StageLimits {
+            gates: Default::default(),
             staggered: staggered
                 .iter()
                 .map(|(k, v)| (k.clone(), (*v, Mutex::new(Instant::now()))))
                 .collect(),
-            ext_locks: sem(ext_locks),
+            ext_locks: ext_locks
+                .iter()
+                .map(|(k, v)| (k.clone(), Arc::new(Semaphore::new(*v))))
+                .collect(),
+        };
+        for (stage, n) in concurrent {
+            limits.set_concurrent(stage, Some(*n));
         }
+        limits
+    }
+
+    fn gate(&self, stage: &str) -> Arc<Gate> {
+        match self.gates.lock() {
+            Ok(mut g) => g.entry(stage.to_string()).or_default().clone(),
+            // A poisoned map only means a panic elsewhere; an unshared gate limits nothing.
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// Sets how many of `stage` may run at once (`None`: no limit); returns the old limit.
+    /// Runs in progress go on; waiting ones start as the new limit allows.
+    pub fn set_concurrent(&self, stage: &str, limit: Option<usize>) -> Option<usize> {
+        let gate = self.gate(stage);
+        let old = match gate.counts.lock() {
+            Ok(mut c) => std::mem::replace(&mut c.limit, limit),
+            Err(_) => None,
+        };
+        gate.changed.notify_waiters();
+        old
+    }
+
+    /// Every stage's limit and how many run now, by stage name.
+    pub fn concurrent(&self) -> BTreeMap<String, StageUse> {
+        let gates: Vec<(String, Arc<Gate>)> = match self.gates.lock() {
+            Ok(g) => g.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Err(_) => Vec::new(),
+        };
+        gates
+            .into_iter()
+            .filter_map(|(stage, gate)| {
+                let c = gate.counts.lock().ok()?;
+                Some((
+                    stage,
+                    StageUse {
+                        limit: c.limit,
+                        running: c.running,
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// Waits until `stage` may start: a concurrency slot, then its turn in the stagger.
     pub async fn acquire(&self, stage: &str) -> StageGuard {
-        let mut permits = Vec::new();
-        if let Some(sem) = self.concurrent.get(stage) {
-            if let Ok(p) = sem.clone().acquire_owned().await {
-                permits.push(p);
-            }
-        }
+        let gate = Some(self.gate(stage).enter().await);
+        let permits = Vec::new();
         if let Some((interval, next)) = self.staggered.get(stage) {
             let wait_until = {
                 let mut next = next.lock().await;
@@ -62,7 +212,10 @@ impl StageLimits {
             };
             tokio::time::sleep_until(wait_until).await;
         }
-        StageGuard { _permits: permits }
+        StageGuard {
+            _gate: gate,
+            _permits: permits,
+        }
     }
 
     /// Waits for one unit of each named external lock.
@@ -75,7 +228,10 @@ impl StageLimits {
                 }
             }
         }
-        StageGuard { _permits: permits }
+        StageGuard {
+            _gate: None,
+            _permits: permits,
+        }
     }
 }
 
@@ -94,6 +250,21 @@ mod tests {
         )
     }
 
+    #[test]
+    fn assignments_name_a_stage_and_a_limit() {
+        assert_eq!(parse_assignment("pc1=2"), Ok(("pc1".into(), Some(2))));
+        assert_eq!(parse_assignment("c2=none"), Ok(("c2".into(), None)));
+        for (bad, why) in [
+            ("pc1", "expected stage=N"),
+            ("pc1=0", "number >= 1"),
+            ("pc1=x", "number >= 1"),
+            ("pc9=1", "unknown stage \"pc9\"; valid stages: add_pieces"),
+        ] {
+            let e = parse_assignment(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn concurrent_limit_blocks_the_extra_start_until_one_ends() {
         let l = Arc::new(limits(&[("pc1", 2)], &[]));
@@ -108,6 +279,40 @@ mod tests {
         assert!(third.is_finished(), "the third starts once one ends");
         // An unlimited stage never waits.
         let _x = l.acquire("c2").await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lowered_limit_lets_running_work_finish_and_holds_new_work() {
+        let l = Arc::new(limits(&[("pc1", 2)], &[]));
+        let a = l.acquire("pc1").await;
+        let b = l.acquire("pc1").await;
+        assert_eq!(l.set_concurrent("pc1", Some(1)), Some(2));
+        assert_eq!(
+            l.concurrent().get("pc1"),
+            Some(&StageUse {
+                limit: Some(1),
+                running: 2
+            })
+        );
+        let l2 = l.clone();
+        let third = tokio::spawn(async move { l2.acquire("pc1").await });
+        drop(a);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!third.is_finished(), "one still runs: at the new limit");
+        drop(b);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(third.is_finished(), "below the new limit: it starts");
+
+        // Raising a limit lets a waiting start go at once; None removes the limit.
+        let _c = third.await.unwrap();
+        let l3 = l.clone();
+        let fourth = tokio::spawn(async move { l3.acquire("pc1").await });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!fourth.is_finished());
+        l.set_concurrent("pc1", None);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(fourth.is_finished());
+        assert_eq!(l.concurrent().get("pc1").map(|u| u.running), Some(2));
     }
 
     #[tokio::test(start_paused = true)]

@@ -70,6 +70,16 @@ enum WorkerSub {
         #[arg(long)]
         json: bool,
     },
+    /// A worker's stage limits and how many of each run; with stage=N (or stage=none), change
+    /// them on the worker, which keeps them in its config file
+    Limits {
+        /// Worker name or address (host:port)
+        worker: String,
+        #[arg(value_parser = damocles_actors::limits::parse_assignment)]
+        set: Vec<(String, Option<usize>)>,
+        #[arg(long)]
+        json: bool,
+    },
     /// WindowPoSt jobs
     Wdpost {
         #[command(subcommand)]
@@ -170,6 +180,24 @@ impl UtilCmd {
         let UtilSub::Worker { cmd } = self.cmd;
         match cmd {
             WorkerSub::Wdpost { cmd } => cmd.run(&api).await,
+            WorkerSub::Limits { worker, set, json } => {
+                let path = format!("/workers/{worker}/limits");
+                let r = if set.is_empty() {
+                    api.call(Method::GET, &path, None).await?
+                } else {
+                    let changes: serde_json::Map<String, Value> =
+                        set.into_iter().map(|(k, v)| (k, json!(v))).collect();
+                    api.call(Method::POST, &path, Some(Value::Object(changes)))
+                        .await?
+                };
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                } else {
+                    let limits = serde_json::from_value(r["limits"].clone())?;
+                    print!("{}", damocles_actors::limits::limits_table(&limits));
+                }
+                Ok(())
+            }
             WorkerSub::List { expiration, json } => {
                 let list = api.call(Method::GET, "/workers", None).await?;
                 if json {

@@ -11,8 +11,11 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use chrono::NaiveDateTime;
 use damocles_actors::wire::jsonrpc::{CallError, Client, INVALID_PARAMS};
 use damocles_actors::wire::worker_api::{ThreadInfo, DEFAULT_PORT};
+use std::collections::BTreeMap;
+
+use damocles_actors::limits::check_stage;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::db::workers::WorkerRow;
 use crate::db::{self, audit, Db};
@@ -258,6 +261,59 @@ pub async fn resume_thread(
     res?;
     Ok(HttpResponse::Ok()
         .json(json!({"worker": name, "index": idx, "state": body.state, "result": outcome})))
+}
+
+/// The worker's stage limits and how many of each run, fetched from it.
+pub async fn worker_limits(
+    _admin: Admin,
+    s: web::Data<RestState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, dest) = resolve(&s, &path).await?;
+    let limits: Value =
+        call_worker(&s, &name, &dest, "VenusWorker.WorkerLimits", json!([])).await?;
+    Ok(HttpResponse::Ok().json(json!({"worker": name, "limits": limits})))
+}
+
+/// Changes a worker's stage limits (`{"pc1": 1, "c2": null}`): the worker applies them at
+/// once and keeps them in its config file.
+pub async fn set_worker_limits(
+    admin: Admin,
+    s: web::Data<RestState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let changes: BTreeMap<String, Option<usize>> = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "malformed body: {e}; expected {{\"<stage>\": <limit >= 1, or null to lift it>}}"
+        ))
+    })?;
+    for (stage, limit) in &changes {
+        check_stage(stage).map_err(ApiError::BadRequest)?;
+        if *limit == Some(0) {
+            return Err(ApiError::BadRequest(format!(
+                "{stage}: a limit must be at least 1 (null lifts it)"
+            )));
+        }
+    }
+    let (name, dest) = resolve(&s, &path).await?;
+    let res: Result<Value, ApiError> = call_worker(
+        &s,
+        &name,
+        &dest,
+        "VenusWorker.WorkerSetLimits",
+        json!([changes]),
+    )
+    .await;
+    let outcome = match &res {
+        Ok(_) => "changed".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    let detail = serde_json::to_string(&changes).ok();
+    record(&s, &admin, "worker.limits", &name, detail, &outcome).await?;
+    let limits = res?;
+    tracing::info!(worker = %name, changes = ?changes, by = %admin.0, "stage limits changed");
+    Ok(HttpResponse::Ok().json(json!({"worker": name, "limits": limits})))
 }
 
 #[derive(Deserialize)]

@@ -1,9 +1,12 @@
-//! `damocles-worker worker list | pause | resume`: a client of the local management API.
+//! `damocles-worker worker list | pause | resume | limits`: a client of the local management API.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use clap::{Args, Subcommand};
+use damocles_actors::limits::{limits_table, parse_assignment, StageUse};
 use damocles_actors::wire::jsonrpc::{CallError, Client};
 use damocles_actors::wire::worker_api::{ThreadInfo, DEFAULT_PORT};
 use serde_json::json;
@@ -51,6 +54,14 @@ enum WorkerSub {
         index: usize,
         #[arg(short, long)]
         state: Option<String>,
+    },
+    /// Show the stage limits and how many of each run; with stage=N (or stage=none), change
+    /// them now and in the config file
+    Limits {
+        #[arg(value_parser = parse_assignment)]
+        set: Vec<(String, Option<usize>)>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -103,6 +114,22 @@ impl WorkerCmd {
                     println!("thread #{index} paused");
                 } else {
                     println!("thread #{index} was already paused");
+                }
+            }
+            WorkerSub::Limits { set, json } => {
+                let now: BTreeMap<String, StageUse> = if set.is_empty() {
+                    client.call("VenusWorker.WorkerLimits", json!([])).await
+                } else {
+                    let changes: BTreeMap<String, Option<usize>> = set.into_iter().collect();
+                    client
+                        .call("VenusWorker.WorkerSetLimits", json!([changes]))
+                        .await
+                }
+                .map_err(fail)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&now)?);
+                } else {
+                    print!("{}", limits_table(&now));
                 }
             }
             WorkerSub::Resume { index, state } => {

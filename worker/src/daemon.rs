@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, ProcessorSection, DEFAULT_PING_INTERVAL, DEFAULT_STABLE_WAIT};
+use crate::live_limits::LiveLimits;
 use crate::{manager_addr, mgmt_server, params, post, stages};
 
 const SEALER_STAGES: &[&str] = &["add_pieces", "tree_d", "pc1", "pc2", "c1", "c2"];
@@ -34,10 +35,10 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let cfg = Config::load(config_path)?;
     info!(file = %config_path.display(), config = ?cfg, "effective config");
     let system = actix::System::new();
-    system.block_on(serve(cfg))
+    system.block_on(serve(cfg, config_path.to_path_buf()))
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> {
     let url = manager_addr::to_url(&cfg.sector_manager.rpc_client.addr).map_err(|e| anyhow!(e))?;
     let manager = Client::new(url.clone(), Duration::from_secs(60));
     let local_ip = manager_addr::host_port(&url)
@@ -61,6 +62,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             .collect(),
         &cfg.processors.ext_locks,
     ));
+
+    let live = Arc::new(LiveLimits::new(config_path, limits.clone()));
+    live.clone().watch();
 
     let mut factories: Vec<ThreadFactory> = Vec::new();
     for t in &cfg.sealing_thread {
@@ -134,7 +138,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         interval: cfg.worker.ping_interval.unwrap_or(DEFAULT_PING_INTERVAL),
     };
     let supervisor = WorkerSupervisor::new(entries, factories, Some(ping)).start();
-    let server = mgmt_server::serve(listener, supervisor.clone())?;
+    let server = mgmt_server::serve(listener, supervisor.clone(), live)?;
     let handle = server.handle();
     actix_rt::spawn(server);
     wait_for_signal().await;

@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod daemon;
+mod live_limits;
 mod manager_addr;
 mod mgmt_server;
 mod params;

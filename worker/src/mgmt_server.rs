@@ -1,5 +1,9 @@
 //! The worker's local management API: JSON-RPC 2.0 over HTTP `POST /` (damocles'
-//! `VenusWorker.*`), answered by asking the `WorkerSupervisor`.
+//! `VenusWorker.*`), answered by asking the `WorkerSupervisor`; our extensions
+//! `WorkerLimits` / `WorkerSetLimits` read and change the live stage limits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use actix::Addr;
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -11,6 +15,8 @@ use damocles_actors::wire::jsonrpc::{
 };
 use serde_json::{json, Value};
 
+use crate::live_limits::LiveLimits;
+
 pub fn version() -> String {
     format!("v{}-damocles-rs", env!("CARGO_PKG_VERSION"))
 }
@@ -19,11 +25,14 @@ pub fn version() -> String {
 pub fn serve(
     listener: std::net::TcpListener,
     supervisor: Addr<WorkerSupervisor>,
+    live: Arc<LiveLimits>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(supervisor);
+    let live = web::Data::from(live);
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(live.clone())
             .app_data(web::PayloadConfig::new(1 << 20))
             .route("/", web::post().to(handle))
     })
@@ -33,12 +42,16 @@ pub fn serve(
     .run())
 }
 
-async fn handle(body: web::Bytes, sup: web::Data<Addr<WorkerSupervisor>>) -> HttpResponse {
+async fn handle(
+    body: web::Bytes,
+    sup: web::Data<Addr<WorkerSupervisor>>,
+    live: web::Data<LiveLimits>,
+) -> HttpResponse {
     let req = match decode_request(&body) {
         Ok(r) => r,
         Err(resp) => return HttpResponse::Ok().json(resp),
     };
-    let result = dispatch(&req.method, &req.params, &sup).await;
+    let result = dispatch(&req.method, &req.params, &sup, &live).await;
     HttpResponse::Ok().json(Response::from_result(req.id, result))
 }
 
@@ -46,6 +59,7 @@ async fn dispatch(
     method: &str,
     params: &Value,
     sup: &Addr<WorkerSupervisor>,
+    live: &LiveLimits,
 ) -> Result<Value, RpcError> {
     let unavailable = |e: actix::MailboxError| {
         RpcError::new(SERVER_ERROR, format!("worker is shutting down: {e}"))
@@ -75,9 +89,29 @@ async fn dispatch(
             r.map(Value::from).map_err(control_error)
         }
         "VenusWorker.WorkerVersion" => Ok(json!(version())),
+        "VenusWorker.WorkerLimits" => Ok(json!(live.show())),
+        "VenusWorker.WorkerSetLimits" => {
+            let changes: BTreeMap<String, Option<usize>> =
+                serde_json::from_value(params.get(0).cloned().unwrap_or(Value::Null)).map_err(
+                    |e| {
+                        RpcError::invalid_params(format!(
+                            "expected params [{{\"<stage>\": <limit or null>}}]: {e}"
+                        ))
+                    },
+                )?;
+            if changes.values().any(|v| *v == Some(0)) {
+                return Err(RpcError::invalid_params(
+                    "a limit must be at least 1 (null lifts it)",
+                ));
+            }
+            live.set(changes)
+                .await
+                .map(|now| json!(now))
+                .map_err(|e| RpcError::invalid_params(format!("{e:#}")))
+        }
         other => Err(RpcError::new(
             METHOD_NOT_FOUND,
-            format!("method {other:?} not found; methods: VenusWorker.WorkerList, WorkerPause, WorkerResume, WorkerVersion"),
+            format!("method {other:?} not found; methods: VenusWorker.WorkerList, WorkerPause, WorkerResume, WorkerVersion, WorkerLimits, WorkerSetLimits"),
         )),
     }
 }

@@ -1,0 +1,142 @@
+//! Stage limits changed while a worker runs: by editing its config file, and from the manager
+//! (`util worker limits`), which the worker keeps in its config file across a restart. Lowering a
+//! limit stops nothing that runs; new work waits until fewer than the new limit run.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use damocles_tests::*;
+use reqwest::Method;
+use serde_json::Value;
+
+/// Threads running PC1 now, and threads waiting for the pc1 limit.
+fn pc1(w: &Worker) -> (usize, usize) {
+    let list = w.list();
+    let running = list
+        .iter()
+        .filter(|t| t["thread_state"]["state"] == "Running" && t["job_state"] == "TicketAssigned")
+        .count();
+    let waiting = list
+        .iter()
+        .filter(|t| t["thread_state"]["reason"] == "stage limit pc1")
+        .count();
+    (running, waiting)
+}
+
+fn limit(w: &Worker, stage: &str) -> Value {
+    let out = w.cli(&["limits", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v[stage].clone()
+}
+
+#[test]
+fn pc1_limit_changes_live_from_the_file_and_from_the_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = Manager::start(d, None);
+    let port = free_port();
+    let path = worker_config(d, "w", m.port, port, 3, "");
+    // Two PC1s at once, each held 8 s by a slow processor in front of the real one.
+    let cfg = std::fs::read_to_string(&path).unwrap().replace(
+        "[processors.limitation.concurrent]\nc2 = 1\n",
+        "[processors.limitation.concurrent]\nc2 = 1\npc1 = 2\n",
+    ) + &format!(
+        "\n[[processors.pc1]]\nbin = \"{}\"\nargs = [\"{}\", \"processor\", \"pc1\"]\nenvs = {{ SLOW_SECS = \"8\" }}\n",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/slow_processor.py"),
+        bin("damocles-worker").display()
+    );
+    std::fs::write(&path, &cfg).unwrap();
+    let w = Worker::start_config(d, "w", path.clone(), port);
+
+    wait_for(
+        Duration::from_secs(60),
+        "two PC1 running, one waiting",
+        || (pc1(&w) == (2, 1)).then_some(()),
+    );
+    assert_eq!(limit(&w, "pc1")["limit"], 2);
+    assert_eq!(limit(&w, "pc1")["running"], 2);
+
+    // The operator lowers pc1 to 1 in the file: nothing running stops, and from the moment
+    // fewer than 2 run, never more than one runs.
+    std::fs::write(&path, cfg.replace("pc1 = 2\n", "pc1 = 1\n")).unwrap();
+    wait_for(Duration::from_secs(10), "the change in the log", || {
+        w.proc
+            .log_text()
+            .contains("stage limit changed stage=pc1 old=2 new=1 why=\"config file changed\"")
+            .then_some(())
+    });
+    assert_eq!(limit(&w, "pc1")["limit"], 1);
+    let start = Instant::now();
+    let mut settled = false;
+    let mut max_after = 0;
+    let mut third_ran = false;
+    while start.elapsed() < Duration::from_secs(30) {
+        let (running, waiting) = pc1(&w);
+        settled |= running <= 1;
+        if settled {
+            max_after = max_after.max(running);
+            third_ran |= running == 1 && waiting == 0;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(settled, "a running PC1 ended");
+    assert_eq!(max_after, 1, "never two PC1 at once under the new limit");
+    assert!(
+        third_ran,
+        "the waiting thread ran its PC1 once the others were done"
+    );
+
+    // From the manager: back to 2; bad input is refused with what is allowed.
+    wait_for(Duration::from_secs(15), "w in the manager's list", || {
+        stdout(&m.cli(&["util", "worker", "list"]))
+            .contains("w ")
+            .then_some(())
+    });
+    let out = m.cli(&["util", "worker", "limits", "w", "pc1=2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(table.starts_with("Stage"), "{table}");
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("pc1 "))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[1], "2", "{table}");
+    assert!(w
+        .proc
+        .log_text()
+        .contains("stage limit changed stage=pc1 old=1 new=2 why=\"remote change\""));
+    let file = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        file.contains("pc1 = 2") && file.contains("[[processors.pc1]]"),
+        "{file}"
+    );
+    let out = m.cli(&["util", "worker", "limits", "w", "pc9=1"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown stage \"pc9\""),
+        "{}",
+        stderr(&out)
+    );
+    let (status, body) = m.rest(Method::POST, "/workers/w/limits", Some(r#"{"pc1": 0}"#));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(limit(&w, "pc1")["limit"], 2);
+
+    // The remote change survives a restart of the worker.
+    drop(w);
+    let w = Worker::start_config(d, "w", path, port);
+    assert_eq!(limit(&w, "pc1")["limit"], 2);
+    let (status, body) = m.rest(Method::GET, "/workers/w/limits", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["limits"]["pc1"]["limit"], 2);
+    let (_, audit) = m.rest(Method::GET, "/audit", None);
+    assert!(audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["action"] == "worker.limits" && a["target"] == "w"));
+}
