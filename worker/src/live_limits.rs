@@ -158,7 +158,7 @@ mod tests {
         let after = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(after.starts_with("# my worker\n"), "{after}");
         assert!(after.contains("pc1 = 1"), "{after}");
-        assert!(!after.contains("c2 ="), "{after}");
+        assert!(!after.contains("\nc2 ="), "{after}");
         assert_eq!(
             Config::load(&path)
                 .map(|c| c.processors.limitation.concurrent)
