@@ -80,6 +80,10 @@ enum WorkerSub {
         #[arg(long)]
         json: bool,
     },
+    /// Give a worker no new sector or WindowPoSt job; its threads finish what they hold
+    Drain { name: String },
+    /// Let a drained worker take new work again
+    Undrain { name: String },
     /// WindowPoSt jobs
     Wdpost {
         #[command(subcommand)]
@@ -180,6 +184,18 @@ impl UtilCmd {
         let UtilSub::Worker { cmd } = self.cmd;
         match cmd {
             WorkerSub::Wdpost { cmd } => cmd.run(&api).await,
+            WorkerSub::Drain { name } => {
+                api.call(Method::POST, &format!("/workers/{name}/drain"), None)
+                    .await?;
+                println!("worker {name} is draining: it gets no new sector or job; `util worker list` shows drained once it holds nothing");
+                Ok(())
+            }
+            WorkerSub::Undrain { name } => {
+                api.call(Method::POST, &format!("/workers/{name}/undrain"), None)
+                    .await?;
+                println!("worker {name} is active again");
+                Ok(())
+            }
             WorkerSub::Limits { worker, set, json } => {
                 let path = format!("/workers/{worker}/limits");
                 let r = if set.is_empty() {
@@ -222,12 +238,13 @@ impl UtilCmd {
                             s(&w["empty_threads"]),
                             s(&w["paused_threads"]),
                             s(&w["error_threads"]),
+                            s(&w["mode"]),
                             ping,
                         ]
                     })
                     .collect();
                 table(
-                    "Name\tDest\tThreads\tEmpty\tPaused\tErrors\tLastPing(with ! if expired)",
+                    "Name\tDest\tThreads\tEmpty\tPaused\tErrors\tMode\tLastPing(with ! if expired)",
                     rows,
                 )
             }

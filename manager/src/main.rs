@@ -10,6 +10,7 @@ mod home;
 mod mock_chain;
 mod rest;
 mod rpc;
+mod sched;
 mod server;
 mod verify;
 mod wdpost;

@@ -107,10 +107,19 @@ impl MockChain {
         }
     }
 
+    /// A new sector for `worker` (our extension: damocles workers do not say who asks).
     pub async fn allocate_sector(
         &self,
         spec: AllocateSectorSpec,
+        worker: String,
     ) -> Result<Option<AllocatedSector>, RpcError> {
+        if crate::sched::refusal(&self.db, &worker, "sector")
+            .await
+            .map_err(db_error)?
+            .is_some()
+        {
+            return Ok(None);
+        }
         let miner_ok = spec
             .allowed_miners
             .as_ref()
@@ -129,7 +138,7 @@ impl MockChain {
             .await
             .map_err(db_error)?;
         let id = SectorId { miner, number };
-        info!(sector = %id, "sector allocated");
+        info!(sector = %id, worker = %worker, "sector allocated");
         Ok(Some(AllocatedSector {
             id,
             proof_type: proof,

@@ -64,13 +64,60 @@ pub struct WorkerView {
     pub row: WorkerRow,
     /// Seconds since the last ping, as the server sees it.
     pub last_ping_age_secs: i64,
+    /// `active`, `draining` (holds work it finishes) or `drained` (holds nothing: the machine can
+    /// be taken down).
+    pub mode: &'static str,
 }
 
 fn view(row: WorkerRow, now: NaiveDateTime) -> WorkerView {
     WorkerView {
         last_ping_age_secs: (now - row.last_ping_at).num_seconds().max(0),
+        mode: match (row.draining, row.empty_threads >= row.threads) {
+            (false, _) => "active",
+            (true, false) => "draining",
+            (true, true) => "drained",
+        },
         row,
     }
+}
+
+pub async fn drain(
+    admin: Admin,
+    s: web::Data<RestState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_draining(admin, s, path.into_inner(), true).await
+}
+
+pub async fn undrain(
+    admin: Admin,
+    s: web::Data<RestState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_draining(admin, s, path.into_inner(), false).await
+}
+
+/// The worker gets no new sector or job (its threads finish what they hold), or gets them again.
+async fn set_draining(
+    admin: Admin,
+    s: web::Data<RestState>,
+    name: String,
+    draining: bool,
+) -> Result<HttpResponse, ApiError> {
+    let action = if draining { "drain" } else { "undrain" };
+    let n = name.clone();
+    let found =
+        s.db.run(move |c| db::workers::set_draining(c, &n, draining))
+            .await?;
+    let result = if found { "done" } else { "not found" };
+    record(&s, &admin, &format!("worker.{action}"), &name, None, result).await?;
+    if !found {
+        return Err(ApiError::NotFound(format!(
+            "unknown worker {name:?}: `util worker list` shows the known names"
+        )));
+    }
+    tracing::info!(worker = %name, draining, by = %admin.0, "worker {action}ed");
+    Ok(HttpResponse::Ok().json(json!({"worker": name, "draining": draining})))
 }
 
 pub async fn list_workers(

@@ -60,7 +60,12 @@ async fn dispatch(method: &str, p: Value, s: &RpcState) -> Result<Value, RpcErro
                 .map_err(|e| RpcError::new(SERVICE_UNAVAILABLE, e))?;
             ok(Value::Null)
         }
-        "AllocateSector" => ok(c.allocate_sector(arg(&p, 0, name)?).await?),
+        "AllocateSector" => ok(c
+            .allocate_sector(
+                arg(&p, 0, name)?,
+                arg::<Option<String>>(&p, 1, name)?.unwrap_or_default(),
+            )
+            .await?),
         "AcquireDeals" => ok(Value::Null),
         "AssignTicket" => ok(c.assign_ticket(arg(&p, 0, name)?).await?),
         "SubmitPreCommit" => ok(c

@@ -153,6 +153,8 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
             .route("/workers/{name}", web::get().to(rest::worker_info))
             .route("/workers/{name}", web::delete().to(rest::remove_worker))
             .route("/workers/{name}/limits", web::get().to(rest::worker_limits))
+            .route("/workers/{name}/drain", web::post().to(rest::drain))
+            .route("/workers/{name}/undrain", web::post().to(rest::undrain))
             .route("/workers/{name}/limits", web::post().to(rest::set_worker_limits))
             .route("/workers/{name}/threads/{idx}/pause", web::post().to(rest::pause_thread))
             .route("/workers/{name}/threads/{idx}/resume", web::post().to(rest::resume_thread))

@@ -57,6 +57,13 @@ impl JobQueue {
                 "WdPoStAllocateJobs: num {num} is too many; ask for 1 to {MAX_CLAIM}"
             )));
         }
+        if crate::sched::refusal(&self.db, &worker, "wdpost job")
+            .await
+            .map_err(db_error)?
+            .is_some()
+        {
+            return Ok(Vec::new());
+        }
         let filter = ClaimFilter {
             miners: spec.allowed_miners,
             proof_types: spec.allowed_proof_types,

@@ -338,7 +338,8 @@ async fn allocate(env: &ThreadEnv) -> Result<Outcome, Failure> {
         allowed_proof_types: env.sealing.allowed_proof_types.clone(),
     };
     // Any failure to get a new sector means "nothing to do now", as in damocles.
-    match rpc::<Option<AllocatedSector>>(env, "AllocateSector", json!([spec])).await {
+    // The 2nd parameter (who asks) is our extension: the manager refuses a draining worker.
+    match rpc::<Option<AllocatedSector>>(env, "AllocateSector", json!([spec, env.instance])).await {
         Ok(Some(a)) => Ok(Outcome::Event(Event::Allocate(a))),
         Ok(None) => Ok(Outcome::Wait {
             delay: env.sealing.recover_interval,

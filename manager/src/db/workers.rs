@@ -181,3 +181,16 @@ pub fn remove(conn: &mut DbConnection, name: &str) -> Result<bool, DbError> {
     })
     .map_err(classify)
 }
+
+/// Marks a worker draining (it gets no new sector or job) or active; false when it is unknown.
+pub fn set_draining(conn: &mut DbConnection, name: &str, draining: bool) -> Result<bool, DbError> {
+    let n = diesel::update(workers::table.filter(workers::name.eq(name)))
+        .set(workers::draining.eq(draining))
+        .execute(conn)
+        .map_err(classify)?;
+    Ok(n > 0)
+}
+
+pub fn is_draining(conn: &mut DbConnection, name: &str) -> Result<bool, DbError> {
+    Ok(get(conn, name)?.is_some_and(|w| w.draining))
+}

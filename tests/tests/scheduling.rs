@@ -1,6 +1,8 @@
-//! Stage limits changed while a worker runs: by editing its config file, and from the manager
-//! (`util worker limits`), which the worker keeps in its config file across a restart. Lowering a
-//! limit stops nothing that runs; new work waits until fewer than the new limit run.
+//! Operators' scheduling controls on a running cluster. Stage limits change while a worker runs:
+//! by editing its config file, and from the manager (`util worker limits`), which the worker keeps
+//! in its config file across a restart; lowering a limit stops nothing that runs, and new work
+//! waits until fewer than the new limit run. A drained worker finishes what it holds and takes
+//! nothing new until it is undrained.
 
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -139,4 +141,90 @@ fn pc1_limit_changes_live_from_the_file_and_from_the_manager() {
         .unwrap()
         .iter()
         .any(|a| a["action"] == "worker.limits" && a["target"] == "w"));
+}
+
+fn mode(m: &Manager, name: &str) -> String {
+    let (_, list) = m.rest(Method::GET, "/workers", None);
+    list.as_array()
+        .and_then(|l| l.iter().find(|w| w["name"] == name))
+        .and_then(|w| w["mode"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn a_draining_worker_finishes_what_it_holds_and_takes_nothing_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = Manager::start(d, None);
+    let w = Worker::start(d, "w", m.port, 1, "");
+    let held = wait_for(Duration::from_secs(60), "a sector on w", || {
+        w.list()[0]["job_id"].as_str().map(String::from)
+    });
+    let number: u64 = held.rsplit('-').next().unwrap().parse().unwrap();
+    m.wait_for_workers(1);
+
+    let out = m.cli(&["util", "worker", "drain", "w"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("worker w is draining"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(mode(&m, "w"), "draining");
+    let table = stdout(&m.cli(&["util", "worker", "list"]));
+    assert!(table.lines().next().unwrap().contains("Mode"), "{table}");
+    assert!(table.contains("draining"), "{table}");
+
+    // The held sector is finished; then nothing new starts and the worker shows drained.
+    wait_for(Duration::from_secs(300), "the held sector finished", || {
+        m.sectors()
+            .iter()
+            .any(|s| s["sector_number"] == number && s["state"] == "Finished")
+            .then_some(())
+    });
+    wait_for(Duration::from_secs(20), "w drained", || {
+        (mode(&m, "w") == "drained").then_some(())
+    });
+    let sectors = m.sectors().len();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        m.sectors().len(),
+        sectors,
+        "no new sector for a draining worker"
+    );
+    assert!(w.list()[0]["job_id"].is_null());
+    assert!(m
+        .proc
+        .log_text()
+        .contains("sched: not scheduling w: draining"));
+    // The manager refuses WindowPoSt jobs to it too, whatever the worker asks.
+    let jobs = m
+        .rpc("Venus.WdPoStAllocateJobs", serde_json::json!([{}, 1, "w"]))
+        .unwrap();
+    assert_eq!(jobs, serde_json::json!([]));
+
+    let out = m.cli(&["util", "worker", "undrain", "w"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(mode(&m, "w"), "active");
+    wait_for(
+        Duration::from_secs(30),
+        "a new sector after undrain",
+        || (m.sectors().len() > sectors).then_some(()),
+    );
+    let out = m.cli(&["util", "worker", "drain", "nope"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown worker \"nope\""),
+        "{}",
+        stderr(&out)
+    );
+    let (_, audit) = m.rest(Method::GET, "/audit", None);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"worker.drain") && actions.contains(&"worker.undrain"));
 }
