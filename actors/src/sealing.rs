@@ -2,6 +2,7 @@
 
 pub mod failure;
 pub mod plan;
+pub mod quota;
 pub mod sector;
 pub mod steps;
 pub mod store;

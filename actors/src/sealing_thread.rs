@@ -117,6 +117,18 @@ impl SealingThread {
                 }
                 return;
             }
+            Ok(Outcome::Held { delay, reason }) => {
+                if !self.pause_if_requested() {
+                    if let Ok(mut a) = self.activity.lock() {
+                        *a = Activity::Waiting {
+                            since: Instant::now(),
+                            reason: reason.clone(),
+                        };
+                    }
+                    self.wait_then_kick(delay, reason, ctx);
+                }
+                return;
+            }
             Ok(Outcome::Done) => {
                 info!(thread = self.index, sector = ?self.sector.id().map(|i| i.to_string()), state = %prev, "sector done");
                 self.sector = Sector::default();

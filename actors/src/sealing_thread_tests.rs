@@ -64,6 +64,7 @@ async fn a_thread_that_cannot_save_is_restarted_with_backoff() {
         ),
         processors: Processors::default(),
         limits: Arc::new(StageLimits::default()),
+        quota: Arc::default(),
         attached: vec![],
         sealing: SealingParams {
             allowed_miners: None,

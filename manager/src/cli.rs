@@ -268,10 +268,16 @@ impl UtilCmd {
                         } else {
                             "-".into()
                         };
-                        let state = match t["job_state"].as_str() {
+                        let mut state = match t["job_state"].as_str() {
                             Some("") | None => "Empty".to_string(),
                             Some(st) => st.to_string(),
                         };
+                        // Why a thread waits (a stage limit, parameters, the disk quota).
+                        if let (Some("Waiting"), Some(why)) =
+                            (ts["state"].as_str(), ts["reason"].as_str())
+                        {
+                            state = format!("{state} (waiting: {why})");
+                        }
                         vec![
                             s(&t["index"]),
                             s(&t["location"]),

@@ -228,3 +228,60 @@ fn a_draining_worker_finishes_what_it_holds_and_takes_nothing_new() {
         .collect();
     assert!(actions.contains(&"worker.drain") && actions.contains(&"worker.undrain"));
 }
+
+#[test]
+fn a_disk_quota_holds_new_sectors_until_it_is_raised() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = Manager::start(d, None);
+    let port = free_port();
+    let path = worker_config(d, "q", m.port, port, 1, "");
+    let cfg = std::fs::read_to_string(&path).unwrap();
+    let small = cfg.replace("[sealing]\n", "[sealing]\ndisk_quota = \"1KiB\"\n");
+    std::fs::write(&path, &small).unwrap();
+    let w = Worker::start_config(d, "q", path.clone(), port);
+
+    // Less than one 2KiB sector fits: the thread waits and says why.
+    let reason = wait_for(
+        Duration::from_secs(20),
+        "the thread held by the quota",
+        || {
+            let t = w.list().remove(0);
+            let why = t["thread_state"]["reason"].as_str()?.to_string();
+            (t["thread_state"]["state"] == "Waiting").then_some(why)
+        },
+    );
+    assert!(
+        reason.starts_with(
+            "disk quota: 0B used of 1KiB in the sealing locations, a new sector needs 12KiB"
+        ),
+        "{reason}"
+    );
+    assert!(m.sectors().is_empty());
+    m.wait_for_workers(1);
+    wait_for(
+        Duration::from_secs(10),
+        "the reason in the manager's info",
+        || {
+            stdout(&m.cli(&["util", "worker", "info", "q"]))
+                .contains("Empty (waiting: disk quota: ")
+                .then_some(())
+        },
+    );
+
+    // Raised in the config file while the worker runs: the thread takes a sector.
+    std::fs::write(
+        &path,
+        cfg.replace("[sealing]\n", "[sealing]\ndisk_quota = \"1GiB\"\n"),
+    )
+    .unwrap();
+    wait_for(
+        Duration::from_secs(20),
+        "a sector after the quota was raised",
+        || (!m.sectors().is_empty()).then_some(()),
+    );
+    assert!(w
+        .proc
+        .log_text()
+        .contains("disk quota changed old=1KiB new=1GiB"));
+}

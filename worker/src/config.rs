@@ -114,6 +114,10 @@ pub struct SealingSection {
     /// Accepted for damocles compatibility; not used by this worker yet.
     #[allow(dead_code)]
     pub verify_after_pc2: Option<bool>,
+    /// Bytes the worker's sealing locations may use (`"2TiB"`; 0 = no limit). `[sealing]` only.
+    pub disk_quota: Option<String>,
+    /// Skip the disk quota check. `[sealing]` only.
+    pub ignore_out_of_space: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -230,6 +234,17 @@ impl Config {
             if let Some(s) = &t.sealing {
                 s.validate(&format!("sealing_thread[{i}].sealing"))
                     .map_err(|(k, r)| err(k, r))?;
+                for (key, set) in [
+                    ("disk_quota", s.disk_quota.is_some()),
+                    ("ignore_out_of_space", s.ignore_out_of_space.is_some()),
+                ] {
+                    if set {
+                        return Err(err(
+                            format!("sealing_thread[{i}].sealing.{key}"),
+                            format!("{key} is per worker: set it in [sealing]"),
+                        ));
+                    }
+                }
             }
         }
         self.sealing
@@ -351,6 +366,17 @@ impl Config {
         }
     }
 
+    /// `[sealing] disk_quota` in bytes (0: none) and `ignore_out_of_space`.
+    pub fn disk_quota(&self) -> (u64, bool) {
+        let bytes = self
+            .sealing
+            .disk_quota
+            .as_deref()
+            .and_then(|s| parse_size(s).ok())
+            .unwrap_or(0);
+        (bytes, self.sealing.ignore_out_of_space.unwrap_or(false))
+    }
+
     pub fn attached_stores(&self) -> Vec<(String, PathBuf, bool)> {
         self.attached
             .iter()
@@ -380,6 +406,9 @@ impl SealingSection {
         }
         if let Some(s) = &self.min_deal_space {
             parse_size(s).map_err(|r| (format!("{prefix}.min_deal_space"), r))?;
+        }
+        if let Some(s) = &self.disk_quota {
+            parse_size(s).map_err(|r| (format!("{prefix}.disk_quota"), r))?;
         }
         Ok(())
     }

@@ -109,6 +109,16 @@ fn bad_configs_name_the_key_and_the_reason() {
             "not a sector size",
         ),
         (
+            "[sealing]\ndisk_quota = \"lots\"",
+            "sealing.disk_quota",
+            "bad size",
+        ),
+        (
+            "[[sealing_thread]]\nlocation = \"/a\"\nsealing.disk_quota = \"1TiB\"",
+            "sealing_thread[0].sealing.disk_quota",
+            "per worker",
+        ),
+        (
             "[processors.limitation.concurrent]\npc9 = 1",
             "processors.limitation.concurrent.pc9",
             "unknown stage",

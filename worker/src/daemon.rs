@@ -12,6 +12,7 @@ use actix::{Actor, Addr};
 use anyhow::{anyhow, Context as _};
 use damocles_actors::limits::StageLimits;
 use damocles_actors::processor::ProcessorSpec;
+use damocles_actors::sealing::quota::DiskQuota;
 use damocles_actors::sealing::steps::{AttachedStore, ParamsStatus, SealingParams, ThreadEnv};
 use damocles_actors::sealing::store::Location;
 use damocles_actors::supervisor::{
@@ -63,7 +64,18 @@ async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<(
         &cfg.processors.ext_locks,
     ));
 
-    let live = Arc::new(LiveLimits::new(config_path, limits.clone()));
+    let (quota_bytes, ignore_space) = cfg.disk_quota();
+    let quota = Arc::new(DiskQuota::new(
+        quota_bytes,
+        ignore_space,
+        cfg.sealing_thread
+            .iter()
+            .filter(|t| t.plan.as_deref() != Some("wdpost"))
+            .filter_map(|t| t.location.as_deref())
+            .map(absolute)
+            .collect(),
+    ));
+    let live = Arc::new(LiveLimits::new(config_path, limits.clone(), quota.clone()));
     live.clone().watch();
 
     let mut factories: Vec<ThreadFactory> = Vec::new();
@@ -115,7 +127,7 @@ async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<(
             recover_interval: s.recover_interval,
             rpc_polling_interval: s.rpc_polling_interval,
         };
-        let params = params.seal.clone();
+        let (params, quota) = (params.seal.clone(), quota.clone());
         factories.push(ThreadFactory::Sealer(Box::new(move |processors| {
             Arc::new(ThreadEnv {
                 instance: instance.clone(),
@@ -126,6 +138,7 @@ async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<(
                 attached: attached.clone(),
                 sealing: sealing.clone(),
                 params: params.clone(),
+                quota: quota.clone(),
             })
         })));
     }

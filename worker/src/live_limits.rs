@@ -1,5 +1,6 @@
-//! `[processors.limitation.concurrent]` while the worker runs. The config file is the one source
-//! of truth: an operator edits it (the worker notices within a few seconds), or a remote change
+//! `[processors.limitation.concurrent]` and `[sealing] disk_quota` / `ignore_out_of_space` while
+//! the worker runs. The config file is the one source of truth: an operator edits it (the worker
+//! notices within a few seconds), or a remote change of a stage limit
 //! (`VenusWorker.WorkerSetLimits`, forwarded by the manager) is written into it first, so it
 //! survives a restart, and then applied. Lowering a limit stops nothing that runs.
 
@@ -10,6 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, Context as _};
 use damocles_actors::limits::{check_stage, StageLimits, StageUse};
+use damocles_actors::sealing::quota::DiskQuota;
+use damocles_actors::size::format_size;
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -20,15 +23,17 @@ const POLL: Duration = Duration::from_secs(2);
 pub struct LiveLimits {
     pub path: PathBuf,
     pub limits: Arc<StageLimits>,
+    pub quota: Arc<DiskQuota>,
     /// Serialises remote changes: each reads, edits and writes the whole file.
     write: tokio::sync::Mutex<()>,
 }
 
 impl LiveLimits {
-    pub fn new(path: PathBuf, limits: Arc<StageLimits>) -> Self {
+    pub fn new(path: PathBuf, limits: Arc<StageLimits>, quota: Arc<DiskQuota>) -> Self {
         LiveLimits {
             path,
             limits,
+            quota,
             write: tokio::sync::Mutex::new(()),
         }
     }
@@ -39,6 +44,11 @@ impl LiveLimits {
 
     /// Makes the running limits those of `cfg`, logging each change.
     fn apply(&self, cfg: &Config, why: &str) {
+        let (bytes, ignore) = cfg.disk_quota();
+        let old = self.quota.set(bytes, ignore);
+        if old != (bytes, ignore) {
+            info!(old = %format_size(old.0), new = %format_size(bytes), ignore_out_of_space = ignore, why, "disk quota changed");
+        }
         let wanted = &cfg.processors.limitation.concurrent;
         let mut stages: Vec<String> = self.limits.concurrent().into_keys().collect();
         stages.extend(wanted.keys().cloned());

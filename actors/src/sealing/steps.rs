@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::failure::Failure;
 use super::plan::State;
+use super::quota::DiskQuota;
 use super::sector::{Event, Sector};
 use super::store::{copy_into, Location};
 use crate::limits::StageLimits;
@@ -63,6 +64,8 @@ pub struct ThreadEnv {
     pub sealing: SealingParams,
     /// Sent by the daemon's parameter generator; C2 waits on it.
     pub params: watch::Receiver<ParamsStatus>,
+    /// The worker's `disk_quota`, shared by its sealer threads.
+    pub quota: Arc<DiskQuota>,
 }
 
 /// What the thread is doing inside a step, for `worker list`.
@@ -115,6 +118,9 @@ pub enum Outcome {
     Event(Event),
     /// Nothing to do yet (polling): run the same state again after `delay`.
     Wait { delay: Duration, reason: String },
+    /// The thread may not take new work now (a quota): shown as waiting, with the reason, and
+    /// tried again after `delay`.
+    Held { delay: Duration, reason: String },
     /// The sector is finished or aborted and cleaned up: start over with a new one.
     Done,
 }
@@ -333,6 +339,16 @@ async fn step(
 }
 
 async fn allocate(env: &ThreadEnv) -> Result<Outcome, Failure> {
+    let (quota, types) = (env.quota.clone(), env.sealing.allowed_proof_types.clone());
+    let refusal = tokio::task::spawn_blocking(move || quota.refusal(types.as_deref()))
+        .await
+        .map_err(|e| Failure::critical(e.to_string()))?;
+    if let Some(reason) = refusal {
+        return Ok(Outcome::Held {
+            delay: env.sealing.recover_interval,
+            reason,
+        });
+    }
     let spec = AllocateSectorSpec {
         allowed_miners: env.sealing.allowed_miners.clone(),
         allowed_proof_types: env.sealing.allowed_proof_types.clone(),
