@@ -1,6 +1,7 @@
 //! `damocles-manager util worker ...`: a client of the REST API that prints the seeds' tables.
 //! The WindowPoSt job commands are in `cli/wdpost.rs`.
 
+mod sched;
 mod wdpost;
 
 use std::io::Write;
@@ -29,6 +30,11 @@ enum UtilSub {
     Worker {
         #[command(subcommand)]
         cmd: WorkerSub,
+    },
+    /// Sectors of the sealer
+    Sealer {
+        #[command(subcommand)]
+        cmd: sched::SealerSub,
     },
 }
 
@@ -84,6 +90,17 @@ enum WorkerSub {
     Drain { name: String },
     /// Let a drained worker take new work again
     Undrain { name: String },
+    /// The scheduling decisions: every sector or job granted, every refusal and why
+    SchedLog {
+        /// Only this worker's
+        #[arg(long)]
+        worker: Option<String>,
+        /// How far back
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        since: Duration,
+        #[arg(long)]
+        json: bool,
+    },
     /// WindowPoSt jobs
     Wdpost {
         #[command(subcommand)]
@@ -181,9 +198,17 @@ impl UtilCmd {
                 .build()?,
             token: home::read_token(),
         };
-        let UtilSub::Worker { cmd } = self.cmd;
+        let cmd = match self.cmd {
+            UtilSub::Worker { cmd } => cmd,
+            UtilSub::Sealer { cmd } => return cmd.run(&api).await,
+        };
         match cmd {
             WorkerSub::Wdpost { cmd } => cmd.run(&api).await,
+            WorkerSub::SchedLog {
+                worker,
+                since,
+                json,
+            } => sched::sched_log(&api, worker, since, json).await,
             WorkerSub::Drain { name } => {
                 api.call(Method::POST, &format!("/workers/{name}/drain"), None)
                     .await?;

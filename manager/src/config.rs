@@ -75,6 +75,9 @@ pub struct MockSection {
     pub deadline_interval: Option<Duration>,
     /// Deadlines per proving period (default 48, as on chain).
     pub deadlines: Option<u32>,
+    /// Grant a new CC sector to every asking thread (default true); false: only what operators
+    /// pledge (`util sealer sectors pledge`).
+    pub auto_pledge: Option<bool>,
 }
 
 impl MockSection {

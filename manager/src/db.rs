@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod raw;
+pub mod sched;
 pub mod schema;
 pub mod sectors;
 pub mod stores;

@@ -16,9 +16,12 @@ use damocles_actors::wire::venus::{
 use rand::RngCore;
 use tracing::{info, warn};
 
+use std::sync::Arc;
+
 use crate::config::PersistStore;
 use crate::db::sectors::{Change, SectorRow};
 use crate::db::{self, Db, DbError};
+use crate::sched::Scheduler;
 
 #[derive(Clone)]
 pub struct MockChain {
@@ -32,6 +35,7 @@ pub struct MockChain {
     pub deadlines: u32,
     /// Sectors per WindowPoSt partition of this sector size.
     pub partition_sectors: usize,
+    pub sched: Arc<Scheduler>,
 }
 
 /// The V1_1 seal proof for a `--sector-size`, or an error listing the valid sizes.
@@ -113,13 +117,6 @@ impl MockChain {
         spec: AllocateSectorSpec,
         worker: String,
     ) -> Result<Option<AllocatedSector>, RpcError> {
-        if crate::sched::refusal(&self.db, &worker, "sector")
-            .await
-            .map_err(db_error)?
-            .is_some()
-        {
-            return Ok(None);
-        }
         let miner_ok = spec
             .allowed_miners
             .as_ref()
@@ -131,14 +128,30 @@ impl MockChain {
         if !miner_ok || !proof_ok {
             return Ok(None);
         }
+        if self
+            .sched
+            .sector_refusal(&worker)
+            .await
+            .map_err(db_error)?
+            .is_some()
+        {
+            return Ok(None);
+        }
         let (miner, proof) = (self.miner, self.proof_type);
-        let number = self
+        let number = match self
             .db
             .run(move |c| db::sectors::allocate(c, miner, proof, db::now()))
             .await
-            .map_err(db_error)?;
+        {
+            Ok(n) => n,
+            Err(e) => {
+                self.sched.return_pledge(&worker).await;
+                return Err(db_error(e));
+            }
+        };
         let id = SectorId { miner, number };
         info!(sector = %id, worker = %worker, "sector allocated");
+        self.sched.granted(&worker, &id.to_string()).await;
         Ok(Some(AllocatedSector {
             id,
             proof_type: proof,

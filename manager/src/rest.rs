@@ -12,6 +12,7 @@ use chrono::NaiveDateTime;
 use damocles_actors::wire::jsonrpc::{CallError, Client, INVALID_PARAMS};
 use damocles_actors::wire::worker_api::{ThreadInfo, DEFAULT_PORT};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use damocles_actors::limits::check_stage;
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,7 @@ use serde_json::{json, Value};
 use crate::db::workers::WorkerRow;
 use crate::db::{self, audit, Db};
 use crate::error::ApiError;
+use crate::sched::{PledgeRequest, Scheduler};
 
 pub struct RestState {
     pub db: Db,
@@ -28,6 +30,7 @@ pub struct RestState {
     pub worker_timeout: Duration,
     /// `[task] max_retry`, shown with each WindowPoSt job.
     pub max_retry: u32,
+    pub sched: Arc<Scheduler>,
 }
 
 /// Proof that the request carried the admin token; holds who made it, for the audit log.
@@ -363,6 +366,68 @@ pub async fn set_worker_limits(
     Ok(HttpResponse::Ok().json(json!({"worker": name, "limits": limits})))
 }
 
+/// `util sealer sectors pledge`: `{"count": N}`, `{"fill": true}` or `{"once_per_worker": true}`.
+pub async fn pledge(
+    admin: Admin,
+    s: web::Data<RestState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let req: PledgeRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "malformed body: {e}; expected {{\"count\": N}}, {{\"fill\": true}} or {{\"once_per_worker\": true}}"
+        ))
+    })?;
+    let chosen = [req.count.is_some(), req.fill, req.once_per_worker]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if chosen != 1 || req.count == Some(0) {
+        return Err(ApiError::BadRequest(
+            "say exactly one of count (>= 1), fill or once_per_worker".into(),
+        ));
+    }
+    let what = format!("{req:?}");
+    let grants = s.sched.pledge(req).await?;
+    let total: i32 = grants.iter().map(|(_, n)| n).sum();
+    record(
+        &s,
+        &admin,
+        "sectors.pledge",
+        "*",
+        Some(what),
+        &format!("pledged {total}"),
+    )
+    .await?;
+    tracing::info!(total, grants = ?grants, by = %admin.0, "sectors pledged");
+    let by_worker: BTreeMap<String, i32> = grants.into_iter().collect();
+    Ok(HttpResponse::Ok().json(json!({"pledged": total, "workers": by_worker})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedLogQuery {
+    pub worker: Option<String>,
+    /// How far back, in seconds (default 600).
+    pub since_secs: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+pub async fn sched_log(
+    _admin: Admin,
+    s: web::Data<RestState>,
+    q: web::Query<SchedLogQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let since = db::now() - chrono::Duration::seconds(q.since_secs.unwrap_or(600).max(0));
+    let (worker, limit) = (
+        q.worker.clone(),
+        q.limit.unwrap_or(10_000).clamp(1, 100_000),
+    );
+    let rows =
+        s.db.run(move |c| db::sched::list(c, worker.as_deref(), since, limit))
+            .await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
 #[derive(Deserialize)]
 pub struct AuditQuery {
     pub limit: Option<i64>,
@@ -429,6 +494,7 @@ pub async fn metrics(s: web::Data<RestState>) -> HttpResponse {
         let n = jobs.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
         out += &format!("damocles_wdpost_jobs{{state=\"{state}\"}} {n}\n");
     }
+    out += &s.sched.metrics();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(out)

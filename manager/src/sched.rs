@@ -1,23 +1,261 @@
-//! The manager's scheduling rules for new work: whether a worker may get a new sector or
-//! WindowPoSt job now. Every refusal is logged in one greppable form,
-//! `sched: not scheduling <worker>: <reason>`.
+//! `Scheduler`: whether a worker may get a new sector or WindowPoSt job now (not while it
+//! drains; with `[mock] auto_pledge = false`, a sector only from what operators pledged to it),
+//! how pledges are spread, and the decision log. Every grant and refusal is logged in one
+//! greppable form (`sched: granted s-t010000-7 to worker-a`, `sched: not scheduling worker-b:
+//! draining`), counted for `/metrics` and written to `sched_log`.
 
-use tracing::info;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+use tracing::{info, warn};
+
+use crate::db::sched::Decision;
 use crate::db::{self, Db, DbError};
 
-/// Why `worker` gets no new work now, or None when it may have some. `what` names the work
-/// (`sector`, `wdpost job`) for the log.
-pub async fn refusal(db: &Db, worker: &str, what: &str) -> Result<Option<String>, DbError> {
-    if worker.is_empty() {
-        return Ok(None);
+/// A worker that has not pinged for this long gets no pledges.
+const ALIVE: Duration = Duration::from_secs(300);
+/// The same refusal of the same worker is written to the log at most this often (a thread asks
+/// again every `recover_interval`); every one is counted.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+
+pub struct Scheduler {
+    pub db: Db,
+    /// `[mock] auto_pledge`: when false, new sectors come only from pledges.
+    pub auto_pledge: bool,
+    /// Decisions by (decision, reason), for `/metrics`.
+    counts: Mutex<BTreeMap<(String, String), u64>>,
+    /// When each (worker, reason) refusal was last logged.
+    last_logged: Mutex<HashMap<(String, String), Instant>>,
+}
+
+/// How many sectors to pledge (`util sealer sectors pledge`): exactly one of the three.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PledgeRequest {
+    pub count: Option<u32>,
+    #[serde(default)]
+    pub fill: bool,
+    #[serde(default)]
+    pub once_per_worker: bool,
+}
+
+/// `n` pledges spread over `workers` (name, budget left): each goes to the worker with the least,
+/// ties by name, so the budgets end up as even as they can be.
+pub fn spread(n: u32, workers: &[(String, i32)]) -> Vec<(String, i32)> {
+    let mut have: Vec<(String, i32, i32)> = workers
+        .iter()
+        .map(|(w, left)| (w.clone(), *left, 0))
+        .collect();
+    if have.is_empty() {
+        return Vec::new();
     }
-    let w = worker.to_string();
-    let draining = db.run(move |c| db::workers::is_draining(c, &w)).await?;
-    if !draining {
-        return Ok(None);
+    for _ in 0..n {
+        if let Some(least) = have
+            .iter_mut()
+            .min_by(|a, b| (a.1 + a.2).cmp(&(b.1 + b.2)).then(a.0.cmp(&b.0)))
+        {
+            least.2 += 1;
+        }
     }
-    let reason = "draining".to_string();
-    info!(worker, what, reason = %reason, "sched: not scheduling {worker}: {reason}");
-    Ok(Some(reason))
+    have.into_iter().map(|(w, _, add)| (w, add)).collect()
+}
+
+impl Scheduler {
+    pub fn new(db: Db, auto_pledge: bool) -> Self {
+        Scheduler {
+            db,
+            auto_pledge,
+            counts: Mutex::default(),
+            last_logged: Mutex::default(),
+        }
+    }
+
+    async fn draining(&self, worker: &str) -> Result<bool, DbError> {
+        let w = worker.to_string();
+        self.db.run(move |c| db::workers::is_draining(c, &w)).await
+    }
+
+    /// Why `worker` gets no new sector now, or None; a None has taken one pledge when pledges
+    /// are on (give it back with `return_pledge` if the sector cannot be made).
+    pub async fn sector_refusal(&self, worker: &str) -> Result<Option<String>, DbError> {
+        let reason = if self.draining(worker).await? {
+            Some("draining".to_string())
+        } else if self.auto_pledge {
+            None
+        } else if worker.is_empty() {
+            Some("no pledge budget: the worker does not send its name".to_string())
+        } else {
+            let w = worker.to_string();
+            let took = self
+                .db
+                .run(move |c| db::sched::take_pledge(c, &w, db::now()))
+                .await?;
+            (!took).then(|| "no pledge budget".to_string())
+        };
+        if let Some(r) = &reason {
+            self.refused(worker, "sector", r).await;
+        }
+        Ok(reason)
+    }
+
+    pub async fn return_pledge(&self, worker: &str) {
+        if self.auto_pledge || worker.is_empty() {
+            return;
+        }
+        let grants = vec![(worker.to_string(), 1)];
+        if let Err(e) = self
+            .db
+            .run(move |c| db::sched::add_pledges(c, &grants, db::now()))
+            .await
+        {
+            warn!(worker, error = %e, "cannot give a pledged sector back");
+        }
+    }
+
+    /// Why `worker` gets no new WindowPoSt job now, or None.
+    pub async fn job_refusal(&self, worker: &str) -> Result<Option<String>, DbError> {
+        if self.draining(worker).await? {
+            self.refused(worker, "wdpost job", "draining").await;
+            return Ok(Some("draining".into()));
+        }
+        Ok(None)
+    }
+
+    fn count(&self, decision: &str, reason: &str) {
+        if let Ok(mut c) = self.counts.lock() {
+            *c.entry((decision.to_string(), reason.to_string()))
+                .or_default() += 1;
+        }
+    }
+
+    async fn write(&self, worker: &str, decision: &'static str, work: &str, reason: &str) {
+        let (w, work, reason) = (worker.to_string(), work.to_string(), reason.to_string());
+        let res = self
+            .db
+            .run(move |c| {
+                db::sched::record(
+                    c,
+                    Decision {
+                        worker: &w,
+                        decision,
+                        work: &work,
+                        reason: &reason,
+                    },
+                    db::now(),
+                )
+            })
+            .await;
+        if let Err(e) = res {
+            warn!(error = %e, "cannot write the decision log");
+        }
+    }
+
+    pub async fn granted(&self, worker: &str, work: &str) {
+        self.count("granted", "");
+        info!(worker, work, "sched: granted {work} to {worker}");
+        self.write(worker, "granted", work, "").await;
+    }
+
+    async fn refused(&self, worker: &str, what: &str, reason: &str) {
+        self.count("refused", reason);
+        let key = (worker.to_string(), reason.to_string());
+        let due = match self.last_logged.lock() {
+            Ok(mut last) => {
+                let due = last
+                    .get(&key)
+                    .is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY);
+                if due {
+                    last.insert(key, Instant::now());
+                }
+                due
+            }
+            Err(_) => true,
+        };
+        if due {
+            info!(
+                worker,
+                what, reason, "sched: not scheduling {worker}: {reason}"
+            );
+            self.write(worker, "refused", what, reason).await;
+        }
+    }
+
+    /// Adds pledged sectors as `req` asks; returns what each worker got.
+    pub async fn pledge(&self, req: PledgeRequest) -> Result<Vec<(String, i32)>, DbError> {
+        let alive_since = db::now() - chrono::Duration::from_std(ALIVE).unwrap_or_default();
+        self.db
+            .run(move |c| {
+                let active = db::sched::active_workers(c, alive_since)?;
+                let budgets: HashMap<String, i32> = db::sched::budgets(c)?.into_iter().collect();
+                let left = |w: &String| budgets.get(w).copied().unwrap_or(0);
+                let grants: Vec<(String, i32)> = if let Some(n) = req.count {
+                    let have: Vec<(String, i32)> =
+                        active.iter().map(|w| (w.clone(), left(w))).collect();
+                    spread(n, &have)
+                } else if req.fill {
+                    let mut g = Vec::new();
+                    for w in &active {
+                        let idle = db::sched::idle_sealers(c, w)? as i32;
+                        g.push((w.clone(), (idle - left(w)).max(0)));
+                    }
+                    g
+                } else {
+                    active.iter().map(|w| (w.clone(), 1)).collect()
+                };
+                db::sched::add_pledges(c, &grants, db::now())?;
+                Ok(grants)
+            })
+            .await
+    }
+
+    /// `damocles_sched_decisions_total{decision,reason}` lines.
+    pub fn metrics(&self) -> String {
+        let mut out = String::from("# TYPE damocles_sched_decisions_total counter\n");
+        if let Ok(c) = self.counts.lock() {
+            for ((decision, reason), n) in c.iter() {
+                out += &format!(
+                    "damocles_sched_decisions_total{{decision=\"{decision}\",reason=\"{reason}\"}} {n}\n"
+                );
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(v: &[(&str, i32)]) -> Vec<(String, i32)> {
+        v.iter().map(|(n, b)| (n.to_string(), *b)).collect()
+    }
+
+    #[test]
+    fn pledges_are_spread_evenly() {
+        let cases = [
+            (
+                6,
+                w(&[("a", 0), ("b", 0), ("c", 0)]),
+                w(&[("a", 2), ("b", 2), ("c", 2)]),
+            ),
+            (
+                4,
+                w(&[("a", 0), ("b", 0), ("c", 0)]),
+                w(&[("a", 2), ("b", 1), ("c", 1)]),
+            ),
+            // Budgets already given count: the poorer get more.
+            (
+                3,
+                w(&[("a", 2), ("b", 0), ("c", 1)]),
+                w(&[("a", 0), ("b", 2), ("c", 1)]),
+            ),
+            (5, w(&[]), w(&[])),
+            (0, w(&[("a", 0)]), w(&[("a", 0)])),
+        ];
+        for (n, have, want) in cases {
+            assert_eq!(spread(n, &have), want, "{n} over {have:?}");
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! (workers) and the REST API (operators) on one listener.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Actor;
@@ -17,6 +18,7 @@ use crate::heartbeat_writer::HeartbeatWriter;
 use crate::mock_chain::{proof_for_size, MockChain};
 use crate::rest::{self, RestState};
 use crate::rpc::{self, RpcState};
+use crate::sched::Scheduler;
 use crate::wdpost::JobQueue;
 use crate::wdpost_keeper::JobKeeper;
 use crate::{db, home, verify};
@@ -102,6 +104,10 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
         sector_size = %size,
         "damocles-manager started"
     );
+    let sched = Arc::new(Scheduler::new(
+        db.clone(),
+        cfg.mock.auto_pledge.unwrap_or(true),
+    ));
     let chain = MockChain {
         db: db.clone(),
         miner,
@@ -110,6 +116,7 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
         mock,
         deadlines: cfg.mock.deadlines(),
         partition_sectors: verify::partition_sectors(proof_type)?,
+        sched: sched.clone(),
     };
     if mock {
         DeadlineClock {
@@ -128,13 +135,17 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
     let rpc_state = web::Data::new(RpcState {
         chain,
         heartbeats,
-        jobs: JobQueue { db: db.clone() },
+        jobs: JobQueue {
+            db: db.clone(),
+            sched: sched.clone(),
+        },
     });
     let rest_state = web::Data::new(RestState {
         db,
         token,
         worker_timeout: Duration::from_secs(10),
         max_retry: rules.max_retry,
+        sched,
     });
     let max_conn = cfg.server.max_connections.unwrap_or(25_000);
     HttpServer::new(move || {
@@ -159,6 +170,8 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
             .route("/workers/{name}/threads/{idx}/pause", web::post().to(rest::pause_thread))
             .route("/workers/{name}/threads/{idx}/resume", web::post().to(rest::resume_thread))
             .route("/audit", web::get().to(rest::audit_log))
+            .route("/sched/log", web::get().to(rest::sched_log))
+            .route("/sealer/sectors/pledge", web::post().to(rest::pledge))
             .route("/sectors", web::get().to(rest::sectors))
             .route("/wdpost/jobs", web::get().to(rest::wdpost::list))
             .route("/wdpost/jobs", web::delete().to(rest::wdpost::remove_all))

@@ -3,6 +3,8 @@
 //! fails for any reason counts as a try. Refusals carry `JOB_NOT_OWNED`, so the worker drops
 //! the job instead of retrying.
 
+use std::sync::Arc;
+
 use damocles_actors::wire::jsonrpc::{RpcError, JOB_NOT_OWNED, SERVER_ERROR};
 use damocles_actors::wire::processor::WindowPoStOutput;
 use damocles_actors::wire::venus::{AllocatePoStSpec, AllocatedPoStJob, PoStInput};
@@ -11,6 +13,7 @@ use tracing::{info, warn};
 use crate::db::wdpost::{ClaimFilter, Finish, JobRow, RUNNING};
 use crate::db::{self, Db};
 use crate::mock_chain::db_error;
+use crate::sched::Scheduler;
 
 /// Most jobs one `WdPoStAllocateJobs` call may take.
 const MAX_CLAIM: u32 = 64;
@@ -25,6 +28,7 @@ pub fn job_id(input_json: &str) -> String {
 #[derive(Clone)]
 pub struct JobQueue {
     pub db: Db,
+    pub sched: Arc<Scheduler>,
 }
 
 fn not_owned(msg: String) -> RpcError {
@@ -57,7 +61,9 @@ impl JobQueue {
                 "WdPoStAllocateJobs: num {num} is too many; ask for 1 to {MAX_CLAIM}"
             )));
         }
-        if crate::sched::refusal(&self.db, &worker, "wdpost job")
+        if self
+            .sched
+            .job_refusal(&worker)
             .await
             .map_err(db_error)?
             .is_some()
@@ -77,6 +83,9 @@ impl JobQueue {
         let mut jobs = Vec::with_capacity(rows.len());
         for row in rows {
             info!(job = %row.id, worker = %worker, try_num = row.try_num, deadline = row.deadline_idx, "wdpost job claimed");
+            self.sched
+                .granted(&worker, &format!("wdpost job {}", row.id))
+                .await;
             jobs.push(AllocatedPoStJob {
                 input: input_of(&row)?,
                 id: row.id,

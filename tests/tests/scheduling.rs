@@ -285,3 +285,130 @@ fn a_disk_quota_holds_new_sectors_until_it_is_raised() {
         .log_text()
         .contains("disk quota changed old=1KiB new=1GiB"));
 }
+
+/// A worker with `threads` sealer threads whose C2 is held 10 minutes by a slow processor: its
+/// sectors stay busy before C2, and no proof eats memory while the test counts grants.
+fn busy_worker(d: &std::path::Path, m: &Manager, name: &str, threads: usize) -> Worker {
+    let port = free_port();
+    let path = worker_config(d, name, m.port, port, threads, "");
+    let slow_c2 = format!(
+        "\n[[processors.c2]]\nbin = \"{}\"\nargs = [\"{}\", \"processor\", \"c2\"]\nenvs = {{ SLOW_SECS = \"600\" }}\n",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/slow_processor.py"),
+        bin("damocles-worker").display()
+    );
+    let cfg = std::fs::read_to_string(&path).unwrap() + &slow_c2;
+    std::fs::write(&path, cfg).unwrap();
+    Worker::start_config(d, name, path, port)
+}
+
+/// Sectors granted to each worker, from the decision log.
+fn grants(m: &Manager) -> std::collections::BTreeMap<String, usize> {
+    let (status, rows) = m.rest(Method::GET, "/sched/log?since_secs=3600", None);
+    assert_eq!(status, 200, "{rows}");
+    let mut out = std::collections::BTreeMap::new();
+    for r in rows.as_array().unwrap() {
+        if r["decision"] == "granted" && r["work"].as_str().unwrap().starts_with("s-t0") {
+            *out.entry(r["worker_name"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    out
+}
+
+fn pledge(m: &Manager, how: &[&str]) -> String {
+    let mut args = vec!["util", "sealer", "sectors", "pledge"];
+    args.extend(how);
+    let out = m.cli(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn pledged_sectors_are_spread_evenly_across_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = Manager::start_with(d, None, free_port(), "[mock]\nauto_pledge = false\n");
+    let _workers: Vec<Worker> = ["a", "b", "c"]
+        .into_iter()
+        .map(|n| busy_worker(d, &m, n, 3))
+        .collect();
+    m.wait_for_workers(3);
+
+    // Nothing pledged: every thread is refused, and the log says why.
+    wait_for(
+        Duration::from_secs(15),
+        "refusals in the decision log",
+        || {
+            let out = stdout(&m.cli(&["util", "worker", "sched-log", "--worker", "a"]));
+            out.contains("sched: not scheduling a: no pledge budget (sector)")
+                .then_some(())
+        },
+    );
+    assert!(m.sectors().is_empty());
+    let out = m.cli(&["util", "sealer", "sectors", "pledge"]);
+    assert!(
+        !out.status.success(),
+        "one of --count, --fill, --once-per-worker is needed"
+    );
+
+    // 6 for 9 asking threads: 2 each, not first come first served.
+    let out = pledge(&m, &["--count", "6"]);
+    assert!(out.starts_with("pledged 6 sectors"), "{out}");
+    let even = |n: usize| {
+        ["a", "b", "c"]
+            .iter()
+            .map(|w| (w.to_string(), n))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    wait_for(Duration::from_secs(30), "6 sectors granted", || {
+        (m.sectors().len() == 6).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(m.sectors().len(), 6, "no sector beyond the pledge");
+    assert_eq!(grants(&m), even(2));
+
+    // --fill: one for each idle sealer thread (one per worker now).
+    wait_for(
+        Duration::from_secs(10),
+        "the pings to show 2 busy threads a worker",
+        || {
+            let (_, list) = m.rest(Method::GET, "/workers", None);
+            list.as_array()?
+                .iter()
+                .all(|w| w["empty_threads"] == 1)
+                .then_some(())
+        },
+    );
+    let out = pledge(&m, &["--fill"]);
+    assert!(out.starts_with("pledged 3 sectors"), "{out}");
+    wait_for(Duration::from_secs(30), "9 sectors granted", || {
+        (grants(&m) == even(3)).then_some(())
+    });
+
+    // --once-per-worker: one more each (they wait for a free thread).
+    let out = pledge(&m, &["--once-per-worker"]);
+    assert!(out.starts_with("pledged 3 sectors"), "{out}");
+    for w in ["a", "b", "c"] {
+        assert!(out.contains(&format!("  {w}: 1")), "{out}");
+    }
+
+    // The decision log of one worker, and the counts in /metrics.
+    let log = stdout(&m.cli(&["util", "worker", "sched-log", "--worker", "b"]));
+    assert_eq!(log.matches("sched: granted s-t010000-").count(), 3, "{log}");
+    assert!(
+        log.lines()
+            .all(|l| l.contains(" to b") || l.contains("scheduling b:")),
+        "{log}"
+    );
+    let metrics = reqwest::blocking::get(m.url("/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("damocles_sched_decisions_total{decision=\"granted\",reason=\"\"} 9"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "damocles_sched_decisions_total{decision=\"refused\",reason=\"no pledge budget\"}"
+    ));
+}

@@ -130,3 +130,22 @@ diesel::table! {
         output -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    pledge_budget (worker_name) {
+        worker_name -> Text,
+        remaining -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sched_log (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        worker_name -> Text,
+        decision -> Text,
+        work -> Text,
+        reason -> Text,
+    }
+}

@@ -1,0 +1,97 @@
+//! `util sealer sectors pledge` (new CC sectors when the chain does not grant them by itself) and
+//! `util worker sched-log` (the decision log), through the REST API.
+
+use std::time::Duration;
+
+use clap::{ArgGroup, Subcommand};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::{s, Api};
+
+#[derive(Debug, Subcommand)]
+pub enum SealerSub {
+    /// Sectors of the mock chain
+    Sectors {
+        #[command(subcommand)]
+        cmd: SectorsSub,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SectorsSub {
+    /// Pledge new CC sectors (with `[mock] auto_pledge = false`), spread evenly over the active
+    /// workers
+    #[command(group(ArgGroup::new("how").required(true).args(["count", "fill", "once_per_worker"])))]
+    Pledge {
+        /// This many sectors in all
+        #[arg(long)]
+        count: Option<u32>,
+        /// One for every idle sealer thread of an active worker
+        #[arg(long)]
+        fill: bool,
+        /// One for each active worker
+        #[arg(long)]
+        once_per_worker: bool,
+    },
+}
+
+impl SealerSub {
+    pub async fn run(self, api: &Api) -> anyhow::Result<()> {
+        let SealerSub::Sectors {
+            cmd:
+                SectorsSub::Pledge {
+                    count,
+                    fill,
+                    once_per_worker,
+                },
+        } = self;
+        let body = match count {
+            Some(n) => json!({ "count": n }),
+            None if fill => json!({"fill": true}),
+            None => json!({"once_per_worker": once_per_worker}),
+        };
+        let r = api
+            .call(Method::POST, "/sealer/sectors/pledge", Some(body))
+            .await?;
+        println!("pledged {} sectors", s(&r["pledged"]));
+        for (worker, n) in r["workers"].as_object().into_iter().flatten() {
+            println!("  {worker}: {n}");
+        }
+        Ok(())
+    }
+}
+
+/// Prints the decisions of the last `since` (one greppable line each), or their JSON.
+pub async fn sched_log(
+    api: &Api,
+    worker: Option<String>,
+    since: Duration,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut path = format!("/sched/log?since_secs={}", since.as_secs());
+    if let Some(w) = &worker {
+        path += &format!("&worker={w}");
+    }
+    let rows = api.call(Method::GET, &path, None).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    for r in rows.as_array().into_iter().flatten() {
+        println!("{}", line(r));
+    }
+    Ok(())
+}
+
+fn line(r: &Value) -> String {
+    let (at, worker, work) = (s(&r["at"]), s(&r["worker_name"]), s(&r["work"]));
+    if r["decision"] == "granted" {
+        format!("{at} sched: granted {work} to {worker}")
+    } else {
+        format!(
+            "{at} sched: not scheduling {worker}: {} ({work})",
+            s(&r["reason"])
+        )
+    }
+}

@@ -1,0 +1,2 @@
+DROP TABLE sched_log;
+DROP TABLE pledge_budget;
