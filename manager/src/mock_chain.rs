@@ -111,11 +111,13 @@ impl MockChain {
         }
     }
 
-    /// A new sector for `worker` (our extension: damocles workers do not say who asks).
+    /// A new sector for `worker`'s thread `thread` (our extension: damocles workers do not say
+    /// who asks).
     pub async fn allocate_sector(
         &self,
         spec: AllocateSectorSpec,
         worker: String,
+        thread: Option<u32>,
     ) -> Result<Option<AllocatedSector>, RpcError> {
         let miner_ok = spec
             .allowed_miners
@@ -151,7 +153,7 @@ impl MockChain {
         };
         let id = SectorId { miner, number };
         info!(sector = %id, worker = %worker, "sector allocated");
-        self.sched.granted(&worker, &id.to_string()).await;
+        self.sched.granted(&worker, thread, &id.to_string()).await;
         Ok(Some(AllocatedSector {
             id,
             proof_type: proof,

@@ -64,6 +64,7 @@ async fn dispatch(method: &str, p: Value, s: &RpcState) -> Result<Value, RpcErro
             .allocate_sector(
                 arg(&p, 0, name)?,
                 arg::<Option<String>>(&p, 1, name)?.unwrap_or_default(),
+                arg(&p, 2, name)?,
             )
             .await?),
         "AcquireDeals" => ok(Value::Null),
@@ -103,6 +104,7 @@ async fn dispatch(method: &str, p: Value, s: &RpcState) -> Result<Value, RpcErro
                 arg(&p, 0, name)?,
                 arg::<Option<u32>>(&p, 1, name)?.unwrap_or(1),
                 arg::<Option<String>>(&p, 2, name)?.unwrap_or_default(),
+                arg(&p, 3, name)?,
             )
             .await?),
         "WdPoStHeartbeatJobs" => {

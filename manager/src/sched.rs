@@ -1,7 +1,7 @@
 //! `Scheduler`: whether a worker may get a new sector or WindowPoSt job now (not while it
 //! drains; with `[mock] auto_pledge = false`, a sector only from what operators pledged to it),
 //! how pledges are spread, and the decision log. Every grant and refusal is logged in one
-//! greppable form (`sched: granted s-t010000-7 to worker-a`, `sched: not scheduling worker-b:
+//! greppable form (`sched: granted s-t010000-7 to worker-a #2`, `sched: not scheduling worker-b:
 //! draining`), counted for `/metrics` and written to `sched_log`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -130,7 +130,14 @@ impl Scheduler {
         }
     }
 
-    async fn write(&self, worker: &str, decision: &'static str, work: &str, reason: &str) {
+    async fn write(
+        &self,
+        worker: &str,
+        thread: Option<u32>,
+        decision: &'static str,
+        work: &str,
+        reason: &str,
+    ) {
         let (w, work, reason) = (worker.to_string(), work.to_string(), reason.to_string());
         let res = self
             .db
@@ -139,6 +146,7 @@ impl Scheduler {
                     c,
                     Decision {
                         worker: &w,
+                        thread,
                         decision,
                         work: &work,
                         reason: &reason,
@@ -152,10 +160,15 @@ impl Scheduler {
         }
     }
 
-    pub async fn granted(&self, worker: &str, work: &str) {
+    /// `thread`: the asking thread's index, when the worker says it (ours do).
+    pub async fn granted(&self, worker: &str, thread: Option<u32>, work: &str) {
         self.count("granted", "");
-        info!(worker, work, "sched: granted {work} to {worker}");
-        self.write(worker, "granted", work, "").await;
+        let to = match thread {
+            Some(i) => format!("{worker} #{i}"),
+            None => worker.to_string(),
+        };
+        info!(worker, thread, work, "sched: granted {work} to {to}");
+        self.write(worker, thread, "granted", work, "").await;
     }
 
     async fn refused(&self, worker: &str, what: &str, reason: &str) {
@@ -178,7 +191,7 @@ impl Scheduler {
                 worker,
                 what, reason, "sched: not scheduling {worker}: {reason}"
             );
-            self.write(worker, "refused", what, reason).await;
+            self.write(worker, None, "refused", what, reason).await;
         }
     }
 

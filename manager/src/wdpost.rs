@@ -50,6 +50,7 @@ impl JobQueue {
         spec: AllocatePoStSpec,
         num: u32,
         worker: String,
+        thread: Option<u32>,
     ) -> Result<Vec<AllocatedPoStJob>, RpcError> {
         if worker.is_empty() {
             return Err(RpcError::invalid_params(
@@ -84,7 +85,7 @@ impl JobQueue {
         for row in rows {
             info!(job = %row.id, worker = %worker, try_num = row.try_num, deadline = row.deadline_idx, "wdpost job claimed");
             self.sched
-                .granted(&worker, &format!("wdpost job {}", row.id))
+                .granted(&worker, thread, &format!("wdpost job {}", row.id))
                 .await;
             jobs.push(AllocatedPoStJob {
                 input: input_of(&row)?,

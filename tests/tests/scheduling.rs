@@ -395,6 +395,9 @@ fn pledged_sectors_are_spread_evenly_across_workers() {
     // The decision log of one worker, and the counts in /metrics.
     let log = stdout(&m.cli(&["util", "worker", "sched-log", "--worker", "b"]));
     assert_eq!(log.matches("sched: granted s-t010000-").count(), 3, "{log}");
+    // Each grant names the thread it went to.
+    assert_eq!(log.matches(" to b #").count(), 3, "{log}");
+    assert!(m.proc.log_text().contains(" to b #"));
     assert!(
         log.lines()
             .all(|l| l.contains(" to b") || l.contains("scheduling b:")),

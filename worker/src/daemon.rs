@@ -79,7 +79,7 @@ async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<(
     live.clone().watch();
 
     let mut factories: Vec<ThreadFactory> = Vec::new();
-    for t in &cfg.sealing_thread {
+    for (index, t) in cfg.sealing_thread.iter().enumerate() {
         let s = cfg.sealing_for(t);
         let (manager, limits, attached, instance) = (
             manager.clone(),
@@ -102,6 +102,7 @@ async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<(
             factories.push(ThreadFactory::WdPost(Box::new(move |processors| {
                 Arc::new(PostEnv {
                     instance: instance.clone(),
+                    index,
                     manager: manager.clone(),
                     processors,
                     limits: limits.clone(),
@@ -131,6 +132,7 @@ async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<(
         factories.push(ThreadFactory::Sealer(Box::new(move |processors| {
             Arc::new(ThreadEnv {
                 instance: instance.clone(),
+                index,
                 location: location.clone(),
                 manager: manager.clone(),
                 processors,

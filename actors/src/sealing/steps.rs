@@ -56,6 +56,8 @@ pub enum ParamsStatus {
 /// Everything a thread's steps need from the worker.
 pub struct ThreadEnv {
     pub instance: String,
+    /// This thread's index, sent with `AllocateSector` for the manager's decision log.
+    pub index: usize,
     pub location: Location,
     pub manager: Client,
     pub processors: Processors,
@@ -354,8 +356,15 @@ async fn allocate(env: &ThreadEnv) -> Result<Outcome, Failure> {
         allowed_proof_types: env.sealing.allowed_proof_types.clone(),
     };
     // Any failure to get a new sector means "nothing to do now", as in damocles.
-    // The 2nd parameter (who asks) is our extension: the manager refuses a draining worker.
-    match rpc::<Option<AllocatedSector>>(env, "AllocateSector", json!([spec, env.instance])).await {
+    // The 2nd and 3rd parameters (who asks) are our extension: the manager refuses a draining
+    // worker and logs each grant with the thread.
+    match rpc::<Option<AllocatedSector>>(
+        env,
+        "AllocateSector",
+        json!([spec, env.instance, env.index]),
+    )
+    .await
+    {
         Ok(Some(a)) => Ok(Outcome::Event(Event::Allocate(a))),
         Ok(None) => Ok(Outcome::Wait {
             delay: env.sealing.recover_interval,

@@ -20,6 +20,8 @@ use crate::wire::venus::{AllocatePoStSpec, AllocatedPoStJob, SectorId};
 /// Everything a slot's steps need from the worker.
 pub struct PostEnv {
     pub instance: String,
+    /// This slot's thread index, sent with `WdPoStAllocateJobs` (our extension).
+    pub index: usize,
     pub manager: Client,
     pub processors: Processors,
     pub limits: Arc<StageLimits>,
@@ -41,7 +43,7 @@ pub async fn claim(env: &PostEnv) -> Result<Option<AllocatedPoStJob>, String> {
         .manager
         .call(
             "Venus.WdPoStAllocateJobs",
-            json!([env.spec, 1, env.instance]),
+            json!([env.spec, 1, env.instance, env.index]),
         )
         .await
         .map_err(|e| match e {

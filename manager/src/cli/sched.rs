@@ -87,7 +87,10 @@ pub async fn sched_log(
 fn line(r: &Value) -> String {
     let (at, worker, work) = (s(&r["at"]), s(&r["worker_name"]), s(&r["work"]));
     if r["decision"] == "granted" {
-        format!("{at} sched: granted {work} to {worker}")
+        match r["thread_index"].as_u64() {
+            Some(i) => format!("{at} sched: granted {work} to {worker} #{i}"),
+            None => format!("{at} sched: granted {work} to {worker}"),
+        }
     } else {
         format!(
             "{at} sched: not scheduling {worker}: {} ({work})",

@@ -14,6 +14,7 @@ pub struct DecisionRow {
     pub id: i64,
     pub at: NaiveDateTime,
     pub worker_name: String,
+    pub thread_index: Option<i32>,
     pub decision: String,
     pub work: String,
     pub reason: String,
@@ -21,6 +22,7 @@ pub struct DecisionRow {
 
 pub struct Decision<'a> {
     pub worker: &'a str,
+    pub thread: Option<u32>,
     pub decision: &'a str,
     pub work: &'a str,
     pub reason: &'a str,
@@ -31,6 +33,7 @@ pub fn record(conn: &mut DbConnection, d: Decision<'_>, at: NaiveDateTime) -> Re
         .values((
             sched_log::at.eq(at),
             sched_log::worker_name.eq(d.worker),
+            sched_log::thread_index.eq(d.thread.map(|t| t as i32)),
             sched_log::decision.eq(d.decision),
             sched_log::work.eq(d.work),
             sched_log::reason.eq(d.reason),

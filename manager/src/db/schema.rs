@@ -144,6 +144,7 @@ diesel::table! {
         id -> BigInt,
         at -> Timestamp,
         worker_name -> Text,
+        thread_index -> Nullable<Integer>,
         decision -> Text,
         work -> Text,
         reason -> Text,

@@ -11,6 +11,7 @@ CREATE TABLE sched_log (
     id           BIGINT        NOT NULL AUTO_INCREMENT PRIMARY KEY,
     at           DATETIME      NOT NULL,
     worker_name  VARCHAR(255)  NOT NULL,
+    thread_index INTEGER       NULL,
     decision     VARCHAR(16)   NOT NULL,
     work         VARCHAR(255)  NOT NULL,
     reason       VARCHAR(255)  NOT NULL
