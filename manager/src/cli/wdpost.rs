@@ -59,9 +59,10 @@ fn secs(v: &Value) -> Option<Duration> {
 
 /// One table cell: no tabs or newlines, `-` when empty.
 fn cell(v: &Value) -> String {
-    match v.as_str() {
-        Some("") | None if v.is_null() || v.as_str() == Some("") => "-".into(),
-        _ => s(v).replace(['\t', '\n'], " "),
+    if v.is_null() || v.as_str() == Some("") {
+        "-".into()
+    } else {
+        s(v).replace(['\t', '\n'], " ")
     }
 }
 

@@ -331,6 +331,15 @@ pub fn list(conn: &mut DbConnection, all: bool) -> Result<Vec<JobRow>, DbError> 
     q.load(conn).map_err(classify)
 }
 
+/// Every job's id (without loading inputs and outputs).
+pub fn ids(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
+    wdpost_jobs::table
+        .select(wdpost_jobs::id)
+        .order(wdpost_jobs::id.asc())
+        .load(conn)
+        .map_err(classify)
+}
+
 /// How many jobs are in each state (for `/metrics`).
 pub fn count_by_state(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, DbError> {
     use diesel::dsl::count_star;

@@ -133,12 +133,7 @@ pub async fn remove_all(
     s: web::Data<RestState>,
     q: web::Query<RemoveAllQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let ids: Vec<String> =
-        s.db.run(|c| db::wdpost::list(c, true))
-            .await?
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
+    let ids = s.db.run(db::wdpost::ids).await?;
     if !q.really_do_it {
         return Ok(HttpResponse::Ok().json(json!({"dry_run": true, "jobs": ids})));
     }
