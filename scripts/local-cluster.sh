@@ -28,17 +28,24 @@ trap "exit 130" INT TERM
 manager=$!
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/1789) 2>/dev/null && break; sleep 0.2; done
 cp "$repo/config-examples/worker.mock.toml" "$run/worker.toml"
+# The worker's token (the manager keeps only its hash): made once, kept beside the worker's config.
+if [ ! -s "$run/worker.token" ]; then
+  "$bin/damocles-manager" util worker token revoke mock-worker >/dev/null 2>&1 || true
+  "$bin/damocles-manager" util worker token create mock-worker > "$run/worker.token"
+fi
 (cd "$run" && exec "$bin/damocles-worker" daemon -c worker.toml 2> "$run/worker.log") &
 worker=$!
 
 cat <<MSG
 
 local cluster running (Ctrl-C stops it)
-  files:   $run  (mock-tmp/store1..3 and mock-tmp/remote, manager-home/ with the SQLite database and token)
+  files:   $run  (mock-tmp/store1..3 and mock-tmp/remote, manager-home/ with the SQLite database and
+           the admin token, worker.token: the worker's token)
   logs:    $run/manager.log  $run/worker.log
   try:
     export DAMOCLES_PATH=$DAMOCLES_PATH
     $bin/damocles-manager util worker list
+    $bin/damocles-manager util worker token list
     $bin/damocles-manager util worker info mock-worker
     $bin/damocles-manager util worker wdpost list --all
     $bin/damocles-worker worker -c $run/worker.toml list

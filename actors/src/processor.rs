@@ -36,6 +36,26 @@ pub struct ProcessorSpec {
     pub cpuset: Option<String>,
     /// Where to put cgroups when `cpuset` is set (cgroup v2 mount).
     pub cgroup_root: PathBuf,
+    /// The worker's environment changes made through `WorkerSetEnv` / `WorkerRemoveEnv`,
+    /// shared by every processor: a child started afterwards inherits them (with
+    /// `inherit_envs`), as it would have inherited the worker's own environment.
+    pub env_overlay: EnvOverlay,
+}
+
+/// Variables set (`Some`) or removed (`None`) in the environment processor children inherit.
+pub type EnvOverlay = Arc<std::sync::RwLock<std::collections::BTreeMap<String, Option<String>>>>;
+
+/// Refuses what no environment can hold: an empty name, `=` or NUL in the name, NUL in the value.
+pub fn check_env(name: &str, value: Option<&str>) -> Result<(), String> {
+    if name.is_empty() || name.contains('=') || name.contains('\0') {
+        return Err(format!(
+            "invalid environment variable name {name:?}: it must be non-empty, without '=' or NUL"
+        ));
+    }
+    if value.is_some_and(|v| v.contains('\0')) {
+        return Err(format!("invalid value for {name}: it contains NUL"));
+    }
+    Ok(())
 }
 
 struct Child {
@@ -94,7 +114,16 @@ impl Processor {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
-        if !spec.inherit_envs {
+        if spec.inherit_envs {
+            if let Ok(overlay) = spec.env_overlay.read() {
+                for (k, v) in overlay.iter() {
+                    match v {
+                        Some(v) => cmd.env(k, v),
+                        None => cmd.env_remove(k),
+                    };
+                }
+            }
+        } else {
             cmd.env_clear();
         }
         cmd.envs(&spec.envs);

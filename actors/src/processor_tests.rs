@@ -52,6 +52,7 @@ fn spec(first_line: Option<&str>, stable_wait: Duration) -> ProcessorSpec {
         auto_restart: true,
         cpuset: None,
         cgroup_root: "/nonexistent".into(),
+        env_overlay: Default::default(),
     }
 }
 

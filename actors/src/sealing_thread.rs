@@ -315,15 +315,8 @@ impl Handler<Resume> for SealingThread {
                 self.pause_requested = false;
                 return Ok(true);
             }
-            return Err(format!(
-                "thread #{} is not paused; pause it before resuming{}",
-                self.index,
-                if target.is_some() {
-                    " with a state"
-                } else {
-                    ""
-                }
-            ));
+            // Not parked: nothing to resume, and no state is set (damocles answers false too).
+            return Ok(false);
         }
         if let Some(to) = target {
             if self.sector.id().is_none() && to != State::Empty {

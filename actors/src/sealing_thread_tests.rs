@@ -57,7 +57,6 @@ async fn a_thread_that_cannot_save_is_restarted_with_backoff() {
     let (_params_tx, params) = watch::channel(ParamsStatus::Ready);
     let env = Arc::new(ThreadEnv {
         instance: "test".into(),
-        index: 0,
         location,
         manager: Client::new(
             format!("http://127.0.0.1:{port}/rpc/v0"),

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use futures_util::future::join_all;
-use serde_json::json;
 use tracing::{info, warn};
 
 use crate::processor::{self, Processor, ProcessorSpec};
@@ -22,6 +21,7 @@ use crate::wdpost::steps::PostEnv;
 use crate::wdpost_slot::WdPostSlot;
 use crate::wire::jsonrpc::Client;
 use crate::wire::venus::{WorkerInfo, WorkerInfoSummary};
+use crate::wire::venus_methods::WorkerPing;
 use crate::wire::worker_api::{ThreadInfo, ThreadState};
 
 /// One `[[processors.<stage>]]` entry, resolved.
@@ -247,11 +247,7 @@ impl Handler<PingNow> for WorkerSupervisor {
                 summary: summarize(&threads),
                 threads: Some(threads),
             };
-            if let Err(e) = ping
-                .manager
-                .call::<serde_json::Value>("Venus.WorkerPing", json!([info]))
-                .await
-            {
+            if let Err(e) = ping.manager.call::<WorkerPing>((info,)).await {
                 warn!(error = %e, "ping to the manager failed");
             }
         })

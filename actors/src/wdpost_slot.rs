@@ -301,10 +301,8 @@ impl Handler<Resume> for WdPostSlot {
                 self.pause_requested = false;
                 return Ok(true);
             }
-            return Err(format!(
-                "thread #{} is not paused; pause it before resuming",
-                self.index
-            ));
+            // Not parked: nothing to resume (damocles answers false too).
+            return Ok(false);
         }
         self.paused_at = None;
         self.last_error = None;

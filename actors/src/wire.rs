@@ -1,6 +1,14 @@
-//! Types that cross a process boundary, one module per boundary.
+//! Types that cross a process boundary, one module per boundary; every JSON-RPC method is one
+//! type of `venus_methods` (manager) or `worker_methods` (worker).
 
+pub mod auth;
 pub mod jsonrpc;
+pub mod method;
 pub mod processor;
 pub mod venus;
+pub mod venus_methods;
 pub mod worker_api;
+pub mod worker_methods;
+
+#[cfg(test)]
+mod golden_tests;

@@ -2,6 +2,7 @@
 //! The WindowPoSt job commands are in `cli/wdpost.rs`.
 
 mod sched;
+mod tokens;
 mod wdpost;
 
 use std::io::Write;
@@ -67,8 +68,17 @@ enum WorkerSub {
         worker: String,
         index: String,
         state: Option<String>,
+        /// Needed for Finished or Aborted, which drop the thread's work (an abort wipes the
+        /// sector's files)
+        #[arg(long)]
+        force: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// The workers' tokens: each worker calls the manager with its own
+    Token {
+        #[command(subcommand)]
+        cmd: tokens::TokenSub,
     },
     /// Forget a worker that is gone
     Remove {
@@ -263,13 +273,14 @@ impl UtilCmd {
                             s(&w["empty_threads"]),
                             s(&w["paused_threads"]),
                             s(&w["error_threads"]),
-                            s(&w["mode"]),
                             ping,
+                            s(&w["mode"]),
                         ]
                     })
                     .collect();
                 table(
-                    "Name\tDest\tThreads\tEmpty\tPaused\tErrors\tMode\tLastPing(with ! if expired)",
+                    // The seed's columns in the seed's order; ours after them.
+                    "Name\tDest\tThreads\tEmpty\tPaused\tErrors\tLastPing(with ! if expired)\tMode",
                     rows,
                 )
             }
@@ -340,21 +351,28 @@ impl UtilCmd {
                 }
                 Ok(())
             }
+            WorkerSub::Token { cmd } => cmd.run(&api).await,
             WorkerSub::Resume {
                 worker,
                 index,
                 state,
+                force,
                 json,
             } => {
                 let r = api
                     .call(
                         Method::POST,
                         &format!("/workers/{worker}/threads/{index}/resume"),
-                        Some(json!({"state": state})),
+                        Some(json!({"state": state, "force": force})),
                     )
                     .await?;
                 if json {
                     println!("{r}");
+                } else if r["resumed"] == false {
+                    println!(
+                        "thread #{index} of {} was not paused: nothing to resume",
+                        s(&r["worker"])
+                    );
                 } else {
                     match state {
                         Some(st) => println!(

@@ -27,6 +27,18 @@ pub struct ManagerConfig {
     /// Persist stores workers may attach (`StoreBasicInfo`).
     #[serde(default)]
     pub persist_store: Vec<PersistStore>,
+    /// Who may call the worker-facing API.
+    #[serde(default)]
+    pub auth: AuthSection,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// `required` (default): every worker call carries its token; `optional`: calls without
+    /// one are taken too (stock damocles-workers), as anonymous.
+    #[serde(default)]
+    pub workers: crate::auth::Mode,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -108,7 +120,13 @@ impl TaskSection {
 #[serde(deny_unknown_fields)]
 pub struct PersistStore {
     pub name: String,
+    /// Where the store is mounted; when it is a directory on the manager's host, its free
+    /// space decides whether a sector fits (`StoreReserveSpace`).
     pub path: String,
+    /// Preference among stores with room (default 1; higher first).
+    pub weight: Option<u64>,
+    /// Never chosen to persist to (default false).
+    pub read_only: Option<bool>,
 }
 
 pub use damocles_actors::config_file::ConfigError;

@@ -8,6 +8,7 @@ pub mod sched;
 pub mod schema;
 pub mod sectors;
 pub mod stores;
+pub mod tokens;
 pub mod wdpost;
 pub mod workers;
 

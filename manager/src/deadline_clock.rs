@@ -197,6 +197,7 @@ mod tests {
             comm_d: None,
             precommit_state: None,
             persist_store: Some("remote".into()),
+            owner: None,
             proof: None,
             proof_state: Some("Landed".into()),
             abort_reason: None,

@@ -14,6 +14,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     NotFound(String),
+    /// The change would drop work or collides with the current state.
+    #[error("{0}")]
+    Conflict(String),
     #[error("worker {worker} at {addr} cannot be reached: {reason}")]
     WorkerUnreachable {
         worker: String,
@@ -48,6 +51,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::WorkerUnreachable { .. } => StatusCode::BAD_GATEWAY,
             ApiError::WorkerTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -1,7 +1,9 @@
 //! `damocles-manager`: the control plane daemon and its CLI.
 
+mod auth;
 mod cli;
 mod config;
+mod damocles_cfg;
 mod db;
 mod deadline_clock;
 mod error;
@@ -78,15 +80,26 @@ enum DbCmd {
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// manager.toml; default: <home>/manager.toml when it exists
+    /// manager.toml; default: <home>/manager.toml when it exists (damocles' own
+    /// <home>/sector-manager.cfg is read too, for the settings they share)
     #[arg(short = 'c', long = "config")]
     config: Option<PathBuf>,
     /// Listen address (host:port); default 127.0.0.1:1789
     #[arg(long)]
     listen: Option<String>,
-    /// Miner actor id of the mock chain
+    /// Run the miner of the (mock) chain; its actor id here, or from the config ([mock] miner,
+    /// or sector-manager.cfg's [[Miners]] Actor) when the flag has no value, as in damocles
+    #[arg(long, num_args = 0..=1, value_name = "ACTOR_ID")]
+    miner: Option<Option<u64>>,
+    /// Run the WindowPoSt poster: the mock chain's deadline clock makes jobs
     #[arg(long)]
-    miner: Option<u64>,
+    poster: bool,
+    /// Accepted as damocles spells it: WindowPoSt proofs come from workers (always so here)
+    #[arg(long)]
+    worker_prover: bool,
+    /// Not supported: WindowPoSt runs on workers (--worker-prover)
+    #[arg(long, hide = true)]
+    ext_prover: bool,
     /// Sector size of the mock chain (2KiB, 8MiB, 512MiB, 32GiB, 64GiB)
     #[arg(long)]
     sector_size: Option<String>,
@@ -94,14 +107,28 @@ struct RunArgs {
 
 fn load_config(path: Option<PathBuf>) -> anyhow::Result<ManagerConfig> {
     let default = home::home().join("manager.toml");
-    match path {
-        Some(p) => Ok(ManagerConfig::load(&p)?),
-        None if default.exists() => Ok(ManagerConfig::load(&default)?),
-        None => Ok(ManagerConfig::default()),
+    let mut cfg = match path {
+        Some(p) => ManagerConfig::load(&p)?,
+        None if default.exists() => ManagerConfig::load(&default)?,
+        None => ManagerConfig::default(),
+    };
+    let theirs = home::home().join(damocles_cfg::FILE_NAME);
+    if theirs.exists() {
+        let file = theirs.display().to_string();
+        let text = damocles_actors::config_file::read(&theirs)?;
+        let applied = damocles_cfg::apply(&mut cfg, &text, &file)?;
+        tracing::info!(file = %file, keys = ?applied.keys, "damocles config read");
+        if !applied.ignored.is_empty() {
+            tracing::info!(file = %file, sections = ?applied.ignored, "sections for parts this manager does not have: ignored");
+        }
     }
+    Ok(cfg)
 }
 
 fn run_daemon(args: RunArgs, mock: bool) -> anyhow::Result<()> {
+    if args.ext_prover {
+        anyhow::bail!("--ext-prover is not supported: WindowPoSt runs on workers with plan = \"wdpost\" threads (--worker-prover, always on)");
+    }
     let cfg = load_config(args.config)?;
     tracing::info!(config = ?cfg, "effective config");
     if let Some(size) = &args.sector_size {
@@ -109,8 +136,9 @@ fn run_daemon(args: RunArgs, mock: bool) -> anyhow::Result<()> {
     }
     let opts = server::RunOptions {
         listen: args.listen,
-        mock,
-        miner: args.miner,
+        // The poster needs the mock chain's deadlines: there is no other chain.
+        mock: mock || args.poster,
+        miner: args.miner.flatten(),
         sector_size: args.sector_size,
     };
     actix_rt::System::new().block_on(server::run(cfg, opts))

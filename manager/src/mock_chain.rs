@@ -6,7 +6,7 @@
 use base64::Engine;
 use damocles_actors::size::parse_size;
 use damocles_actors::wire::jsonrpc::{
-    RpcError, SECTOR_STATE_NOT_FOUND, SERVER_ERROR, SERVICE_UNAVAILABLE,
+    RpcError, NOT_YOURS, SECTOR_STATE_NOT_FOUND, SERVER_ERROR, SERVICE_UNAVAILABLE,
 };
 use damocles_actors::wire::venus::{
     prover_id, seal_proof, AllocateSectorSpec, AllocatedSector, OnChainState, PollStateResp,
@@ -18,9 +18,11 @@ use tracing::{info, warn};
 
 use std::sync::Arc;
 
+use crate::auth::Caller;
 use crate::config::PersistStore;
 use crate::db::sectors::{Change, SectorRow};
 use crate::db::{self, Db, DbError};
+use crate::rpc::Asker;
 use crate::sched::Scheduler;
 
 #[derive(Clone)]
@@ -71,6 +73,14 @@ fn unb64(s: &str) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// A sector's holder or a caller, in words.
+fn describe(name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("worker {n}"),
+        None => "a caller without a token".into(),
+    }
+}
+
 pub fn hex(v: &[u8]) -> String {
     v.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -87,12 +97,42 @@ pub fn unhex32(s: &str) -> Option<[u8; 32]> {
 }
 
 impl MockChain {
-    async fn sector(&self, id: SectorId) -> Result<SectorRow, RpcError> {
-        self.db
+    /// The sector's row, when `who` may act on it: the worker whose token allocated it, or (a
+    /// sector given to a caller without a token) any caller without a token. A refusal touches
+    /// nothing. The owner never changes, so checking it before a change is enough.
+    async fn sector(&self, id: SectorId, who: &Caller) -> Result<SectorRow, RpcError> {
+        let row = self
+            .db
             .run(move |c| db::sectors::get(c, id.miner, id.number))
             .await
             .map_err(db_error)?
-            .ok_or_else(|| RpcError::new(SECTOR_STATE_NOT_FOUND, format!("sector {id} not found")))
+            .ok_or_else(|| {
+                RpcError::new(SECTOR_STATE_NOT_FOUND, format!("sector {id} not found"))
+            })?;
+        if row.owner.as_deref() != who.name() {
+            return Err(RpcError::new(
+                NOT_YOURS,
+                format!(
+                    "sector {id} is not this caller's: it was given to {}, and this call comes from {}",
+                    describe(row.owner.as_deref()),
+                    describe(who.name())
+                ),
+            ));
+        }
+        Ok(row)
+    }
+
+    /// Checks that `who` may act on sector `id`.
+    pub async fn owned(&self, id: SectorId, who: &Caller) -> Result<(), RpcError> {
+        self.sector(id, who).await.map(|_| ())
+    }
+
+    /// The answer to a call about work of a plan that does not exist yet.
+    pub fn no_such_work(&self, plan: &str, id: SectorId) -> RpcError {
+        RpcError::new(
+            SECTOR_STATE_NOT_FOUND,
+            format!("sector {id} has no {plan} task: this manager hands out no {plan} work yet"),
+        )
     }
 
     async fn change(&self, id: SectorId, change: Change) -> Result<(), RpcError> {
@@ -111,14 +151,16 @@ impl MockChain {
         }
     }
 
-    /// A new sector for `worker`'s thread `thread` (our extension: damocles workers do not say
-    /// who asks).
+    /// A new sector for the asking worker's thread, owned by that worker from now on.
     pub async fn allocate_sector(
         &self,
         spec: AllocateSectorSpec,
-        worker: String,
-        thread: Option<u32>,
+        asker: &Asker,
     ) -> Result<Option<AllocatedSector>, RpcError> {
+        let owner = asker.caller.name().map(String::from);
+        // The decision log names a caller without a token "-".
+        let worker = owner.clone().unwrap_or_else(|| "-".into());
+        let thread = asker.thread;
         let miner_ok = spec
             .allowed_miners
             .as_ref()
@@ -142,7 +184,7 @@ impl MockChain {
         let (miner, proof) = (self.miner, self.proof_type);
         let number = match self
             .db
-            .run(move |c| db::sectors::allocate(c, miner, proof, db::now()))
+            .run(move |c| db::sectors::allocate(c, miner, proof, owner.as_deref(), db::now()))
             .await
         {
             Ok(n) => n,
@@ -160,8 +202,8 @@ impl MockChain {
         }))
     }
 
-    pub async fn assign_ticket(&self, id: SectorId) -> Result<Ticket, RpcError> {
-        let row = self.sector(id).await?;
+    pub async fn assign_ticket(&self, id: SectorId, who: &Caller) -> Result<Ticket, RpcError> {
+        let row = self.sector(id, who).await?;
         let ticket = match row.ticket {
             Some(t) => unb64(&t),
             None => {
@@ -178,8 +220,9 @@ impl MockChain {
         sector: AllocatedSector,
         info: PreCommitOnChainInfo,
         reset: bool,
+        who: &Caller,
     ) -> Result<SubmitResp, RpcError> {
-        let row = self.sector(sector.id).await?;
+        let row = self.sector(sector.id, who).await?;
         let comm_r = hex(&info.comm_r);
         let res = match row.comm_r {
             Some(existing) if existing == comm_r => SubmitResult::DuplicateSubmit,
@@ -202,8 +245,12 @@ impl MockChain {
         })
     }
 
-    pub async fn poll_pre_commit(&self, id: SectorId) -> Result<PollStateResp, RpcError> {
-        let row = self.sector(id).await?;
+    pub async fn poll_pre_commit(
+        &self,
+        id: SectorId,
+        who: &Caller,
+    ) -> Result<PollStateResp, RpcError> {
+        let row = self.sector(id, who).await?;
         let state = if row.precommit_state.as_deref() == Some("Landed") {
             OnChainState::Landed
         } else {
@@ -215,17 +262,24 @@ impl MockChain {
         })
     }
 
-    pub async fn submit_persisted(&self, id: SectorId, instance: String) -> Result<bool, RpcError> {
-        self.sector(id).await?;
+    /// The sector's files are in store `instance`: its reservation there is released.
+    pub async fn submit_persisted(
+        &self,
+        id: SectorId,
+        instance: String,
+        who: &Caller,
+    ) -> Result<bool, RpcError> {
+        self.sector(id, who).await?;
         if self.store_info(instance.clone()).await?.is_none() {
             return Ok(false);
         }
         self.change(id, Change::Persisted(instance)).await?;
+        self.release(id).await?;
         Ok(true)
     }
 
-    pub async fn wait_seed(&self, id: SectorId) -> Result<WaitSeedResp, RpcError> {
-        let row = self.sector(id).await?;
+    pub async fn wait_seed(&self, id: SectorId, who: &Caller) -> Result<WaitSeedResp, RpcError> {
+        let row = self.sector(id, who).await?;
         let seed = match row.seed {
             Some(s) => unb64(&s),
             None => {
@@ -247,8 +301,9 @@ impl MockChain {
         id: SectorId,
         proof: ProofOnChainInfo,
         _reset: bool,
+        who: &Caller,
     ) -> Result<SubmitResp, RpcError> {
-        let row = self.sector(id).await?;
+        let row = self.sector(id, who).await?;
         let inputs = (|| {
             Some((
                 unhex32(row.comm_r.as_deref()?)?,
@@ -323,8 +378,8 @@ impl MockChain {
         )
     }
 
-    pub async fn poll_proof(&self, id: SectorId) -> Result<PollStateResp, RpcError> {
-        let row = self.sector(id).await?;
+    pub async fn poll_proof(&self, id: SectorId, who: &Caller) -> Result<PollStateResp, RpcError> {
+        let row = self.sector(id, who).await?;
         let state = match row.proof_state.as_deref() {
             Some("Landed") => OnChainState::Landed,
             Some("Rejected") => OnChainState::ShouldAbort,
@@ -343,27 +398,43 @@ impl MockChain {
         &self,
         id: SectorId,
         req: ReportStateReq,
-    ) -> Result<SectorStateResp, RpcError> {
+        who: &Caller,
+    ) -> Result<Option<SectorStateResp>, RpcError> {
+        self.sector(id, who).await?;
+        // A worker with a token is named by it, whatever the report says.
+        let worker = who.name().unwrap_or(&req.worker.instance).to_string();
         self.change(
             id,
             Change::Report {
                 state: req.state_change.next,
-                worker: req.worker.instance,
+                worker,
                 location: req.worker.location,
             },
         )
         .await?;
-        Ok(SectorStateResp::default())
+        Ok(Some(SectorStateResp {
+            id,
+            ..Default::default()
+        }))
     }
 
-    pub async fn report_finalized(&self, id: SectorId) -> Result<(), RpcError> {
+    pub async fn report_finalized(&self, id: SectorId, who: &Caller) -> Result<(), RpcError> {
+        self.sector(id, who).await?;
         info!(sector = %id, "sector finalized");
-        self.change(id, Change::Finalized).await
+        self.change(id, Change::Finalized).await?;
+        self.release(id).await
     }
 
-    pub async fn report_aborted(&self, id: SectorId, reason: String) -> Result<(), RpcError> {
+    pub async fn report_aborted(
+        &self,
+        id: SectorId,
+        reason: String,
+        who: &Caller,
+    ) -> Result<(), RpcError> {
+        self.sector(id, who).await?;
         warn!(sector = %id, %reason, "sector aborted");
-        self.change(id, Change::Aborted(reason)).await
+        self.change(id, Change::Aborted(reason)).await?;
+        self.release(id).await
     }
 
     /// A configured store by name; in mock mode with no stores configured, any name (recorded).
@@ -372,6 +443,9 @@ impl MockChain {
             return Ok(Some(StoreBasicInfo {
                 name: s.name.clone(),
                 path: s.path.clone(),
+                read_only: s.read_only.unwrap_or(false),
+                weight: s.weight.unwrap_or(1),
+                ..Default::default()
             }));
         }
         if self.mock && self.stores.is_empty() {
@@ -383,8 +457,83 @@ impl MockChain {
             return Ok(Some(StoreBasicInfo {
                 path: name.clone(),
                 name,
+                weight: 1,
+                ..Default::default()
             }));
         }
         Ok(None)
     }
+
+    /// Chooses the store among `candidates` that takes sector `id`'s `size` bytes: writable,
+    /// known to this manager, with room (its free space on this host, less what other sectors
+    /// reserved there; a store whose path is not mounted here counts as having room); the
+    /// highest weight first, then the most free space. The room stays reserved until the
+    /// sector is persisted, finalized or aborted. None when no candidate has room.
+    pub async fn reserve_space(
+        &self,
+        id: SectorId,
+        size: u64,
+        candidates: Vec<String>,
+        who: &Caller,
+    ) -> Result<Option<StoreBasicInfo>, RpcError> {
+        self.sector(id, who).await?;
+        let mut known = Vec::new();
+        for name in candidates {
+            if let Some(info) = self.store_info(name).await? {
+                if !info.read_only {
+                    known.push(info);
+                }
+            }
+        }
+        let names: Vec<String> = known.iter().map(|s| s.name.clone()).collect();
+        let reserved = self
+            .db
+            .run(move |c| db::stores::reserved_elsewhere(c, &names, id.miner, id.number))
+            .await
+            .map_err(db_error)?;
+        let mut fits: Vec<(StoreBasicInfo, Option<u64>)> = known
+            .into_iter()
+            .map(|s| {
+                let taken = reserved.get(&s.name).copied().unwrap_or(0);
+                let free = free_bytes(&s.path).map(|f| f.saturating_sub(taken));
+                (s, free)
+            })
+            .filter(|(_, free)| free.is_none_or(|f| f >= size))
+            .collect();
+        fits.sort_by(|(a, fa), (b, fb)| {
+            b.weight
+                .cmp(&a.weight)
+                .then(fb.unwrap_or(u64::MAX).cmp(&fa.unwrap_or(u64::MAX)))
+        });
+        let Some((chosen, free)) = fits.into_iter().next() else {
+            warn!(sector = %id, size, "no persist store has room");
+            return Ok(None);
+        };
+        let store = chosen.name.clone();
+        let bytes = i64::try_from(size).unwrap_or(i64::MAX);
+        self.db
+            .run(move |c| db::stores::reserve(c, id.miner, id.number, &store, bytes, db::now()))
+            .await
+            .map_err(db_error)?;
+        info!(sector = %id, store = %chosen.name, size, free = ?free, "persist space reserved");
+        Ok(Some(chosen))
+    }
+
+    /// Gives back sector `id`'s reserved room.
+    async fn release(&self, id: SectorId) -> Result<(), RpcError> {
+        self.db
+            .run(move |c| db::stores::release(c, id.miner, id.number))
+            .await
+            .map_err(db_error)
+    }
+}
+
+/// Free bytes of the filesystem at `path` on this host; None when it is not a directory here.
+fn free_bytes(path: &str) -> Option<u64> {
+    let p = std::path::Path::new(path);
+    if !p.is_absolute() || !p.is_dir() {
+        return None;
+    }
+    let st = nix::sys::statvfs::statvfs(p).ok()?;
+    Some(st.blocks_available().saturating_mul(st.fragment_size()))
 }

@@ -2,6 +2,7 @@
 //! jobs are in `rest/wdpost.rs`. Every endpoint but `/healthz` and `/metrics` needs the admin
 //! token; every state change goes to `audit_log`.
 
+pub mod tokens;
 pub mod wdpost;
 
 use std::future::{ready, Ready};
@@ -9,15 +10,23 @@ use std::time::Duration;
 
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use chrono::NaiveDateTime;
-use damocles_actors::wire::jsonrpc::{CallError, Client, INVALID_PARAMS};
+use damocles_actors::wire::auth::{ct_eq, from_hex32, unix_now, ControlKey, FORCE_HEADER};
+use damocles_actors::wire::jsonrpc::{
+    CallError, Client, FORBIDDEN, INVALID_PARAMS, NEEDS_FORCE, THREAD_NOT_FOUND,
+};
+use damocles_actors::wire::method::Method;
 use damocles_actors::wire::worker_api::{ThreadInfo, DEFAULT_PORT};
+use damocles_actors::wire::worker_methods::{
+    WorkerLimits, WorkerList, WorkerPause, WorkerResume, WorkerSetLimits,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use damocles_actors::limits::check_stage;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
+use crate::auth::Authenticator;
 use crate::db::workers::WorkerRow;
 use crate::db::{self, audit, Db};
 use crate::error::ApiError;
@@ -26,6 +35,8 @@ use crate::sched::{PledgeRequest, Scheduler};
 pub struct RestState {
     pub db: Db,
     pub token: String,
+    /// Told when a worker token is created or revoked here, so it applies at once.
+    pub auth: Arc<Authenticator>,
     /// Timeout of calls forwarded to workers.
     pub worker_timeout: Duration,
     /// `[task] max_retry`, shown with each WindowPoSt job.
@@ -50,7 +61,7 @@ impl FromRequest for Admin {
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim);
-        if given != Some(state.token.as_str()) {
+        if !given.is_some_and(|g| ct_eq(g.as_bytes(), state.token.as_bytes())) {
             return ready(Err(ApiError::Unauthorized));
         }
         let peer = req
@@ -151,15 +162,33 @@ async fn resolve(s: &RestState, target: &str) -> Result<(String, String), ApiErr
     Ok((target.to_string(), addr))
 }
 
-async fn call_worker<T: serde::de::DeserializeOwned>(
+/// Calls a worker's management API, signed with the key derived from its token (when the
+/// manager holds one for that name; `force` says a resume may drop work).
+async fn call_worker<M: Method>(
     s: &RestState,
     name: &str,
     addr: &str,
-    method: &str,
-    params: serde_json::Value,
-) -> Result<T, ApiError> {
+    params: M::Params,
+    force: bool,
+) -> Result<M::Output, ApiError> {
+    let n = name.to_string();
+    let key =
+        s.db.run(move |c| db::tokens::active_hash(c, &n))
+            .await?
+            .and_then(|h| from_hex32(&h))
+            .map(|h| ControlKey::from_token_hash(&h));
     let client = Client::new(format!("http://{addr}/"), s.worker_timeout);
-    client.call(method, params).await.map_err(|e| match e {
+    let signed = client.call_with::<M>(params, move |body| {
+        let mut h = Vec::new();
+        if let Some(k) = &key {
+            h.push(("Authorization", k.sign(unix_now(), force, body)));
+        }
+        if force {
+            h.push((FORCE_HEADER, "true".to_string()));
+        }
+        h
+    });
+    signed.await.map_err(|e| match e {
         CallError::Transport { reason, .. } if reason.contains("timed out") => {
             ApiError::WorkerTimeout {
                 worker: name.into(),
@@ -174,12 +203,23 @@ async fn call_worker<T: serde::de::DeserializeOwned>(
                 reason,
             }
         }
-        CallError::Rpc(r) if r.code == INVALID_PARAMS && r.message.contains("not found") => {
+        CallError::Rpc(r) if r.code == THREAD_NOT_FOUND => {
             ApiError::NotFound(format!("worker {name}: {}", r.message))
         }
         CallError::Rpc(r) if r.code == INVALID_PARAMS => {
             ApiError::BadRequest(format!("worker {name}: {}", r.message))
         }
+        CallError::Rpc(r) if r.code == NEEDS_FORCE => {
+            ApiError::Conflict(format!("worker {name}: {}", r.message))
+        }
+        CallError::Rpc(r) if r.code == FORBIDDEN => ApiError::WorkerUnreachable {
+            worker: name.into(),
+            addr: addr.into(),
+            reason: format!(
+                "it refused the manager's credential: {} (create the worker's token with `util worker token create {name}` and give it to the worker)",
+                r.message
+            ),
+        },
         CallError::Rpc(r) => ApiError::WorkerUnreachable {
             worker: name.into(),
             addr: addr.into(),
@@ -201,8 +241,7 @@ pub async fn worker_info(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, dest) = resolve(&s, &path).await?;
-    let threads: Vec<ThreadInfo> =
-        call_worker(&s, &name, &dest, "VenusWorker.WorkerList", json!([])).await?;
+    let threads = call_worker::<WorkerList>(&s, &name, &dest, [], false).await?;
     Ok(HttpResponse::Ok().json(InfoView {
         name,
         dest,
@@ -242,8 +281,7 @@ pub async fn pause_thread(
     let (target, idx) = path.into_inner();
     let idx = index(&idx)?;
     let (name, dest) = resolve(&s, &target).await?;
-    let res: Result<bool, ApiError> =
-        call_worker(&s, &name, &dest, "VenusWorker.WorkerPause", json!([idx])).await;
+    let res = call_worker::<WorkerPause>(&s, &name, &dest, (idx,), false).await;
     let outcome = match &res {
         Ok(true) => "paused".to_string(),
         Ok(false) => "already paused".to_string(),
@@ -267,6 +305,9 @@ pub async fn pause_thread(
 #[serde(deny_unknown_fields)]
 pub struct ResumeBody {
     pub state: Option<String>,
+    /// Needed to resume into Finished or Aborted, which drops the thread's work.
+    #[serde(default)]
+    pub force: bool,
 }
 
 pub async fn resume_thread(
@@ -282,21 +323,16 @@ pub async fn resume_thread(
     } else {
         serde_json::from_slice(&body).map_err(|e| {
             ApiError::BadRequest(format!(
-                "malformed body: {e}; expected {{\"state\": \"<State>\"}} or nothing"
+                "malformed body: {e}; expected {{\"state\": \"<State>\", \"force\": true|false}} or nothing"
             ))
         })?
     };
     let (name, dest) = resolve(&s, &target).await?;
-    let res: Result<bool, ApiError> = call_worker(
-        &s,
-        &name,
-        &dest,
-        "VenusWorker.WorkerResume",
-        json!([idx, body.state]),
-    )
-    .await;
+    let res =
+        call_worker::<WorkerResume>(&s, &name, &dest, (idx, body.state.clone()), body.force).await;
     let outcome = match &res {
-        Ok(_) => "resumed".to_string(),
+        Ok(true) => "resumed".to_string(),
+        Ok(false) => "not paused".to_string(),
         Err(e) => format!("error: {e}"),
     };
     record(
@@ -308,9 +344,10 @@ pub async fn resume_thread(
         &outcome,
     )
     .await?;
-    res?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"worker": name, "index": idx, "state": body.state, "result": outcome})))
+    let resumed = res?;
+    Ok(HttpResponse::Ok().json(
+        json!({"worker": name, "index": idx, "state": body.state, "resumed": resumed, "result": outcome}),
+    ))
 }
 
 /// The worker's stage limits and how many of each run, fetched from it.
@@ -320,8 +357,7 @@ pub async fn worker_limits(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, dest) = resolve(&s, &path).await?;
-    let limits: Value =
-        call_worker(&s, &name, &dest, "VenusWorker.WorkerLimits", json!([])).await?;
+    let limits = call_worker::<WorkerLimits>(&s, &name, &dest, [], false).await?;
     Ok(HttpResponse::Ok().json(json!({"worker": name, "limits": limits})))
 }
 
@@ -347,14 +383,7 @@ pub async fn set_worker_limits(
         }
     }
     let (name, dest) = resolve(&s, &path).await?;
-    let res: Result<Value, ApiError> = call_worker(
-        &s,
-        &name,
-        &dest,
-        "VenusWorker.WorkerSetLimits",
-        json!([changes]),
-    )
-    .await;
+    let res = call_worker::<WorkerSetLimits>(&s, &name, &dest, (changes.clone(),), false).await;
     let outcome = match &res {
         Ok(_) => "changed".to_string(),
         Err(e) => format!("error: {e}"),
@@ -500,7 +529,7 @@ pub async fn metrics(s: web::Data<RestState>) -> HttpResponse {
         .body(out)
 }
 
-async fn record(
+pub(crate) async fn record(
     s: &RestState,
     admin: &Admin,
     action: &str,

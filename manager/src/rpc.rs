@@ -1,16 +1,21 @@
-//! The worker-facing JSON-RPC at `/rpc/v0`, namespace `Venus`, positional params: decodes the
-//! params of each method and hands them to the mock chain, the heartbeat writer or the
-//! WindowPoSt job queue.
+//! The worker-facing JSON-RPC at `/rpc/v0`, namespace `Venus`: identifies the caller by its
+//! token, decodes each method's positional parameters with damocles' exact count (one type per
+//! method in `wire::venus_methods`), and hands them to the mock chain, the heartbeat writer or
+//! the WindowPoSt job queue, saying who asks.
+
+use std::sync::Arc;
 
 use actix::Addr;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
+use damocles_actors::wire::auth::THREAD_HEADER;
 use damocles_actors::wire::jsonrpc::{
     decode_request, Response, RpcError, METHOD_NOT_FOUND, SERVICE_UNAVAILABLE,
 };
-use damocles_actors::wire::venus::WorkerInfo;
-use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use damocles_actors::wire::method::{serve, Method};
+use damocles_actors::wire::venus_methods::{self as m, ALL};
+use serde_json::Value;
 
+use crate::auth::{Authenticator, Caller};
 use crate::heartbeat_writer::{HeartbeatWriter, Ping};
 use crate::mock_chain::MockChain;
 use crate::wdpost::JobQueue;
@@ -19,117 +24,185 @@ pub struct RpcState {
     pub chain: MockChain,
     pub heartbeats: Addr<HeartbeatWriter>,
     pub jobs: JobQueue,
+    pub auth: Arc<Authenticator>,
 }
 
-pub async fn handle(body: web::Bytes, state: web::Data<RpcState>) -> HttpResponse {
-    let req = match decode_request(&body) {
+/// Who asks: the worker (by its token) and, our extension, its thread (by a header).
+pub struct Asker {
+    pub caller: Caller,
+    pub thread: Option<u32>,
+}
+
+pub async fn handle(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<RpcState>,
+) -> HttpResponse {
+    let call = match decode_request(&body) {
         Ok(r) => r,
         Err(resp) => return HttpResponse::Ok().json(resp),
     };
-    let result = dispatch(&req.method, req.params, &state).await;
-    HttpResponse::Ok().json(Response::from_result(req.id, result))
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let caller = match state.auth.identify(header("Authorization")).await {
+        Ok(c) => c,
+        Err(e) => {
+            let status = if e.code == SERVICE_UNAVAILABLE {
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                actix_web::http::StatusCode::UNAUTHORIZED
+            };
+            return HttpResponse::build(status).json(Response::from_result(call.id, Err(e)));
+        }
+    };
+    let asker = Asker {
+        caller,
+        thread: header(THREAD_HEADER).and_then(|v| v.trim().parse().ok()),
+    };
+    let result = dispatch(&call.method, call.params, &state, &asker).await;
+    HttpResponse::Ok().json(Response::from_result(call.id, result))
 }
 
-/// The `n`th positional parameter, decoded.
-fn arg<T: DeserializeOwned>(params: &Value, n: usize, method: &str) -> Result<T, RpcError> {
-    let v = params.get(n).cloned().unwrap_or(Value::Null);
-    serde_json::from_value(v)
-        .map_err(|e| RpcError::invalid_params(format!("{method}: parameter {n}: {e}")))
-}
-
-fn ok<T: serde::Serialize>(v: T) -> Result<Value, RpcError> {
-    Ok(json!(v))
-}
-
-async fn dispatch(method: &str, p: Value, s: &RpcState) -> Result<Value, RpcError> {
-    let name = method.strip_prefix("Venus.").unwrap_or("");
+async fn dispatch(method: &str, p: Value, s: &RpcState, a: &Asker) -> Result<Value, RpcError> {
     let c = &s.chain;
-    match name {
-        "WorkerPing" => {
-            let info: WorkerInfo = arg(&p, 0, name)?;
-            if info.name.is_empty() {
-                return Err(RpcError::invalid_params("worker name is required"));
-            }
-            if info.dest.is_empty() {
-                return Err(RpcError::invalid_params("worker dest is required"));
-            }
-            s.heartbeats
-                .send(Ping(info))
+    let who = &a.caller;
+    match method {
+        m::WorkerPing::NAME => {
+            serve::<m::WorkerPing, _, _>(p, |(info,)| async move {
+                if info.name.is_empty() {
+                    return Err(RpcError::invalid_params("worker name is required"));
+                }
+                if info.dest.is_empty() {
+                    return Err(RpcError::invalid_params("worker dest is required"));
+                }
+                s.auth.speaks_for(who, &info.name).await?;
+                s.heartbeats
+                    .send(Ping(info))
+                    .await
+                    .map_err(|e| RpcError::new(SERVICE_UNAVAILABLE, e.to_string()))?
+                    .map_err(|e| RpcError::new(SERVICE_UNAVAILABLE, e))
+            })
+            .await
+        }
+        m::AllocateSector::NAME => {
+            serve::<m::AllocateSector, _, _>(p, |(spec,)| c.allocate_sector(spec, a)).await
+        }
+        m::AcquireDeals::NAME => {
+            serve::<m::AcquireDeals, _, _>(p, |(sid, _spec)| async move {
+                c.owned(sid, who).await?;
+                Ok(None)
+            })
+            .await
+        }
+        m::AssignTicket::NAME => {
+            serve::<m::AssignTicket, _, _>(p, |(sid,)| c.assign_ticket(sid, who)).await
+        }
+        m::SubmitPreCommit::NAME => {
+            serve::<m::SubmitPreCommit, _, _>(p, |(sector, info, reset)| {
+                c.submit_pre_commit(sector, info, reset, who)
+            })
+            .await
+        }
+        m::PollPreCommitState::NAME => {
+            serve::<m::PollPreCommitState, _, _>(p, |(sid,)| c.poll_pre_commit(sid, who)).await
+        }
+        m::SubmitPersisted::NAME => {
+            serve::<m::SubmitPersisted, _, _>(p, |(sid, instance)| {
+                c.submit_persisted(sid, instance, who)
+            })
+            .await
+        }
+        m::SubmitPersistedEx::NAME => {
+            serve::<m::SubmitPersistedEx, _, _>(p, |(sid, instance, _upgrade)| {
+                c.submit_persisted(sid, instance, who)
+            })
+            .await
+        }
+        m::WaitSeed::NAME => {
+            serve::<m::WaitSeed, _, _>(p, |(sid, _proof)| c.wait_seed(sid, who)).await
+        }
+        m::SubmitProof::NAME => {
+            serve::<m::SubmitProof, _, _>(p, |(sid, proof, reset)| {
+                c.submit_proof(sid, proof, reset, who)
+            })
+            .await
+        }
+        m::PollProofState::NAME => {
+            serve::<m::PollProofState, _, _>(p, |(sid,)| c.poll_proof(sid, who)).await
+        }
+        m::ReportState::NAME => {
+            serve::<m::ReportState, _, _>(p, |(sid, req)| c.report_state(sid, req, who)).await
+        }
+        m::ReportFinalized::NAME => {
+            serve::<m::ReportFinalized, _, _>(p, |(sid,)| c.report_finalized(sid, who)).await
+        }
+        m::ReportAborted::NAME => {
+            serve::<m::ReportAborted, _, _>(p, |(sid, reason)| c.report_aborted(sid, reason, who))
                 .await
-                .map_err(|e| RpcError::new(SERVICE_UNAVAILABLE, e.to_string()))?
-                .map_err(|e| RpcError::new(SERVICE_UNAVAILABLE, e))?;
-            ok(Value::Null)
         }
-        "AllocateSector" => ok(c
-            .allocate_sector(
-                arg(&p, 0, name)?,
-                arg::<Option<String>>(&p, 1, name)?.unwrap_or_default(),
-                arg(&p, 2, name)?,
-            )
-            .await?),
-        "AcquireDeals" => ok(Value::Null),
-        "AssignTicket" => ok(c.assign_ticket(arg(&p, 0, name)?).await?),
-        "SubmitPreCommit" => ok(c
-            .submit_pre_commit(
-                arg(&p, 0, name)?,
-                arg(&p, 1, name)?,
-                arg::<Option<bool>>(&p, 2, name)?.unwrap_or(false),
-            )
-            .await?),
-        "PollPreCommitState" => ok(c.poll_pre_commit(arg(&p, 0, name)?).await?),
-        "SubmitPersistedEx" | "SubmitPersisted" => ok(c
-            .submit_persisted(arg(&p, 0, name)?, arg(&p, 1, name)?)
-            .await?),
-        "WaitSeed" => ok(c.wait_seed(arg(&p, 0, name)?).await?),
-        "SubmitProof" => ok(c
-            .submit_proof(
-                arg(&p, 0, name)?,
-                arg(&p, 1, name)?,
-                arg::<Option<bool>>(&p, 2, name)?.unwrap_or(false),
-            )
-            .await?),
-        "PollProofState" => ok(c.poll_proof(arg(&p, 0, name)?).await?),
-        "ReportState" => ok(c.report_state(arg(&p, 0, name)?, arg(&p, 1, name)?).await?),
-        "ReportFinalized" => ok(c.report_finalized(arg(&p, 0, name)?).await?),
-        "ReportAborted" => ok(c
-            .report_aborted(
-                arg(&p, 0, name)?,
-                arg::<Option<String>>(&p, 1, name)?.unwrap_or_default(),
-            )
-            .await?),
-        "StoreBasicInfo" => ok(c.store_info(arg(&p, 0, name)?).await?),
-        "WdPoStAllocateJobs" => ok(s
-            .jobs
-            .allocate(
-                arg(&p, 0, name)?,
-                arg::<Option<u32>>(&p, 1, name)?.unwrap_or(1),
-                arg::<Option<String>>(&p, 2, name)?.unwrap_or_default(),
-                arg(&p, 3, name)?,
-            )
-            .await?),
-        "WdPoStHeartbeatJobs" => {
-            s.jobs
-                .heartbeat(
-                    arg(&p, 0, name)?,
-                    arg::<Option<String>>(&p, 1, name)?.unwrap_or_default(),
-                )
-                .await?;
-            ok(Value::Null)
+        m::StoreReserveSpace::NAME => {
+            serve::<m::StoreReserveSpace, _, _>(p, |(sid, size, candidates)| {
+                c.reserve_space(sid, size, candidates.unwrap_or_default(), who)
+            })
+            .await
         }
-        "WdPoStFinishJob" => {
-            s.jobs
-                .finish(
-                    arg(&p, 0, name)?,
-                    arg(&p, 1, name)?,
-                    arg::<Option<String>>(&p, 2, name)?.unwrap_or_default(),
-                    arg(&p, 3, name)?,
-                )
-                .await?;
-            ok(Value::Null)
+        m::StoreBasicInfo::NAME => {
+            serve::<m::StoreBasicInfo, _, _>(p, |(name,)| c.store_info(name)).await
+        }
+        // Snap-up, rebuild and unseal do not exist yet: there is never such work to hand out,
+        // so no such sector exists either.
+        m::AllocateSnapUpSector::NAME => {
+            serve::<m::AllocateSnapUpSector, _, _>(p, |_| async { Ok(None) }).await
+        }
+        m::AllocateRebuildSector::NAME => {
+            serve::<m::AllocateRebuildSector, _, _>(p, |_| async { Ok(None) }).await
+        }
+        m::AllocateUnsealSector::NAME => {
+            serve::<m::AllocateUnsealSector, _, _>(p, |_| async { Ok(None) }).await
+        }
+        m::SubmitSnapUpProof::NAME => {
+            serve::<m::SubmitSnapUpProof, _, _>(p, |(sid, _)| async move {
+                Err(c.no_such_work("snap-up", sid))
+            })
+            .await
+        }
+        m::AchieveUnsealSector::NAME => {
+            serve::<m::AchieveUnsealSector, _, _>(p, |(sid, _, _)| async move {
+                Err(c.no_such_work("unseal", sid))
+            })
+            .await
+        }
+        m::AcquireUnsealDest::NAME => {
+            serve::<m::AcquireUnsealDest, _, _>(p, |(sid, _)| async move {
+                Err(c.no_such_work("unseal", sid))
+            })
+            .await
+        }
+        m::WdPoStAllocateJobs::NAME => {
+            serve::<m::WdPoStAllocateJobs, _, _>(p, |(spec, num, worker)| async move {
+                s.auth.speaks_for(who, &worker).await?;
+                s.jobs.allocate(spec, num, worker, a.thread).await
+            })
+            .await
+        }
+        m::WdPoStHeartbeatJobs::NAME => {
+            serve::<m::WdPoStHeartbeatJobs, _, _>(p, |(ids, worker)| async move {
+                s.auth.speaks_for(who, &worker).await?;
+                s.jobs.heartbeat(ids, worker).await
+            })
+            .await
+        }
+        m::WdPoStFinishJob::NAME => {
+            serve::<m::WdPoStFinishJob, _, _>(p, |(id, output, error)| {
+                s.jobs.finish(id, output, error, who, &s.auth)
+            })
+            .await
         }
         _ => Err(RpcError::new(
             METHOD_NOT_FOUND,
-            format!("method {method:?} not found"),
+            format!(
+                "method {method:?} not found; this manager serves: {}",
+                ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            ),
         )),
     }
 }

@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context as _;
 use tracing::{info, warn};
 
+use crate::auth::Authenticator;
 use crate::config::{ManagerConfig, DEFAULT_LISTEN};
 use crate::db::{Db, DbError, DbSettings};
 use crate::deadline_clock::DeadlineClock;
@@ -132,6 +133,8 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
     let rules = cfg.task.rules();
     JobKeeper::new(db.clone(), rules.clone()).start();
     let heartbeats = HeartbeatWriter::new(db.clone()).start();
+    let auth = Arc::new(Authenticator::new(db.clone(), cfg.auth.workers));
+    info!(workers = ?cfg.auth.workers, "worker authentication");
     let rpc_state = web::Data::new(RpcState {
         chain,
         heartbeats,
@@ -139,10 +142,12 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
             db: db.clone(),
             sched: sched.clone(),
         },
+        auth: auth.clone(),
     });
     let rest_state = web::Data::new(RestState {
         db,
         token,
+        auth,
         worker_timeout: Duration::from_secs(10),
         max_retry: rules.max_retry,
         sched,
@@ -169,6 +174,9 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
             .route("/workers/{name}/limits", web::post().to(rest::set_worker_limits))
             .route("/workers/{name}/threads/{idx}/pause", web::post().to(rest::pause_thread))
             .route("/workers/{name}/threads/{idx}/resume", web::post().to(rest::resume_thread))
+            .route("/workers/{name}/token", web::post().to(rest::tokens::create))
+            .route("/workers/{name}/token", web::delete().to(rest::tokens::revoke))
+            .route("/tokens", web::get().to(rest::tokens::list))
             .route("/audit", web::get().to(rest::audit_log))
             .route("/sched/log", web::get().to(rest::sched_log))
             .route("/sealer/sectors/pledge", web::post().to(rest::pledge))

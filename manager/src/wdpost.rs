@@ -1,15 +1,16 @@
 //! The WindowPoSt job queue as workers see it (`Venus.WdPoSt*`): claim, heartbeat, finish. A
 //! returned proof is verified with the real verifier before its job succeeds; an attempt that
-//! fails for any reason counts as a try. Refusals carry `JOB_NOT_OWNED`, so the worker drops
+//! fails for any reason counts as a try. Refusals carry `NOT_YOURS`, so the worker drops
 //! the job instead of retrying.
 
 use std::sync::Arc;
 
-use damocles_actors::wire::jsonrpc::{RpcError, JOB_NOT_OWNED, SERVER_ERROR};
+use damocles_actors::wire::jsonrpc::{RpcError, NOT_YOURS, SERVER_ERROR};
 use damocles_actors::wire::processor::WindowPoStOutput;
 use damocles_actors::wire::venus::{AllocatePoStSpec, AllocatedPoStJob, PoStInput};
 use tracing::{info, warn};
 
+use crate::auth::{Authenticator, Caller};
 use crate::db::wdpost::{ClaimFilter, Finish, JobRow, RUNNING};
 use crate::db::{self, Db};
 use crate::mock_chain::db_error;
@@ -32,7 +33,7 @@ pub struct JobQueue {
 }
 
 fn not_owned(msg: String) -> RpcError {
-    RpcError::new(JOB_NOT_OWNED, msg)
+    RpcError::new(NOT_YOURS, msg)
 }
 
 fn input_of(row: &JobRow) -> Result<PoStInput, RpcError> {
@@ -113,28 +114,32 @@ impl JobQueue {
         }
     }
 
-    /// Ends the caller's attempt. `worker` is our extension (a 4th parameter); a damocles worker
-    /// leaves it out and is then only checked to be finishing a running job.
+    /// Ends the caller's attempt: the job must be running and held by the caller. A caller
+    /// without a token (damocles semantics) may finish a running job unless the worker holding it
+    /// has a token.
     pub async fn finish(
         &self,
         id: String,
         output: Option<WindowPoStOutput>,
         error: String,
-        worker: Option<String>,
+        who: &Caller,
+        auth: &Arc<Authenticator>,
     ) -> Result<(), RpcError> {
         let i = id.clone();
+        let worker = who.name().map(String::from);
         let row = self
             .db
             .run(move |c| db::wdpost::get(c, &i))
             .await
             .map_err(db_error)?;
-        let owner_ok = |r: &JobRow| {
-            r.state == RUNNING
-                && worker
-                    .as_deref()
-                    .is_none_or(|w| r.worker_name.as_deref() == Some(w))
+        let holder = row.as_ref().and_then(|r| r.worker_name.clone());
+        let owner_ok = match (who, &holder) {
+            (Caller::Worker(n), Some(h)) => n == h,
+            (Caller::Worker(_), None) => false,
+            (Caller::Anonymous, Some(h)) => !auth.has_token(h).await?,
+            (Caller::Anonymous, None) => true,
         };
-        let Some(row) = row.filter(owner_ok) else {
+        let Some(row) = row.filter(|r| r.state == RUNNING && owner_ok) else {
             return Err(self.refusal(&id, worker).await);
         };
         let outcome = self.judge(&row, output, error).await?;

@@ -197,19 +197,32 @@ impl Manager {
 
     /// A manager whose `manager.toml` also holds `extra` (e.g. `[task]` and `[mock]` sections).
     pub fn start_with(dir: &Path, db_url: Option<String>, port: u16, extra: &str) -> Manager {
+        let args = [
+            "daemon",
+            "run",
+            "--mock",
+            "--miner",
+            "10000",
+            "--sector-size",
+            "2KiB",
+        ];
+        Self::start_cmd(dir, db_url, port, extra, &args)
+    }
+
+    /// A manager started with `args` (then `--listen` and, with a config, `-c`); its home is
+    /// `<dir>/manager-home`, where a test may have put a `sector-manager.cfg`.
+    pub fn start_cmd(
+        dir: &Path,
+        db_url: Option<String>,
+        port: u16,
+        extra: &str,
+        args: &[&str],
+    ) -> Manager {
         let home = dir.join("manager-home");
         std::fs::create_dir_all(&home).expect("home");
         let mut cmd = Command::new(bin("damocles-manager"));
         cmd.env("DAMOCLES_PATH", &home)
-            .args([
-                "daemon",
-                "run",
-                "--mock",
-                "--miner",
-                "10000",
-                "--sector-size",
-                "2KiB",
-            ])
+            .args(args)
             .args(["--listen", &format!("127.0.0.1:{port}")]);
         let mut toml = extra.to_string();
         if let Some(url) = &db_url {
@@ -262,19 +275,9 @@ impl Manager {
         (status, resp.json().unwrap_or(Value::Null))
     }
 
-    /// A worker-facing JSON-RPC call: Ok(result) or Err(error object).
+    /// A worker-facing JSON-RPC call without a token: Ok(result) or Err(error object).
     pub fn rpc(&self, method: &str, params: Value) -> Result<Value, Value> {
-        let resp: Value = reqwest::blocking::Client::new()
-            .post(self.url("/rpc/v0"))
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-            .send()
-            .expect("rpc call")
-            .json()
-            .expect("rpc json");
-        match resp.get("error") {
-            Some(e) if !e.is_null() => Err(e.clone()),
-            _ => Ok(resp["result"].clone()),
-        }
+        self.rpc_with(None, method, params)
     }
 
     /// `damocles-manager <args>` against this manager.
@@ -288,6 +291,51 @@ impl Manager {
             .args(args)
             .output()
             .expect("manager cli")
+    }
+
+    /// A token for worker `name` in `<dir>/<name>.token`, made with `util worker token create`
+    /// the first time, as an operator would.
+    pub fn token_file(&self, dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(format!("{name}.token"));
+        if !path.exists() {
+            let out = self.cli(&["util", "worker", "token", "create", name]);
+            assert!(out.status.success(), "token create: {}", stderr(&out));
+            std::fs::write(&path, stdout(&out).trim()).expect("token file");
+        }
+        path
+    }
+
+    /// Worker `name`'s token (made on first use), kept where the harness keeps test workers'
+    /// token files, so a test worker's own token is reused.
+    pub fn worker_token(&self, name: &str) -> String {
+        let dir = self.home.parent().unwrap_or(&self.home).to_path_buf();
+        let token = std::fs::read_to_string(self.token_file(&dir, name)).expect("token");
+        token.trim().to_string()
+    }
+
+    /// A worker-facing JSON-RPC call with `name`'s token: Ok(result) or Err(error object).
+    pub fn rpc_as(&self, name: &str, method: &str, params: Value) -> Result<Value, Value> {
+        self.rpc_with(Some(&self.worker_token(name)), method, params)
+    }
+
+    /// A worker-facing JSON-RPC call with `token` (or none): Ok(result) or Err(error object).
+    pub fn rpc_with(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
+        let mut req = reqwest::blocking::Client::new()
+            .post(self.url("/rpc/v0"))
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp: Value = req.send().expect("rpc call").json().expect("rpc json");
+        match resp.get("error") {
+            Some(e) if !e.is_null() => Err(e.clone()),
+            _ => Ok(resp["result"].clone()),
+        }
     }
 
     /// Waits until `n` workers have pinged.
@@ -313,8 +361,11 @@ pub struct Worker {
 }
 
 /// `[worker]` and `[sector_manager]` of a test worker: named `name`, its API on `port`, pinging
-/// every second.
-fn worker_section(name: &str, manager_port: u16, port: u16) -> String {
+/// every second, with the token in `token_file` if any.
+fn worker_section(name: &str, manager_port: u16, port: u16, token_file: Option<&Path>) -> String {
+    let token = token_file
+        .map(|p| format!("rpc_client.token_file = \"{}\"\n", p.display()))
+        .unwrap_or_default();
     format!(
         r#"[worker]
 name = "{name}"
@@ -324,22 +375,38 @@ ping_interval = "1s"
 
 [sector_manager]
 rpc_client.addr = "/ip4/127.0.0.1/tcp/{manager_port}"
-
+{token}
 "#
     )
 }
 
-/// A worker config: `sealers` sealer threads under `dir`, one attached store. `thread_extra` goes
-/// into every thread (e.g. `sealing.allowed_miners = [1]` for threads that never get a sector).
+/// A worker config for manager `m`, with a token it made: `sealers` sealer threads under `dir`,
+/// one attached store. `thread_extra` goes into every thread (e.g. `sealing.allowed_miners = [1]`
+/// for threads that never get a sector).
 pub fn worker_config(
     dir: &Path,
     name: &str,
-    manager_port: u16,
+    m: &Manager,
     port: u16,
     sealers: usize,
     thread_extra: &str,
 ) -> PathBuf {
-    let mut cfg = worker_section(name, manager_port, port);
+    let token = m.token_file(dir, name);
+    worker_config_at(dir, name, m.port, Some(&token), port, sealers, thread_extra)
+}
+
+/// A worker config for a manager on `manager_port` (no need for one to run), with the token in
+/// `token_file` if any.
+pub fn worker_config_at(
+    dir: &Path,
+    name: &str,
+    manager_port: u16,
+    token_file: Option<&Path>,
+    port: u16,
+    sealers: usize,
+    thread_extra: &str,
+) -> PathBuf {
+    let mut cfg = worker_section(name, manager_port, port, token_file);
     cfg += &format!(
         r#"[sealing]
 allowed_miners = [10000]
@@ -374,13 +441,14 @@ c2 = 1
 pub fn wdpost_config(
     dir: &Path,
     name: &str,
-    manager_port: u16,
+    m: &Manager,
     port: u16,
     slots: usize,
     store: &Path,
     extra: &str,
 ) -> PathBuf {
-    let mut cfg = worker_section(name, manager_port, port);
+    let token = m.token_file(dir, name);
+    let mut cfg = worker_section(name, m.port, port, Some(&token));
     cfg += &format!(
         r#"[sealing]
 allowed_miners = [10000]
@@ -409,12 +477,12 @@ impl Worker {
     pub fn start(
         dir: &Path,
         name: &str,
-        manager_port: u16,
+        m: &Manager,
         sealers: usize,
         thread_extra: &str,
     ) -> Worker {
         let port = free_port();
-        let config = worker_config(dir, name, manager_port, port, sealers, thread_extra);
+        let config = worker_config(dir, name, m, port, sealers, thread_extra);
         Self::start_config(dir, name, config, port)
     }
 
@@ -507,4 +575,83 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// A processor child of the worker binary (`damocles-worker processor <stage>`), spoken to over
+/// the line-JSON protocol: real proofs for tests that play a worker themselves.
+pub struct ProcessorChild {
+    proc: Child,
+    out: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    next: u64,
+}
+
+impl ProcessorChild {
+    pub fn start(stage: &str) -> ProcessorChild {
+        use std::io::BufRead;
+        let mut proc = Command::new(bin("damocles-worker"))
+            .args(["processor", stage])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("processor child");
+        let mut out = std::io::BufReader::new(proc.stdout.take().expect("stdout")).lines();
+        let ready = out.next().and_then(Result::ok).unwrap_or_default();
+        assert_eq!(ready, format!("{stage} processor ready"));
+        ProcessorChild { proc, out, next: 1 }
+    }
+
+    /// Runs one task; panics with the child's error if it fails.
+    pub fn call(&mut self, task: Value) -> Value {
+        use std::io::Write;
+        self.next += 1;
+        let stdin = self.proc.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{}", json!({"id": self.next, "task": task})).expect("write task");
+        let line = self.out.next().and_then(Result::ok).unwrap_or_default();
+        let resp: Value = serde_json::from_str(&line).expect("processor response");
+        assert!(resp["err_msg"].is_null(), "{resp}");
+        resp["output"].clone()
+    }
+
+    /// Runs one task in a fresh child of `stage`.
+    pub fn once(stage: &str, task: Value) -> Value {
+        Self::start(stage).call(task)
+    }
+}
+
+impl Drop for ProcessorChild {
+    fn drop(&mut self) {
+        let _ = self.proc.kill();
+        let _ = self.proc.wait();
+    }
+}
+
+/// The 32-byte prover id of miner actor `miner` (LEB128 of the id, zero padded).
+pub fn prover_id(miner: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut v = miner;
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            break;
+        }
+        out.push(b | 0x80);
+    }
+    out.resize(32, 0);
+    out
+}
+
+/// `python3 tests/fixtures/strict_peer.py`: a strict go-jsonrpc-like front for the manager at
+/// `upstream` (its `/rpc/v0` URL), listening on `port`, logging every call to `log`.
+pub fn strict_peer(dir: &Path, port: u16, upstream: &str, log: &Path) -> Proc {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/strict_peer.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script).arg(port.to_string()).arg(upstream).arg(log);
+    let p = spawn(&mut cmd, dir.join(format!("strict-peer-{port}.log")));
+    wait_for(Duration::from_secs(20), "the strict peer to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    p
 }

@@ -22,7 +22,7 @@ fn audit(m: &Manager) -> Vec<Value> {
 fn workers_are_seen_steered_expired_and_removed(db: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let m = Manager::start(dir.path(), db);
-    let mut w = Worker::start(dir.path(), "worker-a", m.port, 2, IDLE);
+    let mut w = Worker::start(dir.path(), "worker-a", &m, 2, IDLE);
 
     let list = wait_for(
         Duration::from_secs(30),
@@ -35,11 +35,24 @@ fn workers_are_seen_steered_expired_and_removed(db: Option<String>) {
     );
     let mut lines = list.lines();
     let header = lines.next().unwrap();
-    assert!(
-        header.starts_with("Name")
-            && header.contains("Dest")
-            && header.ends_with("LastPing(with ! if expired)"),
-        "{header}"
+    let columns: Vec<&str> = header
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "Name",
+            "Dest",
+            "Threads",
+            "Empty",
+            "Paused",
+            "Errors",
+            "LastPing(with ! if expired)",
+            "Mode"
+        ],
+        "the seed's columns in the seed's order, ours after: {header}"
     );
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(
@@ -139,7 +152,8 @@ fn workers_are_seen_steered_expired_and_removed(db: Option<String>) {
     w.proc.wait_exit(Duration::from_secs(5));
     std::thread::sleep(Duration::from_secs(7));
     let text = stdout(&m.cli(&["util", "worker", "list", "--expiration", "5s"]));
-    assert!(text.lines().nth(1).unwrap().ends_with("(!)"), "{text}");
+    let row = text.lines().nth(1).unwrap();
+    assert!(row.contains("s (!)") && row.ends_with("active"), "{text}");
     let text = stdout(&m.cli(&["util", "worker", "list"]));
     assert!(!text.contains("(!)"), "default expiration is 10m: {text}");
     let (status, body) = m.rest(Method::GET, "/workers/worker-a", None);
@@ -189,7 +203,7 @@ fn workers_are_seen_steered_expired_and_removed_mysql() {
 fn bad_requests_are_refused_and_change_nothing(db: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let m = Manager::start(dir.path(), db);
-    let w = Worker::start(dir.path(), "worker-b", m.port, 2, IDLE);
+    let w = Worker::start(dir.path(), "worker-b", &m, 2, IDLE);
     m.wait_for_workers(1);
     let before = audit(&m).len();
     let client = reqwest::blocking::Client::new();
@@ -293,13 +307,6 @@ fn bad_requests_are_refused_and_change_nothing(db: Option<String>) {
             400,
             "not handled by the sealer plan",
         ),
-        (
-            Method::POST,
-            "/workers/worker-b/threads/0/resume",
-            None,
-            400,
-            "is not paused",
-        ),
         (Method::GET, "/nowhere", None, 404, "no such endpoint"),
     ];
     for (method, path, body, status, needle) in cases {
@@ -319,13 +326,16 @@ fn bad_requests_are_refused_and_change_nothing(db: Option<String>) {
         Some(&big),
     );
     assert_eq!(got, 413);
+    // Resuming a thread that is not paused changes nothing and says so.
+    let (got, resp) = m.rest(Method::POST, "/workers/worker-b/threads/0/resume", None);
+    assert_eq!((got, &resp["resumed"]), (200, &json!(false)), "{resp}");
     // Nothing changed on the worker.
     assert!(w
         .list()
         .iter()
         .all(|t| t["thread_state"]["state"] != "Paused" && t["job_id"].is_null()));
     // Bad worker-facing RPCs are JSON-RPC errors.
-    let e = m.rpc("Venus.WorkerPing", json!([{"Name": "", "Dest": "x", "Summary": {"Threads": 0, "Empty": 0, "Paused": 0, "Errors": 0}}])).unwrap_err();
+    let e = m.rpc_as("tester", "Venus.WorkerPing", json!([{"Name": "", "Dest": "x", "Summary": {"Threads": 0, "Empty": 0, "Paused": 0, "Errors": 0}}])).unwrap_err();
     assert!(
         e["message"]
             .as_str()
@@ -333,10 +343,22 @@ fn bad_requests_are_refused_and_change_nothing(db: Option<String>) {
             .contains("worker name is required"),
         "{e}"
     );
-    let e = m.rpc("Venus.Nope", json!([])).unwrap_err();
+    let e = m.rpc_as("tester", "Venus.Nope", json!([])).unwrap_err();
     assert_eq!(e["code"], -32601);
+    let e = m.rpc("Venus.AssignTicket", json!([{"Miner": 10000, "Number": 1}]));
+    assert_eq!(e.unwrap_err()["code"], 11003, "no token, no answer");
+    let e = m.rpc_as("tester", "Venus.AllocateSector", json!([{}, "tester", 0]));
+    let msg = e.unwrap_err()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        msg.contains("wrong param count (method 'Venus.AllocateSector'): 3 != 1"),
+        "damocles' count, checked as go-jsonrpc does: {msg}"
+    );
     let e = m
-        .rpc(
+        .rpc_as(
+            "tester",
             "Venus.AssignTicket",
             json!([{"Miner": 10000, "Number": 424242}]),
         )
@@ -361,7 +383,8 @@ fn bad_requests_are_refused_and_change_nothing_mysql() {
 
 fn allocate(m: &Manager) -> u64 {
     let r = m
-        .rpc(
+        .rpc_as(
+            "tester",
             "Venus.AllocateSector",
             json!([{"AllowedMiners": [10000], "AllowedProofTypes": [5]}]),
         )
@@ -373,12 +396,13 @@ fn a_restarted_manager_loses_nothing(db: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let m = Manager::start_on(dir.path(), db.clone(), port);
-    let w = Worker::start(dir.path(), "worker-c", m.port, 1, IDLE);
+    let w = Worker::start(dir.path(), "worker-c", &m, 1, IDLE);
     m.wait_for_workers(1);
     assert_eq!((allocate(&m), allocate(&m)), (1, 2));
     // A miner or proof type the chain does not have gets nothing.
     assert_eq!(
-        m.rpc(
+        m.rpc_as(
+            "tester",
             "Venus.AllocateSector",
             json!([{"AllowedMiners": [7], "AllowedProofTypes": null}])
         )
@@ -442,23 +466,33 @@ fn a_garbage_proof_is_rejected() {
     let m = Manager::start(dir.path(), None);
     let n = allocate(&m);
     let id = json!({"Miner": 10000, "Number": n});
-    let ticket = m.rpc("Venus.AssignTicket", json!([id])).unwrap();
-    let info =
-        json!({"CommR": vec![1u8; 32], "CommD": vec![2u8; 32], "Ticket": ticket, "Deals": []});
+    let ticket = m
+        .rpc_as("tester", "Venus.AssignTicket", json!([id]))
+        .unwrap();
+    let info = json!({"CommR": vec![1u8; 32], "CommD": vec![2u8; 32], "Ticket": ticket});
     let r = m
-        .rpc(
+        .rpc_as(
+            "tester",
             "Venus.SubmitPreCommit",
             json!([{"ID": id, "ProofType": 5}, info, false]),
         )
         .unwrap();
     assert_eq!(r["Res"], 1);
-    let seed = m.rpc("Venus.WaitSeed", json!([id])).unwrap();
+    let seed = m
+        .rpc_as("tester", "Venus.WaitSeed", json!([id, 5]))
+        .unwrap();
     assert_eq!(seed["ShouldWait"], false);
     let r = m
-        .rpc("Venus.SubmitProof", json!([id, {"Proof": "AAAA"}, false]))
+        .rpc_as(
+            "tester",
+            "Venus.SubmitProof",
+            json!([id, {"Proof": "AAAA"}, false]),
+        )
         .unwrap();
     assert_eq!(r["Res"], 4, "{r}");
-    let r = m.rpc("Venus.PollProofState", json!([id])).unwrap();
+    let r = m
+        .rpc_as("tester", "Venus.PollProofState", json!([id]))
+        .unwrap();
     assert_eq!(r["State"], 7, "ShouldAbort: {r}");
 }
 
@@ -486,7 +520,7 @@ fn a_database_outage_is_503_and_the_manager_recovers_mysql() {
     let url = format!("mysql://{user}:pw@127.0.0.1:3306/{db}");
     let dir = tempfile::tempdir().unwrap();
     let m = Manager::start(dir.path(), Some(url.clone()));
-    let w = Worker::start(dir.path(), "worker-d", m.port, 1, IDLE);
+    let w = Worker::start(dir.path(), "worker-d", &m, 1, IDLE);
     m.wait_for_workers(1);
 
     // Outage: the account is locked and its connections are cut.
@@ -519,8 +553,10 @@ fn a_database_outage_is_503_and_the_manager_recovers_mysql() {
             .as_u16(),
         503
     );
+    // (The worker's token is known from before the outage.)
     let e = m
-        .rpc(
+        .rpc_as(
+            "worker-d",
             "Venus.AllocateSector",
             json!([{"AllowedMiners": [10000], "AllowedProofTypes": [5]}]),
         )

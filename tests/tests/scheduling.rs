@@ -40,7 +40,7 @@ fn pc1_limit_changes_live_from_the_file_and_from_the_manager() {
     let d = dir.path();
     let m = Manager::start(d, None);
     let port = free_port();
-    let path = worker_config(d, "w", m.port, port, 3, "");
+    let path = worker_config(d, "w", &m, port, 3, "");
     // Two PC1s at once, each held 8 s by a slow processor in front of the real one.
     let cfg = std::fs::read_to_string(&path).unwrap().replace(
         "[processors.limitation.concurrent]\nc2 = 1\n",
@@ -157,7 +157,7 @@ fn a_draining_worker_finishes_what_it_holds_and_takes_nothing_new() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let m = Manager::start(d, None);
-    let w = Worker::start(d, "w", m.port, 1, "");
+    let w = Worker::start(d, "w", &m, 1, "");
     let held = wait_for(Duration::from_secs(60), "a sector on w", || {
         w.list()[0]["job_id"].as_str().map(String::from)
     });
@@ -200,7 +200,11 @@ fn a_draining_worker_finishes_what_it_holds_and_takes_nothing_new() {
         .contains("sched: not scheduling w: draining"));
     // The manager refuses WindowPoSt jobs to it too, whatever the worker asks.
     let jobs = m
-        .rpc("Venus.WdPoStAllocateJobs", serde_json::json!([{}, 1, "w"]))
+        .rpc_as(
+            "w",
+            "Venus.WdPoStAllocateJobs",
+            serde_json::json!([{}, 1, "w"]),
+        )
         .unwrap();
     assert_eq!(jobs, serde_json::json!([]));
 
@@ -235,7 +239,7 @@ fn a_disk_quota_holds_new_sectors_until_it_is_raised() {
     let d = dir.path();
     let m = Manager::start(d, None);
     let port = free_port();
-    let path = worker_config(d, "q", m.port, port, 1, "");
+    let path = worker_config(d, "q", &m, port, 1, "");
     let cfg = std::fs::read_to_string(&path).unwrap();
     let small = cfg.replace("[sealing]\n", "[sealing]\ndisk_quota = \"1KiB\"\n");
     std::fs::write(&path, &small).unwrap();
@@ -290,7 +294,7 @@ fn a_disk_quota_holds_new_sectors_until_it_is_raised() {
 /// sectors stay busy before C2, and no proof eats memory while the test counts grants.
 fn busy_worker(d: &std::path::Path, m: &Manager, name: &str, threads: usize) -> Worker {
     let port = free_port();
-    let path = worker_config(d, name, m.port, port, threads, "");
+    let path = worker_config(d, name, m, port, threads, "");
     let slow_c2 = format!(
         "\n[[processors.c2]]\nbin = \"{}\"\nargs = [\"{}\", \"processor\", \"c2\"]\nenvs = {{ SLOW_SECS = \"600\" }}\n",
         concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/slow_processor.py"),

@@ -22,7 +22,7 @@ fn state(t: &Value) -> &str {
 fn cluster_seals_real_sectors_while_operators_steer_threads() {
     let dir = tempfile::tempdir().unwrap();
     let m = Manager::start(dir.path(), None);
-    let w = Worker::start(dir.path(), "worker-a", m.port, 3, "");
+    let w = Worker::start(dir.path(), "worker-a", &m, 3, "");
 
     // All three threads reach C2; one runs it (c2 = 1), the others wait for the slot.
     let (running, waiting) = wait_for(
@@ -182,8 +182,16 @@ fn cluster_seals_real_sectors_while_operators_steer_threads() {
         .unwrap();
     proof[10] ^= 0xff;
     let id = json!({"Miner": 10000, "Number": s["sector_number"]});
+    let forged =
+        json!([id, {"Proof": base64::engine::general_purpose::STANDARD.encode(&proof)}, true]);
+    // Another worker may not touch it at all.
+    let e = m
+        .rpc_as("intruder", "Venus.SubmitProof", forged.clone())
+        .unwrap_err();
+    assert_eq!(e["code"], 11002, "not the intruder's sector: {e}");
     let resp = m
-        .rpc(
+        .rpc_as(
+            "worker-a",
             "Venus.SubmitProof",
             json!([id, {"Proof": base64::engine::general_purpose::STANDARD.encode(&proof)}, true]),
         )

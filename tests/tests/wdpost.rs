@@ -50,7 +50,7 @@ fn prover(
     extra: &str,
 ) -> Worker {
     let port = free_port();
-    let cfg = wdpost_config(dir, name, m.port, port, 1, store, extra);
+    let cfg = wdpost_config(dir, name, m, port, 1, store, extra);
     Worker::start_config(dir, name, cfg, port)
 }
 
@@ -72,7 +72,7 @@ fn sealed_sectors_are_proven_through_failures_and_dead_workers(db: Option<String
     let m = Manager::start_with(d, db, free_port(), MANAGER);
 
     // Two real 2KiB sectors, sealed and proven by the cluster; then the sealer stops taking more.
-    let sealer = Worker::start(d, "sealer", m.port, 2, "");
+    let sealer = Worker::start(d, "sealer", &m, 2, "");
     wait_for(Duration::from_secs(900), "two proven sectors", || {
         let n = m
             .sectors()
@@ -183,20 +183,29 @@ fn sealed_sectors_are_proven_through_failures_and_dead_workers(db: Option<String
 
     // The dead worker's calls about that job are refused and change nothing.
     let before = job(&m, &held_id);
-    let hb = m.rpc("Venus.WdPoStHeartbeatJobs", json!([[held_id], "prover-1"]));
+    let hb = m.rpc_as(
+        "prover-1",
+        "Venus.WdPoStHeartbeatJobs",
+        json!([[held_id], "prover-1"]),
+    );
     let err = hb.unwrap_err();
     assert_eq!(err["code"], 11002, "{err}");
     assert!(
         err["message"].as_str().unwrap().contains("not running"),
         "{err}"
     );
-    let fin = m.rpc(
+    let fin = m.rpc_as(
+        "prover-1",
         "Venus.WdPoStFinishJob",
-        json!([held_id, null, "late", "prover-1"]),
+        json!([held_id, null, "late"]),
     );
     assert_eq!(fin.unwrap_err()["code"], 11002);
     assert_eq!(job(&m, &held_id), before);
-    let unknown = m.rpc("Venus.WdPoStHeartbeatJobs", json!([["nope"], "prover-2"]));
+    let unknown = m.rpc_as(
+        "prover-2",
+        "Venus.WdPoStHeartbeatJobs",
+        json!([["nope"], "prover-2"]),
+    );
     assert!(unknown.unwrap_err()["message"]
         .as_str()
         .unwrap()
@@ -347,16 +356,30 @@ fn sealed_sectors_are_proven_through_failures_and_dead_workers(db: Option<String
     );
     let forged = wait_for(Duration::from_secs(30), "a job for the forger", || {
         let got = m
-            .rpc("Venus.WdPoStAllocateJobs", json!([{}, 1, "forger"]))
+            .rpc_as(
+                "forger",
+                "Venus.WdPoStAllocateJobs",
+                json!([{}, 1, "forger"]),
+            )
             .ok()?;
         got.as_array()?.first().cloned()
     });
     let forged_id = forged["Id"].as_str().unwrap();
     assert!(!forged["Input"]["Sectors"].as_array().unwrap().is_empty());
     let garbage = json!({"proofs": ["AAAA"], "faults": []});
-    m.rpc(
+    // Someone else's token cannot finish the forger's job; the forger's own can.
+    let e = m
+        .rpc_as(
+            "prover-1",
+            "Venus.WdPoStFinishJob",
+            json!([forged_id, null, "x"]),
+        )
+        .unwrap_err();
+    assert_eq!(e["code"], 11002, "{e}");
+    m.rpc_as(
+        "forger",
         "Venus.WdPoStFinishJob",
-        json!([forged_id, garbage, "", "forger"]),
+        json!([forged_id, garbage, ""]),
     )
     .unwrap();
     let j = job(&m, forged_id);
@@ -401,9 +424,14 @@ fn two_managers_hand_out_each_job_exactly_once() {
     insert_fake_jobs(&url, JOBS);
     let claimed = Arc::new(Mutex::new(Vec::new()));
     let managers = Arc::new([a.url("/rpc/v0"), b.url("/rpc/v0")]);
+    // Each claimer has its own token, made through one manager and known to both.
+    let tokens: Vec<String> = (0..32)
+        .map(|c| a.worker_token(&format!("claimer-{c}")))
+        .collect();
     let threads: Vec<_> = (0..32)
         .map(|c| {
             let (claimed, managers) = (claimed.clone(), managers.clone());
+            let token = tokens[c].clone();
             std::thread::spawn(move || {
                 let http = reqwest::blocking::Client::new();
                 for n in 0.. {
@@ -411,6 +439,7 @@ fn two_managers_hand_out_each_job_exactly_once() {
                         "params": [{"AllowedMiners": null, "AllowedProofTypes": null}, 1, format!("claimer-{c}")]});
                     let resp: Value = http
                         .post(&managers[(c + n) % 2])
+                        .bearer_auth(&token)
                         .json(&body)
                         .send()
                         .unwrap()

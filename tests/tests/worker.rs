@@ -10,7 +10,7 @@ use damocles_tests::*;
 #[test]
 fn bad_configs_exit_non_zero_with_file_key_and_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let good = worker_config(dir.path(), "w", 1789, free_port(), 1, "");
+    let good = worker_config_at(dir.path(), "w", 1789, None, free_port(), 1, "");
     let base = std::fs::read_to_string(&good).unwrap();
     let cases = [
         (
@@ -132,7 +132,7 @@ fn no_processor_outlives_the_daemon() {
         let mut w = Worker::start(
             dir.path(),
             &format!("w-{sig}"),
-            m.port,
+            &m,
             1,
             "sealing.allowed_miners = [1]",
         );

@@ -6,10 +6,14 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use clap::{Args, Subcommand};
-use damocles_actors::limits::{limits_table, parse_assignment, StageUse};
+use damocles_actors::limits::{limits_table, parse_assignment};
+use damocles_actors::wire::auth::{unix_now, ControlKey, FORCE_HEADER};
 use damocles_actors::wire::jsonrpc::{CallError, Client};
-use damocles_actors::wire::worker_api::{ThreadInfo, DEFAULT_PORT};
-use serde_json::json;
+use damocles_actors::wire::method::Method;
+use damocles_actors::wire::worker_api::DEFAULT_PORT;
+use damocles_actors::wire::worker_methods::{
+    WorkerLimits, WorkerList, WorkerPause, WorkerResume, WorkerSetLimits,
+};
 
 use crate::config::Config;
 
@@ -54,6 +58,9 @@ enum WorkerSub {
         index: usize,
         #[arg(short, long)]
         state: Option<String>,
+        /// Resume into Finished or Aborted (implied here, on the worker's own machine)
+        #[arg(long)]
+        force: bool,
     },
     /// Show the stage limits and how many of each run; with stage=N (or stage=none), change
     /// them now and in the config file
@@ -66,37 +73,34 @@ enum WorkerSub {
 }
 
 impl WorkerCmd {
-    fn target(&self) -> anyhow::Result<String> {
+    /// Where the worker's API is, and the key to sign changes with (from the config's token).
+    fn target(&self) -> anyhow::Result<(String, Option<ControlKey>)> {
         if let Some(path) = &self.config {
             let cfg = Config::load(path)?;
             let host = match cfg.worker.rpc_server.host.as_deref() {
                 None | Some("0.0.0.0") | Some("::") => "127.0.0.1".to_string(),
                 Some(h) => h.to_string(),
             };
-            return Ok(format!("{host}:{}", cfg.rpc_port()));
+            let key = cfg.token(path)?.as_deref().map(ControlKey::from_token);
+            return Ok((format!("{host}:{}", cfg.rpc_port()), key));
         }
-        Ok(self
+        let host = self
             .host
             .clone()
-            .unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_PORT}")))
+            .unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_PORT}"));
+        Ok((host, None))
     }
 
     pub async fn run(self) -> anyhow::Result<()> {
-        let addr = self.target()?;
-        let client = Client::new(format!("http://{addr}/"), Duration::from_secs(10));
-        let fail = |e: CallError| match e {
-            CallError::Transport { reason, .. } => {
-                anyhow::anyhow!("cannot reach the worker at {addr}: {reason}")
-            }
-            CallError::Rpc(r) => anyhow::anyhow!("{}", r.message),
-            other => anyhow::anyhow!("{other}"),
+        let (addr, key) = self.target()?;
+        let api = Api {
+            client: Client::new(format!("http://{addr}/"), Duration::from_secs(10)),
+            key,
+            addr,
         };
         match self.cmd {
             WorkerSub::List { json } => {
-                let list: Vec<ThreadInfo> = client
-                    .call("VenusWorker.WorkerList", json!([]))
-                    .await
-                    .map_err(fail)?;
+                let list = api.call::<WorkerList>([], false).await?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&list)?);
                 } else {
@@ -106,43 +110,76 @@ impl WorkerCmd {
                 }
             }
             WorkerSub::Pause { index } => {
-                let done: bool = client
-                    .call("VenusWorker.WorkerPause", json!([index]))
-                    .await
-                    .map_err(fail)?;
-                if done {
+                if api.call::<WorkerPause>((index,), false).await? {
                     println!("thread #{index} paused");
                 } else {
                     println!("thread #{index} was already paused");
                 }
             }
             WorkerSub::Limits { set, json } => {
-                let now: BTreeMap<String, StageUse> = if set.is_empty() {
-                    client.call("VenusWorker.WorkerLimits", json!([])).await
+                let now = if set.is_empty() {
+                    api.call::<WorkerLimits>([], false).await?
                 } else {
                     let changes: BTreeMap<String, Option<usize>> = set.into_iter().collect();
-                    client
-                        .call("VenusWorker.WorkerSetLimits", json!([changes]))
-                        .await
-                }
-                .map_err(fail)?;
+                    api.call::<WorkerSetLimits>((changes,), false).await?
+                };
                 if json {
                     println!("{}", serde_json::to_string_pretty(&now)?);
                 } else {
                     print!("{}", limits_table(&now));
                 }
             }
-            WorkerSub::Resume { index, state } => {
-                let _: bool = client
-                    .call("VenusWorker.WorkerResume", json!([index, state]))
-                    .await
-                    .map_err(fail)?;
-                match state {
-                    Some(s) => println!("thread #{index} resumed from state {s}"),
-                    None => println!("thread #{index} resumed"),
+            WorkerSub::Resume {
+                index,
+                state,
+                force,
+            } => {
+                // This CLI signs only with the local config's token, so it speaks for the
+                // operator at the machine: dropping a sector needs no extra flag here, as in
+                // damocles. `--force` stays for symmetry with the manager's CLI.
+                let drops = matches!(state.as_deref(), Some("Finished" | "Aborted"));
+                let resumed = api
+                    .call::<WorkerResume>((index, state.clone()), force || drops)
+                    .await?;
+                match (resumed, state) {
+                    (false, _) => println!("thread #{index} was not paused: nothing to resume"),
+                    (true, Some(s)) => println!("thread #{index} resumed from state {s}"),
+                    (true, None) => println!("thread #{index} resumed"),
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// The worker's API as this CLI calls it: every call signed when the config gave a token.
+struct Api {
+    client: Client,
+    key: Option<ControlKey>,
+    addr: String,
+}
+
+impl Api {
+    async fn call<M: Method>(&self, params: M::Params, force: bool) -> anyhow::Result<M::Output> {
+        let key = self.key.clone();
+        self.client
+            .call_with::<M>(params, move |body| {
+                let mut h = Vec::new();
+                if let Some(k) = &key {
+                    h.push(("Authorization", k.sign(unix_now(), force, body)));
+                }
+                if force {
+                    h.push((FORCE_HEADER, "true".to_string()));
+                }
+                h
+            })
+            .await
+            .map_err(|e| match e {
+                CallError::Transport { reason, .. } => {
+                    anyhow::anyhow!("cannot reach the worker at {}: {reason}", self.addr)
+                }
+                CallError::Rpc(r) => anyhow::anyhow!("{}", r.message),
+                other => anyhow::anyhow!("{other}"),
+            })
     }
 }

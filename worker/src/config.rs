@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use damocles_actors::config_file;
 use damocles_actors::size::parse_size;
+use damocles_actors::wire::auth::bearer;
 use damocles_actors::wire::processor::STAGES;
 use damocles_actors::wire::venus::seal_proof;
 use damocles_actors::wire::worker_api::DEFAULT_PORT;
@@ -50,6 +51,9 @@ pub struct WorkerSection {
 pub struct RpcServerSection {
     pub host: Option<String>,
     pub port: Option<u16>,
+    /// Whether `WorkerList`, `WorkerVersion` and `WorkerLimits` answer callers without the
+    /// manager's credential (default true: a damocles-manager's `util worker info` cannot sign).
+    pub open_reads: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,14 +65,17 @@ pub struct SectorManagerSection {
     pub piece_token: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RpcClientSection {
     /// A multiaddr (`/ip4/127.0.0.1/tcp/1789`) or a URL.
     pub addr: String,
-    /// Accepted for damocles compatibility; not used by this worker yet.
-    #[allow(dead_code)]
+    /// Sent with every call to the manager, as damocles' key is spelled; the token can ride
+    /// here: `{ Authorization = "Bearer <token>" }`.
     pub headers: Option<HashMap<String, String>>,
+    /// Ours: a file holding the worker's token (from `damocles-manager util worker token
+    /// create <name>`), sent as `Authorization: Bearer <token>`.
+    pub token_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -125,6 +132,8 @@ pub struct SealingSection {
 pub struct ThreadSection {
     pub location: Option<String>,
     pub plan: Option<String>,
+    /// The same as `sealing.allowed_sizes`, where seed 002's example puts it.
+    pub allowed_sizes: Option<Vec<String>>,
     pub sealing: Option<SealingSection>,
 }
 
@@ -231,6 +240,23 @@ impl Config {
                     format!("missing: a thread with plan {plan} needs a location"),
                 ));
             }
+            if let Some(sizes) = &t.allowed_sizes {
+                let plain = SealingSection {
+                    allowed_sizes: Some(sizes.clone()),
+                    ..Default::default()
+                };
+                plain
+                    .validate(&format!("sealing_thread[{i}]"))
+                    .map_err(|(k, r)| err(k, r))?;
+                let nested = t.sealing.as_ref().and_then(|s| s.allowed_sizes.as_ref());
+                if nested.is_some_and(|n| n != sizes) {
+                    return Err(err(
+                        format!("sealing_thread[{i}].allowed_sizes"),
+                        "differs from sealing.allowed_sizes of the same thread: keep one of them"
+                            .into(),
+                    ));
+                }
+            }
             if let Some(s) = &t.sealing {
                 s.validate(&format!("sealing_thread[{i}].sealing"))
                     .map_err(|(k, r)| err(k, r))?;
@@ -321,7 +347,74 @@ impl Config {
         }
         crate::manager_addr::to_url(&self.sector_manager.rpc_client.addr)
             .map_err(|r| err("sector_manager.rpc_client.addr".into(), r))?;
+        let rc = &self.sector_manager.rpc_client;
+        if rc.token_file.is_some() && self.header_token().is_some() {
+            return Err(err(
+                "sector_manager.rpc_client.token_file".into(),
+                "the token is also in rpc_client.headers (Authorization): keep one of them".into(),
+            ));
+        }
+        for (k, v) in rc.headers.iter().flatten() {
+            if reqwest_header_ok(k, v).is_err() {
+                return Err(err(
+                    format!("sector_manager.rpc_client.headers.{k}"),
+                    "not a valid HTTP header name and value".into(),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The token in `rpc_client.headers`' Authorization header, if any.
+    fn header_token(&self) -> Option<String> {
+        let headers = self.sector_manager.rpc_client.headers.as_ref()?;
+        let (_, v) = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))?;
+        bearer(Some(v)).map(String::from)
+    }
+
+    /// The worker's token: from `rpc_client.token_file`, else from its headers.
+    pub fn token(&self, file: &Path) -> Result<Option<String>, ConfigError> {
+        let file = file.display().to_string();
+        match &self.sector_manager.rpc_client.token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new(
+                        &file,
+                        "sector_manager.rpc_client.token_file",
+                        format!("cannot read {path}: {e}"),
+                    )
+                })?;
+                let t = text.trim();
+                if t.is_empty() {
+                    return Err(ConfigError::new(
+                        &file,
+                        "sector_manager.rpc_client.token_file",
+                        format!("{path} is empty: put the output of `damocles-manager util worker token create <name>` in it"),
+                    ));
+                }
+                Ok(Some(t.to_string()))
+            }
+            None => Ok(self.header_token()),
+        }
+    }
+
+    /// The headers of every call to the manager: `rpc_client.headers`, and the token file's
+    /// token as `Authorization: Bearer`.
+    pub fn manager_headers(&self, token: &Option<String>) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .sector_manager
+            .rpc_client
+            .headers
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let (Some(t), Some(_)) = (token, &self.sector_manager.rpc_client.token_file) {
+            out.push(("Authorization".into(), format!("Bearer {t}")));
+        }
+        out
     }
 
     /// `(stage, entries)` for every stage with `[[processors.<stage>]]` entries.
@@ -345,7 +438,10 @@ impl Config {
     pub fn sealing_for(&self, thread: &ThreadSection) -> EffectiveSealing {
         let g = &self.sealing;
         let t = thread.sealing.clone().unwrap_or_default();
-        let sizes = t.allowed_sizes.or_else(|| g.allowed_sizes.clone());
+        let sizes = t
+            .allowed_sizes
+            .or_else(|| thread.allowed_sizes.clone())
+            .or_else(|| g.allowed_sizes.clone());
         EffectiveSealing {
             allowed_miners: t.allowed_miners.or_else(|| g.allowed_miners.clone()),
             // Validated at load: every entry parses.
@@ -437,3 +533,42 @@ impl ProcessorsSection {
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;
+
+/// The effective config is logged: the token in a header must not be.
+impl std::fmt::Debug for RpcClientSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Option<Vec<(&String, &str)>> = self.headers.as_ref().map(|h| {
+            h.iter()
+                .map(|(k, v)| {
+                    let shown = if k.eq_ignore_ascii_case("authorization") {
+                        "<redacted>"
+                    } else {
+                        v.as_str()
+                    };
+                    (k, shown)
+                })
+                .collect()
+        });
+        f.debug_struct("RpcClientSection")
+            .field("addr", &self.addr)
+            .field("headers", &headers)
+            .field("token_file", &self.token_file)
+            .finish()
+    }
+}
+
+/// Whether `name: value` can be sent as an HTTP header.
+fn reqwest_header_ok(name: &str, value: &str) -> Result<(), ()> {
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let value_ok = value
+        .bytes()
+        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
+    if name_ok && value_ok {
+        Ok(())
+    } else {
+        Err(())
+    }
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use anyhow::{anyhow, Context as _};
 use damocles_actors::limits::StageLimits;
-use damocles_actors::processor::ProcessorSpec;
+use damocles_actors::processor::{EnvOverlay, ProcessorSpec};
 use damocles_actors::sealing::quota::DiskQuota;
 use damocles_actors::sealing::steps::{AttachedStore, ParamsStatus, SealingParams, ThreadEnv};
 use damocles_actors::sealing::store::Location;
@@ -20,9 +20,10 @@ use damocles_actors::supervisor::{
 };
 use damocles_actors::wdpost::steps::PostEnv;
 use damocles_actors::wdpost_slot::HEARTBEAT_INTERVAL;
+use damocles_actors::wire::auth::{ControlKey, THREAD_HEADER};
 use damocles_actors::wire::jsonrpc::{CallError, Client};
-use damocles_actors::wire::venus::{seal_proof, AllocatePoStSpec, StoreBasicInfo};
-use serde_json::json;
+use damocles_actors::wire::venus::{seal_proof, AllocatePoStSpec};
+use damocles_actors::wire::venus_methods as m;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -41,7 +42,12 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
 
 async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> {
     let url = manager_addr::to_url(&cfg.sector_manager.rpc_client.addr).map_err(|e| anyhow!(e))?;
-    let manager = Client::new(url.clone(), Duration::from_secs(60));
+    let token = cfg.token(&config_path)?;
+    let manager =
+        Client::new(url.clone(), Duration::from_secs(60)).with_headers(cfg.manager_headers(&token));
+    if token.is_none() {
+        warn!("no token for the manager ([sector_manager] rpc_client.token_file or an Authorization header in rpc_client.headers): a manager with [auth] workers = \"required\" refuses every call, and this worker's management port takes changes only from its own machine");
+    }
     let local_ip = manager_addr::host_port(&url)
         .and_then(|hp| local_ip_towards(&hp))
         .unwrap_or_else(|| "127.0.0.1".into());
@@ -82,7 +88,9 @@ async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<(
     for (index, t) in cfg.sealing_thread.iter().enumerate() {
         let s = cfg.sealing_for(t);
         let (manager, limits, attached, instance) = (
-            manager.clone(),
+            manager
+                .clone()
+                .with_header(THREAD_HEADER, index.to_string()),
             limits.clone(),
             attached.clone(),
             name.clone(),
@@ -102,7 +110,6 @@ async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<(
             factories.push(ThreadFactory::WdPost(Box::new(move |processors| {
                 Arc::new(PostEnv {
                     instance: instance.clone(),
-                    index,
                     manager: manager.clone(),
                     processors,
                     limits: limits.clone(),
@@ -132,7 +139,6 @@ async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<(
         factories.push(ThreadFactory::Sealer(Box::new(move |processors| {
             Arc::new(ThreadEnv {
                 instance: instance.clone(),
-                index,
                 location: location.clone(),
                 manager: manager.clone(),
                 processors,
@@ -144,7 +150,8 @@ async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<(
             })
         })));
     }
-    let entries = processor_entries(&cfg)?;
+    let env_overlay = EnvOverlay::default();
+    let entries = processor_entries(&cfg, &env_overlay)?;
     let ping = PingSpec {
         manager: manager.clone(),
         name: name.clone(),
@@ -153,7 +160,11 @@ async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<(
         interval: cfg.worker.ping_interval.unwrap_or(DEFAULT_PING_INTERVAL),
     };
     let supervisor = WorkerSupervisor::new(entries, factories, Some(ping)).start();
-    let server = mgmt_server::serve(listener, supervisor.clone(), live)?;
+    let guard = mgmt_server::Guard {
+        control: token.as_deref().map(ControlKey::from_token),
+        open_reads: cfg.worker.rpc_server.open_reads.unwrap_or(true),
+    };
+    let server = mgmt_server::serve(listener, supervisor.clone(), live, env_overlay, guard)?;
     let handle = server.handle();
     actix_rt::spawn(server);
     wait_for_signal().await;
@@ -220,10 +231,7 @@ async fn check_stores(cfg: &Config, manager: &Client) -> anyhow::Result<Vec<Atta
         std::fs::create_dir_all(&path)
             .with_context(|| format!("create attached store {}", path.display()))?;
         let info = loop {
-            match manager
-                .call::<Option<StoreBasicInfo>>("Venus.StoreBasicInfo", json!([name]))
-                .await
-            {
+            match manager.call::<m::StoreBasicInfo>((name.clone(),)).await {
                 Ok(info) => break info,
                 Err(e @ CallError::Transport { .. }) => {
                     warn!(error = %e, "manager not reachable yet; retrying in 2s");
@@ -341,7 +349,10 @@ fn generate(circuits: Vec<params::Circuit>, tx: &watch::Sender<ParamsStatus>) ->
 
 /// One processor per `[[processors.<stage>]]` entry; a stage without entries gets one child of
 /// this same executable.
-fn processor_entries(cfg: &Config) -> anyhow::Result<Vec<ProcessorEntry>> {
+fn processor_entries(
+    cfg: &Config,
+    env_overlay: &EnvOverlay,
+) -> anyhow::Result<Vec<ProcessorEntry>> {
     let exe = std::env::current_exe().context("find the worker's own executable")?;
     let configured: HashMap<&str, &Vec<ProcessorSection>> =
         cfg.processor_entries().into_iter().collect();
@@ -381,6 +392,7 @@ fn processor_entries(cfg: &Config) -> anyhow::Result<Vec<ProcessorEntry>> {
                     auto_restart: e.auto_restart.unwrap_or(true),
                     cpuset: e.cgroup.as_ref().and_then(|c| c.cpuset.clone()),
                     cgroup_root: "/sys/fs/cgroup".into(),
+                    env_overlay: env_overlay.clone(),
                 },
                 concurrent: e.concurrent,
                 locks: e.locks.clone().unwrap_or_default(),

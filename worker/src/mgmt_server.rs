@@ -1,19 +1,35 @@
 //! The worker's local management API: JSON-RPC 2.0 over HTTP `POST /` (damocles'
-//! `VenusWorker.*`), answered by asking the `WorkerSupervisor`; our extensions
-//! `WorkerLimits` / `WorkerSetLimits` read and change the live stage limits.
+//! `VenusWorker.*`, one type per method in `wire::worker_methods`), answered by asking the
+//! `WorkerSupervisor`; our `WorkerLimits` / `WorkerSetLimits` read and change the live stage
+//! limits.
+//!
+//! Who may call: a call that changes anything must be signed with the key derived from this
+//! worker's token (`wire::auth::ControlKey`), which its manager and its local CLI (given the
+//! config file) can make and nobody else can. A worker without a token takes changes only from
+//! its own machine. Reads are open unless `rpc_server.open_reads = false`.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix::Addr;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use damocles_actors::processor::{check_env, EnvOverlay};
 use damocles_actors::supervisor::{
     ControlError, ListThreads, PauseThread, ResumeThread, WorkerSupervisor,
 };
+use damocles_actors::wire::auth::{unix_now, ControlKey, FORCE_HEADER};
 use damocles_actors::wire::jsonrpc::{
-    decode_request, Response, RpcError, METHOD_NOT_FOUND, SERVER_ERROR,
+    decode_request, Response, RpcError, FORBIDDEN, METHOD_NOT_FOUND, NEEDS_FORCE, SERVER_ERROR,
+    THREAD_NOT_FOUND,
 };
-use serde_json::{json, Value};
+use damocles_actors::wire::method::{self as method, Method};
+use damocles_actors::wire::worker_methods::{
+    is_read, WorkerLimits, WorkerList, WorkerPause, WorkerRemoveEnv, WorkerResume, WorkerSetEnv,
+    WorkerSetLimits, WorkerVersion,
+};
+use serde_json::Value;
+use tracing::info;
 
 use crate::live_limits::LiveLimits;
 
@@ -21,18 +37,70 @@ pub fn version() -> String {
     format!("v{}-damocles-rs", env!("CARGO_PKG_VERSION"))
 }
 
+/// Who may call what.
+#[derive(Clone, Debug)]
+pub struct Guard {
+    /// Derived from this worker's token; None when it has none.
+    pub control: Option<ControlKey>,
+    /// Reads need no credential (a damocles-manager's `util worker info` cannot sign).
+    pub open_reads: bool,
+}
+
+/// What one call is allowed, after its credential was checked.
+struct Caller {
+    /// `X-Damocles-Force: true`, covered by the signature: a resume may drop the thread's work.
+    force: bool,
+}
+
+impl Guard {
+    fn check(&self, req: &HttpRequest, method: &str, body: &[u8]) -> Result<Caller, RpcError> {
+        let local = req
+            .peer_addr()
+            .is_some_and(|a: SocketAddr| a.ip().is_loopback());
+        let force = req
+            .headers()
+            .get(FORCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let caller = Caller { force };
+        if is_read(method) && self.open_reads {
+            return Ok(caller);
+        }
+        let header = req
+            .headers()
+            .get("Authorization")
+            .and_then(|v| v.to_str().ok());
+        match &self.control {
+            Some(key) => key
+                .verify(header, force, body, unix_now())
+                .map(|()| caller)
+                .map_err(|e| RpcError::new(FORBIDDEN, format!("{method}: {e}"))),
+            None if local => Ok(caller),
+            None => Err(RpcError::new(
+                FORBIDDEN,
+                format!("{method}: this worker has no token, so it takes changes only from its own machine: give it one ([sector_manager] rpc_client.token_file)"),
+            )),
+        }
+    }
+}
+
 /// Serves the API on an already bound listener (tests bind port 0).
 pub fn serve(
     listener: std::net::TcpListener,
     supervisor: Addr<WorkerSupervisor>,
     live: Arc<LiveLimits>,
+    env: EnvOverlay,
+    guard: Guard,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let data = web::Data::new(supervisor);
-    let live = web::Data::from(live);
+    let state = web::Data::new(State {
+        sup: supervisor,
+        live,
+        env,
+        guard,
+    });
     Ok(HttpServer::new(move || {
         App::new()
-            .app_data(data.clone())
-            .app_data(live.clone())
+            .app_data(state.clone())
             .app_data(web::PayloadConfig::new(1 << 20))
             .route("/", web::post().to(handle))
     })
@@ -42,91 +110,133 @@ pub fn serve(
     .run())
 }
 
-async fn handle(
-    body: web::Bytes,
-    sup: web::Data<Addr<WorkerSupervisor>>,
-    live: web::Data<LiveLimits>,
-) -> HttpResponse {
-    let req = match decode_request(&body) {
+struct State {
+    sup: Addr<WorkerSupervisor>,
+    live: Arc<LiveLimits>,
+    env: EnvOverlay,
+    guard: Guard,
+}
+
+async fn handle(req: HttpRequest, body: web::Bytes, s: web::Data<State>) -> HttpResponse {
+    let call = match decode_request(&body) {
         Ok(r) => r,
         Err(resp) => return HttpResponse::Ok().json(resp),
     };
-    let result = dispatch(&req.method, &req.params, &sup, &live).await;
-    HttpResponse::Ok().json(Response::from_result(req.id, result))
+    let result = match s.guard.check(&req, &call.method, &body) {
+        Ok(caller) => dispatch(&call.method, call.params, &s, &caller).await,
+        Err(e) => Err(e),
+    };
+    HttpResponse::Ok().json(Response::from_result(call.id, result))
 }
 
-async fn dispatch(
-    method: &str,
-    params: &Value,
-    sup: &Addr<WorkerSupervisor>,
-    live: &LiveLimits,
-) -> Result<Value, RpcError> {
+async fn dispatch(method: &str, p: Value, s: &State, caller: &Caller) -> Result<Value, RpcError> {
     let unavailable = |e: actix::MailboxError| {
         RpcError::new(SERVER_ERROR, format!("worker is shutting down: {e}"))
     };
     match method {
-        "VenusWorker.WorkerList" => {
-            let list = sup.send(ListThreads).await.map_err(unavailable)?;
-            Ok(json!(list))
+        WorkerList::NAME => {
+            method::serve::<WorkerList, _, _>(p, |_| async {
+                s.sup.send(ListThreads).await.map_err(unavailable)
+            })
+            .await
         }
-        "VenusWorker.WorkerPause" => {
-            let index = index_param(params)?;
-            let r = sup.send(PauseThread { index }).await.map_err(unavailable)?;
-            r.map(Value::from).map_err(control_error)
+        WorkerVersion::NAME => method::serve::<WorkerVersion, _, _>(p, |_| async { Ok(version()) }).await,
+        WorkerPause::NAME => {
+            method::serve::<WorkerPause, _, _>(p, |(index,)| async move {
+                let r = s.sup.send(PauseThread { index }).await.map_err(unavailable)?;
+                r.map_err(control_error)
+            })
+            .await
         }
-        "VenusWorker.WorkerResume" => {
-            let index = index_param(params)?;
-            let state = match params.get(1) {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(other) => {
-                    return Err(RpcError::invalid_params(format!(
-                        "state must be a string or null, got {other}"
-                    )))
+        WorkerResume::NAME => {
+            method::serve::<WorkerResume, _, _>(p, |(index, state)| async move {
+                if let Some(to) = state.as_deref().filter(|s| drops_work(s)) {
+                    if !caller.force {
+                        return Err(RpcError::new(
+                            NEEDS_FORCE,
+                            format!("resuming thread #{index} into {to} drops its work (an abort wipes the sector's files): say so with --force"),
+                        ));
+                    }
                 }
-            };
-            let r = sup.send(ResumeThread { index, state }).await.map_err(unavailable)?;
-            r.map(Value::from).map_err(control_error)
+                let r = s
+                    .sup
+                    .send(ResumeThread { index, state })
+                    .await
+                    .map_err(unavailable)?;
+                r.map_err(control_error)
+            })
+            .await
         }
-        "VenusWorker.WorkerVersion" => Ok(json!(version())),
-        "VenusWorker.WorkerLimits" => Ok(json!(live.show())),
-        "VenusWorker.WorkerSetLimits" => {
-            let changes: BTreeMap<String, Option<usize>> =
-                serde_json::from_value(params.get(0).cloned().unwrap_or(Value::Null)).map_err(
-                    |e| {
-                        RpcError::invalid_params(format!(
-                            "expected params [{{\"<stage>\": <limit or null>}}]: {e}"
-                        ))
-                    },
-                )?;
-            if changes.values().any(|v| *v == Some(0)) {
-                return Err(RpcError::invalid_params(
-                    "a limit must be at least 1 (null lifts it)",
-                ));
-            }
-            live.set(changes)
+        WorkerSetEnv::NAME => {
+            method::serve::<WorkerSetEnv, _, _>(p, |(name, value)| async move {
+                set_env(&s.env, name, Some(value))
+            })
+            .await
+        }
+        WorkerRemoveEnv::NAME => {
+            method::serve::<WorkerRemoveEnv, _, _>(p, |(name,)| async move {
+                set_env(&s.env, name, None)
+            })
+            .await
+        }
+        WorkerLimits::NAME => method::serve::<WorkerLimits, _, _>(p, |_| async { Ok(s.live.show()) }).await,
+        WorkerSetLimits::NAME => {
+            method::serve::<WorkerSetLimits, _, _>(p, |(changes,)| async move { set_limits(&s.live, changes).await })
                 .await
-                .map(|now| json!(now))
-                .map_err(|e| RpcError::invalid_params(format!("{e:#}")))
         }
         other => Err(RpcError::new(
             METHOD_NOT_FOUND,
-            format!("method {other:?} not found; methods: VenusWorker.WorkerList, WorkerPause, WorkerResume, WorkerVersion, WorkerLimits, WorkerSetLimits"),
+            format!(
+                "method {other:?} not found; methods: {}",
+                [
+                    WorkerList::NAME,
+                    WorkerPause::NAME,
+                    WorkerResume::NAME,
+                    WorkerSetEnv::NAME,
+                    WorkerRemoveEnv::NAME,
+                    WorkerVersion::NAME,
+                    WorkerLimits::NAME,
+                    WorkerSetLimits::NAME
+                ]
+                .join(", ")
+            ),
         )),
     }
 }
 
-fn index_param(params: &Value) -> Result<usize, RpcError> {
-    params
-        .get(0)
-        .and_then(Value::as_u64)
-        .and_then(|i| usize::try_from(i).ok())
-        .ok_or_else(|| RpcError::invalid_params("expected params [index] with a thread index >= 0"))
+/// States whose resume gives up the thread's work.
+fn drops_work(state: &str) -> bool {
+    matches!(state, "Finished" | "Aborted")
+}
+
+fn set_env(env: &EnvOverlay, name: String, value: Option<String>) -> Result<(), RpcError> {
+    check_env(&name, value.as_deref()).map_err(RpcError::invalid_params)?;
+    let mut overlay = env
+        .write()
+        .map_err(|_| RpcError::new(SERVER_ERROR, "environment lock poisoned"))?;
+    info!(name = %name, set = value.is_some(), "processor environment changed");
+    overlay.insert(name, value);
+    Ok(())
+}
+
+async fn set_limits(
+    live: &LiveLimits,
+    changes: BTreeMap<String, Option<usize>>,
+) -> Result<BTreeMap<String, damocles_actors::limits::StageUse>, RpcError> {
+    if changes.values().any(|v| *v == Some(0)) {
+        return Err(RpcError::invalid_params(
+            "a limit must be at least 1 (null lifts it)",
+        ));
+    }
+    live.set(changes)
+        .await
+        .map_err(|e| RpcError::invalid_params(format!("{e:#}")))
 }
 
 fn control_error(e: ControlError) -> RpcError {
     match e {
         ControlError::Unavailable(_) => RpcError::new(SERVER_ERROR, e.to_string()),
-        _ => RpcError::invalid_params(e.to_string()),
+        ControlError::NotFound(_) => RpcError::new(THREAD_NOT_FOUND, e.to_string()),
+        ControlError::Refused(_) => RpcError::invalid_params(e.to_string()),
     }
 }

@@ -26,18 +26,15 @@ pub fn sector_footprint(sector_size: u64) -> u64 {
 }
 
 /// Bytes of the files under `path` (0 when it does not exist).
-fn used(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => used(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => 0,
-        })
-        .sum()
+/// Bytes of the files at `path` (a file, or a directory walked down); 0 when it is missing.
+pub fn disk_usage(path: &Path) -> u64 {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => m.len(),
+        Ok(m) if m.is_dir() => std::fs::read_dir(path)
+            .map(|entries| entries.flatten().map(|e| disk_usage(&e.path())).sum())
+            .unwrap_or(0),
+        _ => 0,
+    }
 }
 
 impl DiskQuota {
@@ -71,7 +68,7 @@ impl DiskQuota {
             .max()
             .unwrap_or(0);
         let need = sector_footprint(size);
-        let used: u64 = self.locations.iter().map(|l| used(l)).sum();
+        let used: u64 = self.locations.iter().map(|l| disk_usage(l)).sum();
         (used.saturating_add(need) > quota).then(|| {
             format!(
                 "disk quota: {} used of {} in the sealing locations, a new sector needs {}",

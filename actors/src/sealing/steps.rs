@@ -7,24 +7,25 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::failure::Failure;
 use super::plan::State;
-use super::quota::DiskQuota;
+use super::quota::{disk_usage, DiskQuota};
 use super::sector::{Event, Sector};
 use super::store::{copy_into, Location};
 use crate::limits::StageLimits;
 use crate::processors::Processors;
-use crate::wire::jsonrpc::{CallError, Client, SECTOR_STATE_NOT_FOUND};
+use crate::wire::jsonrpc::{CallError, Client, NOT_YOURS, SECTOR_STATE_NOT_FOUND};
+use crate::wire::method::Method;
 use crate::wire::processor as task;
 use crate::wire::venus::{
-    prover_id, AllocateSectorSpec, AllocatedSector, OnChainState, PollStateResp,
+    prover_id, AcquireDealsSpec, AllocateSectorSpec, OnChainState, PollStateResp,
     PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq, SectorFailure, SectorId,
-    SectorStateChange, SubmitResp, SubmitResult, Ticket, WaitSeedResp, WorkerIdentifier,
+    SectorStateChange, SubmitResp, SubmitResult, WorkerIdentifier,
 };
+use crate::wire::venus_methods as m;
 use crate::wire::worker_api::ThreadState;
 
 /// `[sealing]` as one thread sees it (global values merged with its overrides).
@@ -56,9 +57,8 @@ pub enum ParamsStatus {
 /// Everything a thread's steps need from the worker.
 pub struct ThreadEnv {
     pub instance: String,
-    /// This thread's index, sent with `AllocateSector` for the manager's decision log.
-    pub index: usize,
     pub location: Location,
+    /// The manager, with this thread's token and index in every call's headers.
     pub manager: Client,
     pub processors: Processors,
     pub limits: Arc<StageLimits>,
@@ -155,12 +155,13 @@ async fn step(
     let proof = sector.allocated.as_ref().map_or(0, |a| a.proof_type);
     let event = match state {
         State::Allocated => {
-            let _deals: Value = rpc(
-                env,
-                "AcquireDeals",
-                json!([id, {"MaxDeals": null, "MinUsedSpace": null}]),
-            )
-            .await?;
+            let deals = rpc::<m::AcquireDeals>(env, (id, AcquireDealsSpec::default())).await?;
+            if let Some(n) = deals.map(|d| d.len()).filter(|n| *n > 0) {
+                // The chain would expect these deals in the sector: sealing it as CC is wrong.
+                return Err(Failure::abort(format!(
+                    "permanent: the manager assigned {n} deal(s) to {id}, but this worker seals CC sectors only (deal sectors are not supported yet): the sector is aborted"
+                )));
+            }
             Event::AcquireDeals
         }
         State::DealsAcquired => {
@@ -179,10 +180,7 @@ async fn step(
             let out: task::TreeDOutput = process(env, activity, "tree_d", &t).await?;
             Event::BuildTreeD { comm_d: out.comm_d }
         }
-        State::TreeDBuilt => {
-            let ticket: Ticket = rpc(env, "AssignTicket", json!([id])).await?;
-            Event::AssignTicket(ticket)
-        }
+        State::TreeDBuilt => Event::AssignTicket(rpc::<m::AssignTicket>(env, (id,)).await?),
         State::TicketAssigned => {
             let cache = env.location.cache(id);
             tokio::fs::create_dir_all(&cache)
@@ -225,20 +223,17 @@ async fn step(
                     .ticket
                     .clone()
                     .ok_or_else(|| Failure::critical("ticket is missing"))?,
-                deals: vec![],
             };
-            submit(
-                env,
-                "SubmitPreCommit",
-                json!([sector.allocated, info, false]),
-            )
-            .await?;
+            let allocated = sector
+                .allocated
+                .clone()
+                .ok_or_else(|| Failure::critical("the allocation is missing"))?;
+            submit::<m::SubmitPreCommit>(env, (allocated, info, false)).await?;
             Event::SubmitPC
         }
         State::PCSubmitted => {
-            return poll(
+            return poll::<m::PollPreCommitState>(
                 env,
-                "PollPreCommitState",
                 id,
                 "pre-commit",
                 Event::ReSubmitPC,
@@ -255,7 +250,7 @@ async fn step(
                 .persist_instance
                 .clone()
                 .ok_or_else(|| Failure::critical("persist store is missing"))?;
-            let ok: bool = rpc(env, "SubmitPersistedEx", json!([id, instance, false])).await?;
+            let ok = rpc::<m::SubmitPersistedEx>(env, (id, instance.clone(), false)).await?;
             if !ok {
                 return Err(Failure::perm(format!(
                     "manager refused the persisted files of {id} in store {instance}"
@@ -264,7 +259,7 @@ async fn step(
             Event::SubmitPersistance
         }
         State::PersistanceSubmitted => {
-            let resp: WaitSeedResp = rpc(env, "WaitSeed", json!([id])).await?;
+            let resp = rpc::<m::WaitSeed>(env, (id, proof)).await?;
             match (resp.should_wait, resp.seed) {
                 (false, Some(seed)) => Event::AssignSeed(seed),
                 (_, _) => {
@@ -312,22 +307,15 @@ async fn step(
                     Failure::critical("proof is missing; resume with --state C1Done")
                 })?,
             };
-            submit(env, "SubmitProof", json!([id, proof, false])).await?;
+            submit::<m::SubmitProof>(env, (id, proof, false)).await?;
             Event::SubmitProof
         }
         State::ProofSubmitted => {
-            return poll(
-                env,
-                "PollProofState",
-                id,
-                "proof",
-                Event::ReSubmitProof,
-                Event::Finish,
-            )
-            .await
+            return poll::<m::PollProofState>(env, id, "proof", Event::ReSubmitProof, Event::Finish)
+                .await
         }
         State::Finished => {
-            let _: Value = rpc(env, "ReportFinalized", json!([id])).await?;
+            rpc::<m::ReportFinalized>(env, (id,)).await?;
             wipe(env, Some(id)).await?;
             return Ok(Outcome::Done);
         }
@@ -355,16 +343,9 @@ async fn allocate(env: &ThreadEnv) -> Result<Outcome, Failure> {
         allowed_miners: env.sealing.allowed_miners.clone(),
         allowed_proof_types: env.sealing.allowed_proof_types.clone(),
     };
-    // Any failure to get a new sector means "nothing to do now", as in damocles.
-    // The 2nd and 3rd parameters (who asks) are our extension: the manager refuses a draining
-    // worker and logs each grant with the thread.
-    match rpc::<Option<AllocatedSector>>(
-        env,
-        "AllocateSector",
-        json!([spec, env.instance, env.index]),
-    )
-    .await
-    {
+    // Any failure to get a new sector means "nothing to do now", as in damocles. Who asks is
+    // not a parameter: the manager knows the worker by its token, the thread by a header.
+    match rpc::<m::AllocateSector>(env, (spec,)).await {
         Ok(Some(a)) => Ok(Outcome::Event(Event::Allocate(a))),
         Ok(None) => Ok(Outcome::Wait {
             delay: env.sealing.recover_interval,
@@ -383,7 +364,7 @@ async fn abort(env: &ThreadEnv, sector: &Sector) -> Result<Outcome, Failure> {
             .abort_reason
             .clone()
             .unwrap_or_else(|| "aborted".into());
-        let _: Value = rpc(env, "ReportAborted", json!([id, reason])).await?;
+        rpc::<m::ReportAborted>(env, (id, reason)).await?;
     }
     wipe(env, sector.id()).await?;
     Ok(Outcome::Done)
@@ -397,15 +378,44 @@ async fn wipe(env: &ThreadEnv, id: Option<SectorId>) -> Result<(), Failure> {
         .map_err(|e| Failure::perm(format!("clean up sector files: {e}")))
 }
 
-/// Copies the sealed file and cache to the first writable attached store.
+/// Asks the manager which writable attached store takes the sector (`StoreReserveSpace`: it
+/// keeps the room reserved until the sector is persisted or aborted), then copies the sealed
+/// file and the cache there.
 async fn persist(env: &ThreadEnv, id: SectorId) -> Result<String, Failure> {
+    let candidates: Vec<String> = env
+        .attached
+        .iter()
+        .filter(|s| !s.readonly)
+        .map(|s| s.name.clone())
+        .collect();
+    if candidates.is_empty() {
+        return Err(Failure::perm(
+            "no writable [[attached]] store to persist to",
+        ));
+    }
+    let (sealed, cache) = (env.location.sealed(id), env.location.cache(id));
+    let (s, c) = (sealed.clone(), cache.clone());
+    let size = tokio::task::spawn_blocking(move || disk_usage(&s) + disk_usage(&c))
+        .await
+        .map_err(|e| Failure::critical(e.to_string()))?;
+    let chosen = rpc::<m::StoreReserveSpace>(env, (id, size, Some(candidates.clone())))
+        .await?
+        .ok_or_else(|| {
+            Failure::temp(format!(
+                "no persist store among {candidates:?} has {size} bytes free for {id} (StoreReserveSpace answered null)"
+            ))
+        })?;
     let store = env
         .attached
         .iter()
-        .find(|s| !s.readonly)
-        .ok_or_else(|| Failure::perm("no writable [[attached]] store to persist to"))?
+        .find(|s| s.name == chosen.name && !s.readonly)
+        .ok_or_else(|| {
+            Failure::perm(format!(
+                "the manager chose store {:?}, which is not a writable [[attached]] store of this worker",
+                chosen.name
+            ))
+        })?
         .clone();
-    let (sealed, cache) = (env.location.sealed(id), env.location.cache(id));
     let name = id.to_string();
     let dest = store.path.clone();
     tokio::task::spawn_blocking(move || {
@@ -445,20 +455,16 @@ pub async fn wait_for_params(
     }
 }
 
-async fn rpc<T: DeserializeOwned>(
-    env: &ThreadEnv,
-    method: &str,
-    params: Value,
-) -> Result<T, Failure> {
-    env.manager
-        .call(&format!("Venus.{method}"), params)
-        .await
-        .map_err(|e| match &e {
-            CallError::Rpc(r) if r.code == SECTOR_STATE_NOT_FOUND => {
-                Failure::abort(format!("{method}: {e}"))
-            }
-            _ => Failure::temp(format!("{method}: {e}")),
-        })
+/// Calls the manager. A sector the manager does not know, or that is not this worker's, is
+/// aborted; any other error is temporary (retried, then escalated).
+async fn rpc<M: Method>(env: &ThreadEnv, params: M::Params) -> Result<M::Output, Failure> {
+    let method = M::NAME;
+    env.manager.call::<M>(params).await.map_err(|e| match &e {
+        CallError::Rpc(r) if r.code == SECTOR_STATE_NOT_FOUND || r.code == NOT_YOURS => {
+            Failure::abort(format!("{method}: {e}"))
+        }
+        _ => Failure::temp(format!("{method}: {e}")),
+    })
 }
 
 async fn process<T: Serialize, O: DeserializeOwned>(
@@ -507,8 +513,12 @@ pub async fn run_stage<T: Serialize, O: DeserializeOwned>(
 }
 
 /// Submits a message; Accepted and DuplicateSubmit go on, Rejected aborts the sector.
-async fn submit(env: &ThreadEnv, method: &str, params: Value) -> Result<(), Failure> {
-    let resp: SubmitResp = rpc(env, method, params).await?;
+async fn submit<M: Method<Output = SubmitResp>>(
+    env: &ThreadEnv,
+    params: M::Params,
+) -> Result<(), Failure> {
+    let method = M::NAME;
+    let resp = rpc::<M>(env, params).await?;
     let desc = resp.desc.unwrap_or_default();
     match SubmitResult::from_code(resp.res) {
         Some(SubmitResult::Accepted | SubmitResult::DuplicateSubmit) => Ok(()),
@@ -523,15 +533,14 @@ async fn submit(env: &ThreadEnv, method: &str, params: Value) -> Result<(), Fail
 
 /// Polls a submitted message: `landed` once it is on chain, `resubmit` when it failed, a wait
 /// of `rpc_polling_interval` while it is pending.
-async fn poll(
+async fn poll<M: Method<Params = (SectorId,), Output = PollStateResp>>(
     env: &ThreadEnv,
-    method: &str,
     id: SectorId,
     what: &str,
     resubmit: Event,
     landed: Event,
 ) -> Result<Outcome, Failure> {
-    let resp: PollStateResp = rpc(env, method, json!([id])).await?;
+    let resp = rpc::<M>(env, (id,)).await?;
     let desc = resp.desc.unwrap_or_default();
     match OnChainState::from_code(resp.state) {
         Some(OnChainState::Landed) => Ok(Outcome::Event(landed)),
@@ -590,7 +599,7 @@ pub async fn report_state(
         },
         failure: failure.map(|(level, desc)| SectorFailure { level, desc }),
     };
-    if let Err(e) = rpc::<Value>(&env, "ReportState", json!([id, req])).await {
+    if let Err(e) = rpc::<m::ReportState>(&env, (id, req)).await {
         tracing::warn!(sector = %id, error = %e, "cannot report sector state");
     }
 }

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::limits::StageLimits;
@@ -13,15 +12,15 @@ use crate::processors::Processors;
 use crate::sealing::steps::{
     run_stage, wait_for_params, ActivityCell, AttachedStore, ParamsStatus,
 };
-use crate::wire::jsonrpc::{CallError, Client, JOB_NOT_OWNED, METHOD_NOT_FOUND};
+use crate::wire::jsonrpc::{CallError, Client, METHOD_NOT_FOUND, NOT_YOURS};
 use crate::wire::processor::{PoStReplica, WindowPoStOutput, WindowPoStTask};
 use crate::wire::venus::{AllocatePoStSpec, AllocatedPoStJob, SectorId};
+use crate::wire::venus_methods as m;
 
 /// Everything a slot's steps need from the worker.
 pub struct PostEnv {
     pub instance: String,
-    /// This slot's thread index, sent with `WdPoStAllocateJobs` (our extension).
-    pub index: usize,
+    /// The manager, with this slot's token and thread index in every call's headers.
     pub manager: Client,
     pub processors: Processors,
     pub limits: Arc<StageLimits>,
@@ -39,12 +38,9 @@ pub struct PostEnv {
 
 /// Asks the manager for one job. An error says why none could be asked for.
 pub async fn claim(env: &PostEnv) -> Result<Option<AllocatedPoStJob>, String> {
-    let jobs: Vec<AllocatedPoStJob> = env
+    let jobs = env
         .manager
-        .call(
-            "Venus.WdPoStAllocateJobs",
-            json!([env.spec, 1, env.instance, env.index]),
-        )
+        .call::<m::WdPoStAllocateJobs>((env.spec.clone(), 1, env.instance.clone()))
         .await
         .map_err(|e| match e {
             CallError::Rpc(r) if r.code == METHOD_NOT_FOUND => format!(
@@ -132,16 +128,15 @@ pub enum JobCallError {
 
 fn job_call_error(e: CallError) -> JobCallError {
     match e {
-        CallError::Rpc(r) if r.code == JOB_NOT_OWNED => JobCallError::NotOwned(r.message),
+        CallError::Rpc(r) if r.code == NOT_YOURS => JobCallError::NotOwned(r.message),
         other => JobCallError::Unreachable(other.to_string()),
     }
 }
 
 pub async fn heartbeat(env: &PostEnv, id: &str) -> Result<(), JobCallError> {
     env.manager
-        .call::<Value>("Venus.WdPoStHeartbeatJobs", json!([[id], env.instance]))
+        .call::<m::WdPoStHeartbeatJobs>((vec![id.to_string()], env.instance.clone()))
         .await
-        .map(|_| ())
         .map_err(job_call_error)
 }
 
@@ -153,19 +148,15 @@ pub async fn finish(
     result: &Result<WindowPoStOutput, String>,
 ) -> Result<(), JobCallError> {
     let (output, error) = match result {
-        Ok(out) => (Some(out), String::new()),
+        Ok(out) => (Some(out.clone()), String::new()),
         Err(e) => (None, e.clone()),
     };
     let mut tries = 0;
     loop {
         let res = env
             .manager
-            .call::<Value>(
-                "Venus.WdPoStFinishJob",
-                json!([id, output, error, env.instance]),
-            )
+            .call::<m::WdPoStFinishJob>((id.to_string(), output.clone(), error.clone()))
             .await
-            .map(|_| ())
             .map_err(job_call_error);
         match res {
             Err(JobCallError::Unreachable(e)) if tries < env.max_retries => {

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::method::Method;
 
 /// JSON-RPC "invalid params" code.
 pub const INVALID_PARAMS: i64 = -32602;
@@ -15,9 +16,19 @@ pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const PARSE_ERROR: i64 = -32700;
 /// Server error: the sector's state is unknown to the manager (damocles' 11001); the worker aborts.
 pub const SECTOR_STATE_NOT_FOUND: i64 = 11001;
-/// Server error (our extension): the WindowPoSt job is unknown or no longer owned by the caller
-/// (it timed out and went to another worker, was reset or removed); the worker drops it.
-pub const JOB_NOT_OWNED: i64 = 11002;
+/// Server error: the sector or WindowPoSt job is not the caller's (another worker holds it, or
+/// it timed out, was reset or removed); nothing was changed, and the worker drops it.
+pub const NOT_YOURS: i64 = 11002;
+/// Server error: the call carries no valid token (none, unknown or revoked).
+pub const UNAUTHENTICATED: i64 = 11003;
+/// Server error: the worker has no thread of that index.
+pub const THREAD_NOT_FOUND: i64 = 11004;
+/// Server error: the caller may not make this call (a management change without the manager's
+/// credential; a call without a token that names a worker that has one).
+pub const FORBIDDEN: i64 = 11005;
+/// Server error: the change drops work (resume into Finished or Aborted) and needs the force
+/// flag.
+pub const NEEDS_FORCE: i64 = 11006;
 /// Server error: the manager's database cannot be reached right now; retry later.
 pub const SERVICE_UNAVAILABLE: i64 = -32003;
 /// Generic server error.
@@ -110,11 +121,13 @@ pub enum CallError {
     Decode { url: String, reason: String },
 }
 
-/// A JSON-RPC client bound to one URL.
+/// A JSON-RPC client bound to one URL, sending the same headers on every call (a worker's
+/// `rpc_client.headers`, its token).
 #[derive(Clone, Debug)]
 pub struct Client {
     url: String,
     http: reqwest::Client,
+    headers: Vec<(String, String)>,
 }
 
 impl Client {
@@ -127,36 +140,65 @@ impl Client {
         Client {
             url: url.into(),
             http,
+            headers: Vec::new(),
         }
+    }
+
+    /// The same client, sending `headers` with every call.
+    pub fn with_headers(mut self, headers: Vec<(String, String)>) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// The same client, sending one more header with every call (a thread's index).
+    pub fn with_header(mut self, name: &str, value: String) -> Self {
+        self.headers.push((name.to_string(), value));
+        self
     }
 
     pub fn url(&self) -> &str {
         &self.url
     }
 
-    /// Calls `method` with positional `params` and decodes the result.
-    pub async fn call<T: DeserializeOwned>(
+    /// Calls `M` with its positional parameters and decodes its result.
+    pub async fn call<M: Method>(&self, params: M::Params) -> Result<M::Output, CallError> {
+        self.call_with::<M>(params, |_| Vec::new()).await
+    }
+
+    /// Like `call`, with headers of this call only, made from the request body (a signature).
+    pub async fn call_with<M: Method>(
         &self,
-        method: &str,
-        params: Value,
-    ) -> Result<T, CallError> {
+        params: M::Params,
+        headers: impl FnOnce(&[u8]) -> Vec<(&'static str, String)>,
+    ) -> Result<M::Output, CallError> {
         let req = Request {
             jsonrpc: "2.0".into(),
             id: Value::from(1),
-            method: method.into(),
-            params,
+            method: M::NAME.into(),
+            params: serde_json::to_value(params).map_err(|e| CallError::Decode {
+                url: self.url.clone(),
+                reason: format!("{}: cannot encode the parameters: {e}", M::NAME),
+            })?,
         };
+        let body = serde_json::to_vec(&req).map_err(|e| CallError::Decode {
+            url: self.url.clone(),
+            reason: format!("{}: {e}", M::NAME),
+        })?;
         let transport = |e: reqwest::Error| CallError::Transport {
             url: self.url.clone(),
             reason: describe_reqwest(&e),
         };
-        let resp = self
+        let mut http = self
             .http
             .post(&self.url)
-            .json(&req)
-            .send()
-            .await
-            .map_err(transport)?;
+            .header("Content-Type", "application/json");
+        for (k, v) in &self.headers {
+            http = http.header(k.as_str(), v.as_str());
+        }
+        for (k, v) in headers(&body) {
+            http = http.header(k, v);
+        }
+        let resp = http.body(body).send().await.map_err(transport)?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(transport)?;
         let resp: Response = serde_json::from_slice(&body).map_err(|e| CallError::Decode {
@@ -168,7 +210,7 @@ impl Client {
         }
         serde_json::from_value(resp.result.unwrap_or(Value::Null)).map_err(|e| CallError::Decode {
             url: self.url.clone(),
-            reason: format!("{method}: {e}"),
+            reason: format!("{}: {e}", M::NAME),
         })
     }
 }

@@ -144,7 +144,10 @@ pub struct WindowPoStTask {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WindowPoStOutput {
+    #[serde(deserialize_with = "super::venus::null_as_default")]
     pub proofs: Vec<ProofBytes>,
+    /// Go writes no faults as `null`.
+    #[serde(default, deserialize_with = "super::venus::null_as_default")]
     pub faults: Vec<u64>,
 }
 

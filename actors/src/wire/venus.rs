@@ -51,7 +51,7 @@ pub fn prover_id(miner: u64) -> [u8; 32] {
     out
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct AllocateSectorSpec {
     pub allowed_miners: Option<Vec<u64>>,
@@ -91,13 +91,69 @@ pub struct WaitSeedResp {
     pub seed: Option<Seed>,
 }
 
+/// `SubmitPreCommit`'s second parameter: damocles has no `Deals` field here.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PreCommitOnChainInfo {
     pub comm_r: [u8; 32],
     pub comm_d: [u8; 32],
     pub ticket: Ticket,
-    pub deals: Vec<u64>,
+}
+
+/// `AcquireDeals`' spec: how many deals a sector may take.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct AcquireDealsSpec {
+    #[serde(default)]
+    pub max_deals: Option<u64>,
+    #[serde(default)]
+    pub min_used_space: Option<u64>,
+}
+
+/// A CID as Go's JSON writes it: `{"/": "baga6ea4sea..."}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Cid {
+    #[serde(rename = "/")]
+    pub root: String,
+}
+
+/// One piece of a sector from `AcquireDeals` (damocles' `SectorPieceV2`). Deal sectors do not
+/// exist here yet, so the deal itself is kept as it came.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct SectorPiece {
+    pub piece: PieceInfo,
+    #[serde(default)]
+    pub deal_info: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PieceInfo {
+    #[serde(rename = "Size")]
+    pub size: u64,
+    #[serde(rename = "PieceCID")]
+    pub piece_cid: Cid,
+}
+
+/// `AllocateSanpUpSector`'s spec.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct AllocateSnapUpSpec {
+    pub sector: AllocateSectorSpec,
+    pub deals: AcquireDealsSpec,
+}
+
+/// `SubmitSnapUpProof`'s second parameter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SnapUpOnChainInfo {
+    pub comm_r: [u8; 32],
+    pub comm_d: [u8; 32],
+    pub access_instance: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub pieces: Vec<Cid>,
+    #[serde(with = "b64")]
+    pub proof: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -215,11 +271,20 @@ pub struct SectorStateResp {
     pub abort_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A persist store as the manager knows it (`StoreBasicInfo`, `StoreReserveSpace`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct StoreBasicInfo {
     pub name: String,
     pub path: String,
+    #[serde(default)]
+    pub strict: bool,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub weight: u64,
+    #[serde(default)]
+    pub meta: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The `WorkerPing` payload.
@@ -299,6 +364,15 @@ pub struct AllocatedPoStJob {
     pub id: String,
     #[serde(rename = "Input")]
     pub input: PoStInput,
+}
+
+/// Go writes a nil slice as `null`: read it as empty.
+pub fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Serde helper: bytes as base64 strings (Go's `[]byte`).

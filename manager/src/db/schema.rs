@@ -55,6 +55,7 @@ diesel::table! {
         deadline_idx -> Nullable<Integer>,
         partition_idx -> Nullable<Integer>,
         proven_at -> Nullable<Timestamp>,
+        owner -> Nullable<Text>,
     }
 }
 
@@ -148,5 +149,24 @@ diesel::table! {
         decision -> Text,
         work -> Text,
         reason -> Text,
+    }
+}
+
+diesel::table! {
+    worker_tokens (worker_name) {
+        worker_name -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    store_reservations (miner_id, sector_number) {
+        miner_id -> BigInt,
+        sector_number -> BigInt,
+        store_name -> Text,
+        bytes -> BigInt,
+        created_at -> Timestamp,
     }
 }

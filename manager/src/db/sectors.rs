@@ -31,14 +31,18 @@ pub struct SectorRow {
     pub deadline_idx: Option<i32>,
     pub partition_idx: Option<i32>,
     pub proven_at: Option<NaiveDateTime>,
+    /// The worker whose token allocated the sector; None for a caller without a token.
+    pub owner: Option<String>,
 }
 
-/// Takes the next sector number of `miner` and records the sector. Safe with several managers
-/// on one database: the counter row is locked by the update until the transaction ends.
+/// Takes the next sector number of `miner` and records the sector as `owner`'s. Safe with
+/// several managers on one database: the counter row is locked by the update until the
+/// transaction ends.
 pub fn allocate(
     conn: &mut DbConnection,
     miner: u64,
     proof_type: u64,
+    owner: Option<&str>,
     at: NaiveDateTime,
 ) -> Result<u64, DbError> {
     let mysql = is_mysql(conn);
@@ -68,6 +72,8 @@ pub fn allocate(
                 sectors::sector_number.eq(number),
                 sectors::proof_type.eq(proof_type as i32),
                 sectors::state.eq("Allocated"),
+                sectors::owner.eq(owner),
+                sectors::worker_name.eq(owner),
                 sectors::created_at.eq(at),
                 sectors::updated_at.eq(at),
             ))

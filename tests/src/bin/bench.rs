@@ -311,42 +311,6 @@ fn claims(jobs: usize, claimers: usize, base_url: &str) {
     drop(m);
 }
 
-/// A processor child of the worker binary, spoken to over the line-JSON protocol.
-struct Child {
-    proc: std::process::Child,
-    out: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
-    next: u64,
-}
-
-impl Child {
-    fn start(stage: &str) -> Child {
-        use std::io::BufRead;
-        let mut proc = std::process::Command::new(bin("damocles-worker"))
-            .args(["processor", stage])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut out = std::io::BufReader::new(proc.stdout.take().unwrap()).lines();
-        assert_eq!(
-            out.next().unwrap().unwrap(),
-            format!("{stage} processor ready")
-        );
-        Child { proc, out, next: 1 }
-    }
-
-    fn call(&mut self, task: Value) -> Value {
-        use std::io::Write;
-        self.next += 1;
-        let stdin = self.proc.stdin.as_mut().unwrap();
-        writeln!(stdin, "{}", json!({"id": self.next, "task": task})).unwrap();
-        let resp: Value = serde_json::from_str(&self.out.next().unwrap().unwrap()).unwrap();
-        assert!(resp["err_msg"].is_null(), "{resp}");
-        resp["output"].clone()
-    }
-}
-
 /// WindowPoSt of one real 2KiB sector, `runs` times: in one warm `window_post` processor child
 /// (the protocol and JSON included), next to the bare library call in one process.
 fn post(runs: usize) {
@@ -356,12 +320,12 @@ fn post(runs: usize) {
     // Seal a sector with the worker's own processors (no C2 needed for WindowPoSt).
     let miner = 10000u64;
     let prover_id: Vec<u8> = [0x90u8, 0x4e].into_iter().chain([0u8; 30]).collect();
-    let pieces = Child::start("add_pieces")
+    let pieces = ProcessorChild::start("add_pieces")
         .call(json!({"seal_proof": 5, "staged_file": p("staged")}))["pieces"]
         .clone();
-    let pc1 = Child::start("pc1").call(json!({"seal_proof": 5, "cache_dir": p("cache"), "staged_file": p("staged"),
+    let pc1 = ProcessorChild::start("pc1").call(json!({"seal_proof": 5, "cache_dir": p("cache"), "staged_file": p("staged"),
         "sealed_file": p("sealed"), "prover_id": prover_id, "sector_number": 1, "ticket": vec![7u8; 32], "pieces": pieces}));
-    let pc2 = Child::start("pc2").call(
+    let pc2 = ProcessorChild::start("pc2").call(
         json!({"seal_proof": 5, "pc1_out": pc1, "staged_file": p("staged"),
         "cache_dir": p("cache"), "sealed_file": p("sealed")}),
     );
@@ -369,7 +333,7 @@ fn post(runs: usize) {
         "replicas": [{"sector_id": 1, "comm_r": pc2["comm_r"], "cache_dir": p("cache"), "sealed_file": p("sealed")}],
         "seed": vec![3u8; 32]});
 
-    let mut warm = Child::start("window_post");
+    let mut warm = ProcessorChild::start("window_post");
     let mut child_times = Vec::new();
     for _ in 0..runs {
         let t = Instant::now();
