@@ -157,26 +157,33 @@ impl Api {
     }
 }
 
-/// Go's `time.Duration` text (`2.756922465s`, `13m42s`, `1h2m3s`), as damocles prints it.
+/// Go's `time.Duration` text (`2.756922465s`, `13m42s`, `1h2m3.5s`, `1.5ms`), as damocles
+/// prints it.
 pub fn go_duration(d: Duration) -> String {
-    let total = d.as_secs();
-    let nanos = d.subsec_nanos();
-    if total == 0 && nanos == 0 {
-        return "0s".into();
-    }
-    if total < 60 {
-        let frac = if nanos == 0 {
+    let (total, nanos) = (d.as_secs(), d.subsec_nanos());
+    // Digits after the point, without trailing zeros (Go's fmtFrac).
+    let frac = |n: u32, width: usize| {
+        let f = format!("{n:0width$}");
+        let f = f.trim_end_matches('0');
+        if f.is_empty() {
             String::new()
         } else {
-            format!(".{nanos:09}").trim_end_matches('0').to_string()
+            format!(".{f}")
+        }
+    };
+    if total == 0 {
+        return match nanos {
+            0 => "0s".into(),
+            n if n < 1_000 => format!("{n}ns"),
+            n if n < 1_000_000 => format!("{}{}µs", n / 1_000, frac(n % 1_000, 3)),
+            n => format!("{}{}ms", n / 1_000_000, frac(n % 1_000_000, 6)),
         };
-        return format!("{total}{frac}s");
     }
-    let (h, m, s) = (total / 3600, (total / 60) % 60, total % 60);
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else {
-        format!("{m}m{s}s")
+    let secs = format!("{}{}s", total % 60, frac(nanos, 9));
+    match (total / 3600, (total / 60) % 60) {
+        (0, 0) => secs,
+        (0, m) => format!("{m}m{secs}"),
+        (h, m) => format!("{h}h{m}m{secs}"),
     }
 }
 
@@ -260,8 +267,7 @@ impl UtilCmd {
                     .into_iter()
                     .flatten()
                     .map(|w| {
-                        let age =
-                            Duration::from_secs(w["last_ping_age_secs"].as_u64().unwrap_or(0));
+                        let age = Duration::from_nanos(w["last_ping_age_ns"].as_u64().unwrap_or(0));
                         let mut ping = go_duration(age);
                         if age > expiration {
                             ping.push_str(" (!)");
@@ -412,6 +418,11 @@ mod tests {
             (Duration::from_secs(3723), "1h2m3s"),
             (Duration::ZERO, "0s"),
             (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_millis(63_500), "1m3.5s"),
+            (Duration::from_micros(1500), "1.5ms"),
+            (Duration::from_micros(500), "500µs"),
+            (Duration::from_nanos(42), "42ns"),
+            (Duration::from_secs(25 * 3600), "25h0m0s"),
         ];
         for (d, want) in cases {
             assert_eq!(go_duration(d), want);

@@ -78,14 +78,19 @@ pub struct WorkerView {
     pub row: WorkerRow,
     /// Seconds since the last ping, as the server sees it.
     pub last_ping_age_secs: i64,
+    /// The same in nanoseconds, for `util worker list`'s LastPing (`2.756922465s`, as damocles
+    /// prints the time since a ping recorded in whole seconds).
+    pub last_ping_age_ns: i64,
     /// `active`, `draining` (holds work it finishes) or `drained` (holds nothing: the machine can
     /// be taken down).
     pub mode: &'static str,
 }
 
 fn view(row: WorkerRow, now: NaiveDateTime) -> WorkerView {
+    let age = now - row.last_ping_at;
     WorkerView {
-        last_ping_age_secs: (now - row.last_ping_at).num_seconds().max(0),
+        last_ping_age_secs: age.num_seconds().max(0),
+        last_ping_age_ns: age.num_nanoseconds().unwrap_or(i64::MAX).max(0),
         mode: match (row.draining, row.empty_threads >= row.threads) {
             (false, _) => "active",
             (true, false) => "draining",
@@ -139,7 +144,8 @@ pub async fn list_workers(
     s: web::Data<RestState>,
 ) -> Result<HttpResponse, ApiError> {
     let rows = s.db.run(db::workers::list).await?;
-    let now = db::now();
+    // Not rounded to the second, unlike db::now(): the age is shown to the nanosecond.
+    let now = chrono::Utc::now().naive_utc();
     let views: Vec<WorkerView> = rows.into_iter().map(|r| view(r, now)).collect();
     Ok(HttpResponse::Ok().json(views))
 }

@@ -646,9 +646,18 @@ pub fn prover_id(miner: u64) -> Vec<u8> {
 /// `python3 tests/fixtures/strict_peer.py`: a strict go-jsonrpc-like front for the manager at
 /// `upstream` (its `/rpc/v0` URL), listening on `port`, logging every call to `log`.
 pub fn strict_peer(dir: &Path, port: u16, upstream: &str, log: &Path) -> Proc {
+    strict_peer_with(dir, port, upstream, log, &[])
+}
+
+/// `strict_peer` with extra arguments (`deals`: it answers AcquireDeals with a deal).
+pub fn strict_peer_with(dir: &Path, port: u16, upstream: &str, log: &Path, extra: &[&str]) -> Proc {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/strict_peer.py");
     let mut cmd = Command::new("python3");
-    cmd.arg(script).arg(port.to_string()).arg(upstream).arg(log);
+    cmd.arg(script)
+        .arg(port.to_string())
+        .arg(upstream)
+        .arg(log)
+        .args(extra);
     let p = spawn(&mut cmd, dir.join(format!("strict-peer-{port}.log")));
     wait_for(Duration::from_secs(20), "the strict peer to listen", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).ok()

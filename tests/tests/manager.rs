@@ -68,6 +68,11 @@ fn workers_are_seen_steered_expired_and_removed(db: Option<String>) {
         "{list}"
     );
     assert!(!list.contains("(!)"));
+    // LastPing to the nanosecond, as the seed prints it (`2.756922465s`).
+    assert!(
+        row[6].contains('.') && row[6].ends_with('s') && row[7] == "active",
+        "{list}"
+    );
 
     // info: the live threads in the seed's columns.
     let out = m.cli(&["util", "worker", "info", "worker-a"]);

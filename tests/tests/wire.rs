@@ -119,6 +119,37 @@ fn our_worker_seals_and_proves_through_a_strict_damocles_front() {
     }
 }
 
+/// A damocles-manager may hand out deals; our worker seals CC sectors only, so it must not seal
+/// such a sector as CC: it aborts it with a clear error, and the thread goes on.
+#[test]
+fn a_sector_with_deals_is_aborted_not_sealed_as_cc() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = Manager::start(d, None);
+    let (peer_port, log) = (free_port(), d.join("calls.jsonl"));
+    let _peer = strict_peer_with(d, peer_port, &m.url("/rpc/v0"), &log, &["deals"]);
+    let port = free_port();
+    let cfg = worker_config(d, "w", &m, port, 1, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("/ip4/127.0.0.1/tcp/{}", m.port),
+        &format!("/ip4/127.0.0.1/tcp/{peer_port}"),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let w = Worker::start_config(d, "w", cfg, port);
+    let aborted = wait_for(Duration::from_secs(60), "a sector aborted", || {
+        m.sectors().into_iter().find(|s| s["state"] == "Aborted")
+    });
+    let reason = aborted["abort_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("assigned 1 deal(s)") && reason.contains("CC sectors only"),
+        "{aborted}"
+    );
+    assert!(aborted["ticket"].is_null(), "never sealed: {aborted}");
+    // No sector went on to be sealed, and the thread is not paused.
+    assert!(m.sectors().iter().all(|s| s["ticket"].is_null()));
+    assert!(w.list()[0]["thread_state"]["state"] != "Paused");
+}
+
 /// Plays a stock damocles-worker named `name` on manager `m` with `token` (or none): every call
 /// in damocles' shapes, proofs computed for real by processor children. Returns the sector.
 fn damocles_worker_flow(m: &Manager, dir: &Path, name: &str, token: Option<&str>) -> Value {
@@ -250,6 +281,74 @@ fn a_damocles_shaped_worker_reaches_finished_with_a_token_and_without() {
         .proc
         .log_text()
         .contains("a worker without a token is calling"));
+}
+
+/// `StoreReserveSpace` picks a writable candidate with room (by weight, then free space), keeps
+/// the room until the sector is persisted, and answers null when no candidate has room.
+#[test]
+fn persist_space_is_reserved_by_weight_and_room_until_persisted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for s in ["small", "big", "ro"] {
+        std::fs::create_dir_all(d.join(s)).unwrap();
+    }
+    let stores = format!(
+        "[[persist_store]]\nname = \"small\"\npath = \"{0}/small\"\nweight = 5\n\n\
+         [[persist_store]]\nname = \"big\"\npath = \"{0}/big\"\n\n\
+         [[persist_store]]\nname = \"ro\"\npath = \"{0}/ro\"\nweight = 9\nread_only = true\n\n\
+         [[persist_store]]\nname = \"elsewhere\"\npath = \"/not/mounted/here\"\n",
+        d.display()
+    );
+    let m = Manager::start_with(d, None, free_port(), &stores);
+    let st = nix::sys::statvfs::statvfs(d).unwrap();
+    let free = st.blocks_available() * st.fragment_size();
+    let sector = || {
+        let s = m
+            .rpc_as("tester", "Venus.AllocateSector", json!([{}]))
+            .unwrap();
+        s["ID"].clone()
+    };
+    let reserve = |sid: &Value, size: u64, names: &[&str]| {
+        m.rpc_as(
+            "tester",
+            "Venus.StoreReserveSpace",
+            json!([sid, size, names]),
+        )
+        .unwrap()
+    };
+    let (a, b) = (sector(), sector());
+    let all = ["small", "big", "ro"];
+    assert_eq!(
+        reserve(&a, 1, &all)["Name"],
+        "small",
+        "the highest writable weight"
+    );
+    assert_eq!(
+        reserve(&a, free / 2, &all)["Name"],
+        "small",
+        "again, for the same sector"
+    );
+    // Half of "small" is kept for `a`: three quarters more do not fit there ("big", on the same
+    // disk here, is a store of its own, with nothing reserved).
+    assert!(reserve(&b, free / 4 * 3, &["small"]).is_null());
+    assert!(reserve(&b, 1, &["ro"]).is_null(), "never a read-only store");
+    assert!(reserve(&b, 1 << 60, &all).is_null(), "no room anywhere");
+    assert_eq!(
+        reserve(&b, 1 << 60, &["elsewhere", "unknown"])["Name"],
+        "elsewhere",
+        "a store not mounted here cannot be measured, and is taken at its word"
+    );
+    // Persisting `a` gives its room back.
+    assert_eq!(
+        m.rpc_as(
+            "tester",
+            "Venus.SubmitPersistedEx",
+            json!([a, "small", false])
+        )
+        .unwrap(),
+        true
+    );
+    assert_eq!(reserve(&b, free / 4 * 3, &["small"])["Name"], "small");
 }
 
 /// Whether an error says the request's shape was wrong (method, parameter count, fields).

@@ -159,7 +159,7 @@ async fn step(
             if let Some(n) = deals.map(|d| d.len()).filter(|n| *n > 0) {
                 // The chain would expect these deals in the sector: sealing it as CC is wrong.
                 return Err(Failure::abort(format!(
-                    "permanent: the manager assigned {n} deal(s) to {id}, but this worker seals CC sectors only (deal sectors are not supported yet): the sector is aborted"
+                    "the manager assigned {n} deal(s) to {id}, but this worker seals CC sectors only (deal sectors are not supported yet): the sector is aborted rather than sealed without them"
                 )));
             }
             Event::AcquireDeals

@@ -84,11 +84,11 @@ impl ThreadInfo {
     /// The one-line form of `damocles-worker worker list` (seed 001):
     /// `#0: "/path"; sector_id=Some(s-t010000-2), paused=true, paused_elapsed=Some(17s), state=C1Done, last_err=Some("…")`.
     pub fn list_line(&self) -> String {
+        // Rust's Debug of an `Option<Duration>`, as the seed prints it: `Some(17s)`, `Some(822s)`.
         let paused_elapsed = match &self.thread_state {
-            ThreadState::Paused { elapsed } => format!(
-                "Some({})",
-                humantime::format_duration(std::time::Duration::from_secs(*elapsed))
-            ),
+            ThreadState::Paused { elapsed } => {
+                format!("{:?}", Some(std::time::Duration::from_secs(*elapsed)))
+            }
             _ => "None".to_string(),
         };
         let opt = |v: &Option<String>| match v {
@@ -147,6 +147,14 @@ mod tests {
                     Some("permanent: x \"y\""),
                 ),
                 r#"#0: "/path/store1"; sector_id=Some(s-t010000-2), paused=true, paused_elapsed=Some(17s), state=C1Done, last_err=Some("permanent: x \"y\"")"#,
+            ),
+            (
+                info(
+                    ThreadState::Paused { elapsed: 822 },
+                    Some("s-t010000-3"),
+                    None,
+                ),
+                r#"#0: "/path/store1"; sector_id=Some(s-t010000-3), paused=true, paused_elapsed=Some(822s), state=C1Done, last_err=None"#,
             ),
             (
                 info(ThreadState::Idle, None, None),
