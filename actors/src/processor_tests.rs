@@ -21,6 +21,9 @@ for line in sys.stdin:
         continue
     if op == "exit":
         os._exit(3)
+    if op == "env":
+        print(json.dumps({"id": req["id"], "err_msg": None, "output": {k: os.environ.get(k) for k in req["task"]["names"]}}), flush=True)
+        continue
     if op == "err":
         out = {"id": req["id"], "err_msg": "boom", "output": None}
     elif op == "lost":
@@ -196,4 +199,35 @@ fn without_a_cgroup_v2_cpuset_the_child_is_pinned_by_affinity() {
             .unwrap_or(false),
         "nothing is left in the fake tree"
     );
+}
+
+#[actix_rt::test]
+async fn children_inherit_the_environment_changes_made_through_the_api() {
+    let sp = spec(None, Duration::from_secs(10));
+    std::env::set_var("DAMOCLES_TEST_GONE", "here");
+    sp.env_overlay.write().unwrap().extend([
+        ("DAMOCLES_TEST_SET".to_string(), Some("1".to_string())),
+        ("DAMOCLES_TEST_GONE".to_string(), None),
+    ]);
+    let overlay = sp.env_overlay.clone();
+    let (addr, _) = start(sp);
+    let names = json!({"op": "env", "names": ["DAMOCLES_TEST_SET", "DAMOCLES_TEST_GONE"]});
+    let env = addr.send(Call(names.clone())).await.unwrap().unwrap();
+    assert_eq!(
+        env,
+        json!({"DAMOCLES_TEST_SET": "1", "DAMOCLES_TEST_GONE": null})
+    );
+    // A change applies to the next child: the running one keeps its environment.
+    overlay
+        .write()
+        .unwrap()
+        .insert("DAMOCLES_TEST_SET".to_string(), Some("2".to_string()));
+    assert_eq!(
+        addr.send(Call(names.clone())).await.unwrap().unwrap()["DAMOCLES_TEST_SET"],
+        "1"
+    );
+    let _ = addr.send(Call(json!({"op": "exit"}))).await;
+    tokio::time::sleep(RESTART_DELAY + Duration::from_secs(2)).await;
+    let env = addr.send(Call(names)).await.unwrap().unwrap();
+    assert_eq!(env["DAMOCLES_TEST_SET"], "2", "{env}");
 }

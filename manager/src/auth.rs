@@ -11,6 +11,7 @@
 //! not speak for, or touch the work of, a worker that has a token.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,8 @@ pub struct Authenticator {
     cache: RwLock<Cache>,
     /// Serialises reloads, so a burst of calls makes one query.
     reload: tokio::sync::Mutex<()>,
+    /// A background reload is under way: calls do not start another.
+    refreshing: AtomicBool,
     /// Anonymous workers already logged (each once).
     seen_anonymous: Mutex<HashSet<String>>,
 }
@@ -82,6 +85,7 @@ impl Authenticator {
             mode,
             cache: RwLock::new(Cache::default()),
             reload: tokio::sync::Mutex::new(()),
+            refreshing: AtomicBool::new(false),
             seen_anonymous: Mutex::new(HashSet::new()),
         }
     }
@@ -168,13 +172,18 @@ impl Authenticator {
         }
     }
 
-    /// Reloads the cache in the background: calls go on with the cache they have.
+    /// Reloads the cache in the background (one reload at a time): calls go on with the cache
+    /// they have.
     fn refresh_behind(self: &Arc<Self>) {
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let me = self.clone();
         actix_rt::spawn(async move {
             if let Err(e) = me.refresh(FRESH).await {
                 warn!(error = %e.message, "cannot reload worker tokens");
             }
+            me.refreshing.store(false, Ordering::Release);
         });
     }
 

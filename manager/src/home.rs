@@ -19,11 +19,18 @@ pub fn token_path() -> PathBuf {
     home().join("token")
 }
 
-/// The admin token, created (mode 0600) at first start.
+/// The admin token, created (mode 0600) at first start; an existing file that others could
+/// read is made 0600 again.
 pub fn ensure_token() -> std::io::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
     let path = token_path();
     if let Ok(t) = std::fs::read_to_string(&path) {
         if !t.trim().is_empty() {
+            let mode = std::fs::metadata(&path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                tracing::warn!(file = %path.display(), mode = format!("{:o}", mode & 0o777), "the admin token file could be read by others: made it 0600");
+            }
             return Ok(t.trim().to_string());
         }
     }

@@ -426,9 +426,20 @@ fn a_restarted_manager_loses_nothing(db: Option<String>) {
         "only its owner may read the admin token"
     );
     drop(m);
+    // A token file left readable by others is made 0600 again at the next start.
+    std::fs::set_permissions(
+        dir.path().join("manager-home/token"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
 
     let m = Manager::start_on(dir.path(), db, port);
     assert_eq!(m.token(), token, "the token survives restarts");
+    let mode = std::fs::metadata(m.home.join("token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "made private again");
     let (_, body) = m.rest(Method::GET, "/workers", None);
     assert_eq!(
         body[0]["name"], "worker-c",

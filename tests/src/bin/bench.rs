@@ -65,7 +65,7 @@ fn worker(threads: usize) {
     let w = Worker::start(
         dir.path(),
         "bench",
-        m.port,
+        &m,
         threads,
         "sealing.allowed_miners = [1]",
     );
@@ -126,52 +126,203 @@ fn ping(name: &str, threads: usize, round: usize) -> Value {
            "Threads": rows})
 }
 
+/// A worker-facing call with a token (or none); the result must not be an error.
+fn call_as(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    token: Option<&str>,
+    method: &str,
+    params: Value,
+) -> Value {
+    let mut req = client
+        .post(url)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp: Value = req.send().unwrap().json().unwrap();
+    assert!(resp["error"].is_null(), "{method}: {resp}");
+    resp["result"].clone()
+}
+
+/// Tokens for `names`, made through the manager's REST API as `util worker token create` does.
+fn tokens(m: &Manager, names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| {
+            let (status, body) =
+                m.rest(reqwest::Method::POST, &format!("/workers/{n}/token"), None);
+            assert_eq!(status, 201, "{body}");
+            body["token"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// Two managers on their own databases: one with `[auth] workers = "required"` (callers send
+/// their tokens), one with "optional" (callers send none). Their difference is what
+/// authentication costs.
+fn managers(
+    dir: &std::path::Path,
+    base_url: &str,
+    tag: &str,
+    extra: &str,
+) -> [(Manager, String); 2] {
+    std::env::set_var(MYSQL_URL_ENV, base_url);
+    ["required", "optional"].map(|mode| {
+        let db = mysql_database(&format!("{tag}_{mode}")).unwrap();
+        let cfg = format!("{extra}\n[auth]\nworkers = \"{mode}\"\n");
+        let m = Manager::start_with(&dir.join(mode), Some(db.clone()), free_port(), &cfg);
+        (m, db)
+    })
+}
+
+/// Which of two paths runs first in pass `pass`: A B, B A, A B, ... (ABBA), so that neither
+/// always runs on a warmer or a busier machine.
+fn turns(pass: usize) -> [usize; 2] {
+    if pass.is_multiple_of(2) {
+        [0, 1]
+    } else {
+        [1, 0]
+    }
+}
+
+/// What authentication costs: the rates of all passes together, the median of the per-pass
+/// ratios (each pass runs both paths back to back), and the CPU time the token check itself
+/// takes (a SHA-256 of the token and a lookup among 2 000), against the CPU time a call gets.
+fn report_cost(what: &str, tallies: &[Tally; 2], mut ratios: Vec<f64>) {
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    let spread = format!(
+        "{:.1}%..{:.1}%",
+        100.0 * (1.0 - ratios[ratios.len() - 1]),
+        100.0 * (1.0 - ratios[0])
+    );
+    let toks: Vec<String> = (0..2000).map(|i| format!("{i:064x}")).collect();
+    let map: std::collections::HashMap<[u8; 32], usize> = toks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (damocles_actors::wire::auth::token_hash(t), i))
+        .collect();
+    let n = 200_000;
+    let started = Instant::now();
+    let mut found = 0;
+    for i in 0..n {
+        let h = damocles_actors::wire::auth::token_hash(&toks[i % toks.len()]);
+        found += map.get(&h).copied().unwrap_or(0) % 2;
+    }
+    let check = started.elapsed() / n as u32;
+    assert!(found > 0);
+    // Two cores serve `rate` calls a second: each call gets 2 s / rate of CPU.
+    let budget = Duration::from_secs_f64(2.0 / tallies[1].rate());
+    println!(
+        "authentication costs {:.1}% of the {what} rate overall; per pass median {:.1}% (range {spread}); the token check takes {check:?} of CPU, {:.2}% of the {budget:?} a {what} gets",
+        100.0 * (1.0 - tallies[0].rate() / tallies[1].rate()),
+        100.0 * (1.0 - median),
+        100.0 * check.as_secs_f64() / budget.as_secs_f64(),
+    );
+}
+
+/// `(what, calls, time, latencies)` summed over the passes of one path.
+struct Tally {
+    name: String,
+    calls: usize,
+    time: Duration,
+    lat: Vec<Duration>,
+}
+
+impl Tally {
+    fn new(name: &str) -> Tally {
+        Tally {
+            name: name.into(),
+            calls: 0,
+            time: Duration::ZERO,
+            lat: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, calls: usize, time: Duration, lat: Vec<Duration>) {
+        self.calls += calls;
+        self.time += time;
+        self.lat.extend(lat);
+    }
+
+    fn rate(&self) -> f64 {
+        self.calls as f64 / self.time.as_secs_f64()
+    }
+}
+
 fn heartbeat(workers: usize, threads: usize, base_url: &str) {
     use diesel::prelude::*;
     let dir = tempfile::tempdir().unwrap();
-    std::env::set_var(MYSQL_URL_ENV, base_url);
-    let db = mysql_database("bench").unwrap();
-    let m = Manager::start(dir.path(), Some(db.clone()));
-    let rpc = m.url("/rpc/v0");
+    let [(with_auth, _), (without, db)] = managers(dir.path(), base_url, "bench_hb", "");
+    let names: Vec<String> = (0..workers).map(|w| format!("w{w}")).collect();
+    let toks = tokens(&with_auth, &names);
 
-    // Through the manager: every worker pings once per round, 64 at a time.
-    let rounds = 3;
-    let concurrency = 64;
-    let started = Instant::now();
-    let lat = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for c in 0..concurrency {
-            let (rpc, lat) = (&rpc, &lat);
-            s.spawn(move || {
-                let client = reqwest::blocking::Client::new();
-                for round in 0..rounds {
-                    for w in (c..workers).step_by(concurrency) {
-                        let t = Instant::now();
-                        let r = call(
-                            &client,
-                            rpc,
-                            "Venus.WorkerPing",
-                            json!([ping(&format!("w{w}"), threads, round)]),
-                        );
-                        assert!(r.is_null());
-                        lat.lock().unwrap().push(t.elapsed());
+    // Through a manager: every worker pings once per round, 64 at a time; the two managers
+    // take turns in the order A B B A A B B A, so drift on the machine touches both alike.
+    let (rounds, passes, concurrency) = (3, 8, 64);
+    let pings = |m: &Manager, toks: Option<&Vec<String>>, pass: usize| {
+        let rpc = m.url("/rpc/v0");
+        let lat = std::sync::Mutex::new(Vec::new());
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for c in 0..concurrency {
+                let (rpc, lat, names) = (&rpc, &lat, &names);
+                s.spawn(move || {
+                    let client = reqwest::blocking::Client::new();
+                    for round in 0..rounds {
+                        for w in (c..workers).step_by(concurrency) {
+                            let t = Instant::now();
+                            let token = toks.map(|t| t[w].as_str());
+                            let ping = ping(&names[w], threads, pass * rounds + round);
+                            let r = call_as(&client, rpc, token, "Venus.WorkerPing", json!([ping]));
+                            assert!(r.is_null());
+                            lat.lock().unwrap().push(t.elapsed());
+                        }
                     }
-                }
-            });
+                });
+            }
+        });
+        (
+            workers * rounds,
+            started.elapsed(),
+            lat.into_inner().unwrap(),
+        )
+    };
+    let mut tallies = [
+        Tally::new("manager WorkerPing, each worker with its token ([auth] workers = required)"),
+        Tally::new("manager WorkerPing, no tokens ([auth] workers = optional)"),
+    ];
+    let mut ratios = Vec::new();
+    for pass in 0..passes {
+        let mut rate = [0f64; 2];
+        for which in turns(pass) {
+            let (n, t, l) = if which == 0 {
+                pings(&with_auth, Some(&toks), pass)
+            } else {
+                pings(&without, None, pass)
+            };
+            rate[which] = n as f64 / t.as_secs_f64();
+            tallies[which].add(n, t, l);
         }
-    });
-    let total = started.elapsed();
-    let n = workers * rounds;
-    println!(
-        "manager WorkerPing ({workers} workers x {threads} threads, {concurrency} concurrent): {} pings in {total:?} = {:.0} pings/s, {:.0} thread rows/s; latency {}",
-        n,
-        n as f64 / total.as_secs_f64(),
-        (n * threads) as f64 / total.as_secs_f64(),
-        percentiles(lat.into_inner().unwrap())
-    );
+        ratios.push(rate[0] / rate[1]);
+    }
+    for t in &mut tallies {
+        println!(
+            "{} ({workers} workers x {threads} threads, {concurrency} concurrent): {} pings in {:?} = {:.0} pings/s, {:.0} thread rows/s; latency {}",
+            t.name,
+            t.calls,
+            t.time,
+            t.rate(),
+            t.rate() * threads as f64,
+            percentiles(std::mem::take(&mut t.lat))
+        );
+    }
+    report_cost("ping", &tallies, ratios);
 
     // Baseline: the same rows straight into the same tables, batched 512 workers per
     // transaction (the writer's largest batch), one connection.
+    let n = workers * rounds;
     let mut conn = diesel::MysqlConnection::establish(&db).unwrap();
     let now = "2026-01-01 00:00:00";
     let mut batch_lat = Vec::new();
@@ -215,23 +366,24 @@ fn heartbeat(workers: usize, threads: usize, base_url: &str) {
         (n * threads) as f64 / total.as_secs_f64(),
         percentiles(batch_lat)
     );
-    drop(m);
 }
 
-/// Claims of `jobs` fake jobs by `claimers` concurrent claimers until none is left: through the
-/// manager (`Venus.WdPoStAllocateJobs`, one job per call), then, after putting every job back,
-/// the raw `SELECT ... FOR UPDATE SKIP LOCKED` + `UPDATE` transaction on the same table, one
-/// connection per claimer.
+const RESET_JOBS: &str = "UPDATE wdpost_jobs SET state = 'ReadyToRun', try_num = 0, worker_name = NULL, started_at = NULL, heartbeat_at = NULL;";
+
+/// Claims of `jobs` fake jobs by `claimers` concurrent claimers until none is left: through a
+/// manager with tokens and one without (`Venus.WdPoStAllocateJobs`, one job per call, the two
+/// taking turns four times), then the raw `SELECT ... FOR UPDATE SKIP LOCKED` + `UPDATE` transaction
+/// on the same table, one connection per claimer.
 fn claims(jobs: usize, claimers: usize, base_url: &str) {
     use diesel::prelude::*;
     let dir = tempfile::tempdir().unwrap();
-    std::env::set_var(MYSQL_URL_ENV, base_url);
-    let db = mysql_database("bench_claims").unwrap();
     // The claimers never heartbeat: keep the keeper from re-queueing their jobs meanwhile.
     let quiet = "[task]\nheartbeat_timeout = \"1h\"\n";
-    let m = Manager::start_with(dir.path(), Some(db.clone()), free_port(), quiet);
+    let [(with_auth, db_a), (without, db)] = managers(dir.path(), base_url, "bench_cl", quiet);
+    insert_fake_jobs(&db_a, jobs);
     insert_fake_jobs(&db, jobs);
-    let rpc = m.url("/rpc/v0");
+    let names: Vec<String> = (0..claimers).map(|c| format!("claimer-{c}")).collect();
+    let toks = tokens(&with_auth, &names);
 
     let run = |claim: &(dyn Fn(usize) -> bool + Sync)| {
         let lat = std::sync::Mutex::new(Vec::new());
@@ -254,26 +406,56 @@ fn claims(jobs: usize, claimers: usize, base_url: &str) {
     let clients: Vec<_> = (0..claimers)
         .map(|_| reqwest::blocking::Client::new())
         .collect();
-    let (total, lat) = run(&|c| {
-        let r = call(
-            &clients[c],
-            &rpc,
-            "Venus.WdPoStAllocateJobs",
-            json!([{}, 1, format!("claimer-{c}")]),
+    let through = |m: &Manager, toks: Option<&Vec<String>>| {
+        let rpc = m.url("/rpc/v0");
+        run(&|c| {
+            let token = toks.map(|t| t[c].as_str());
+            let r = call_as(
+                &clients[c],
+                &rpc,
+                token,
+                "Venus.WdPoStAllocateJobs",
+                json!([{}, 1, names[c]]),
+            );
+            !r.as_array().unwrap().is_empty()
+        })
+    };
+    let mut tallies = [
+        Tally::new(
+            "manager WdPoStAllocateJobs, each claimer with its token ([auth] workers = required)",
+        ),
+        Tally::new("manager WdPoStAllocateJobs, no tokens ([auth] workers = optional)"),
+    ];
+    let mut ratios = Vec::new();
+    for pass in 0..4 {
+        let mut rate = [0f64; 2];
+        for which in turns(pass) {
+            let (t, l) = if which == 0 {
+                mysql_exec(&db_a, RESET_JOBS);
+                through(&with_auth, Some(&toks))
+            } else {
+                mysql_exec(&db, RESET_JOBS);
+                through(&without, None)
+            };
+            assert_eq!(l.len(), jobs);
+            rate[which] = jobs as f64 / t.as_secs_f64();
+            tallies[which].add(jobs, t, l);
+        }
+        ratios.push(rate[0] / rate[1]);
+    }
+    for t in &mut tallies {
+        println!(
+            "{} ({claimers} claimers): {} claims in {:?} = {:.0} claims/s; latency {}",
+            t.name,
+            t.calls,
+            t.time,
+            t.rate(),
+            percentiles(std::mem::take(&mut t.lat))
         );
-        !r.as_array().unwrap().is_empty()
-    });
-    assert_eq!(lat.len(), jobs);
-    println!(
-        "manager WdPoStAllocateJobs ({claimers} claimers): {jobs} claims in {total:?} = {:.0} claims/s; latency {}",
-        jobs as f64 / total.as_secs_f64(),
-        percentiles(lat)
-    );
+    }
+    report_cost("claim", &tallies, ratios);
 
-    mysql_exec(
-        &db,
-        "UPDATE wdpost_jobs SET state = 'ReadyToRun', try_num = 0, worker_name = NULL, started_at = NULL, heartbeat_at = NULL;",
-    );
+    mysql_exec(&db, RESET_JOBS);
     #[derive(QueryableByName)]
     struct Id {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -308,7 +490,6 @@ fn claims(jobs: usize, claimers: usize, base_url: &str) {
         jobs as f64 / total.as_secs_f64(),
         percentiles(lat)
     );
-    drop(m);
 }
 
 /// WindowPoSt of one real 2KiB sector, `runs` times: in one warm `window_post` processor child
