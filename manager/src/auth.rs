@@ -217,10 +217,11 @@ impl Authenticator {
                 format!("worker {name:?} has a token: its calls must carry it (Authorization: Bearer <token>)"),
             ));
         }
+        // Checked before inserting, so a known name costs no allocation.
         let first = self
             .seen_anonymous
             .lock()
-            .is_ok_and(|mut s| s.insert(name.to_string()));
+            .is_ok_and(|mut s| !s.contains(name) && s.insert(name.to_string()));
         if first {
             info!(worker = %name, "a worker without a token is calling ([auth] workers = \"optional\")");
         }

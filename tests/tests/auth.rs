@@ -31,8 +31,18 @@ fn manager_state(m: &Manager) -> Value {
         out.insert(path.into(), body);
     }
     // Ages move with the clock, not with calls.
-    for w in out["/workers"].as_array_mut().into_iter().flatten() {
-        w.as_object_mut().unwrap().remove("last_ping_age_secs");
+    for (list, ages) in [
+        ("/workers", &["last_ping_age_secs", "last_ping_age_ns"][..]),
+        (
+            "/wdpost/jobs?all=true&detail=true",
+            &["elapsed_secs", "heartbeat_age_secs"][..],
+        ),
+    ] {
+        for row in out[list].as_array_mut().into_iter().flatten() {
+            for age in ages {
+                row.as_object_mut().unwrap().remove(*age);
+            }
+        }
     }
     Value::Object(out)
 }

@@ -281,6 +281,16 @@ fn a_damocles_shaped_worker_reaches_finished_with_a_token_and_without() {
         .proc
         .log_text()
         .contains("a worker without a token is calling"));
+    // A worker that started without a token and is given one goes on with its sectors (an
+    // upgrade loses no work); other workers still may not touch them.
+    let sid_b = json!({"Miner": 10000, "Number": without["sector_number"]});
+    assert!(m
+        .rpc_as("damocles-b", "Venus.AssignTicket", json!([sid_b]))
+        .is_ok());
+    let e = m
+        .rpc_as("intruder", "Venus.AssignTicket", json!([sid_b]))
+        .unwrap_err();
+    assert_eq!(e["code"], 11002, "{e}");
 }
 
 /// `StoreReserveSpace` picks a writable candidate with room (by weight, then free space), keeps

@@ -455,14 +455,18 @@ pub async fn wait_for_params(
     }
 }
 
-/// Calls the manager. A sector the manager does not know, or that is not this worker's, is
-/// aborted; any other error is temporary (retried, then escalated).
+/// Calls the manager. A sector the manager does not know is aborted; one it says is not this
+/// worker's pauses the thread, files kept, until an operator sorts out which worker's token
+/// this is; any other error is temporary (retried, then escalated).
 async fn rpc<M: Method>(env: &ThreadEnv, params: M::Params) -> Result<M::Output, Failure> {
     let method = M::NAME;
     env.manager.call::<M>(params).await.map_err(|e| match &e {
-        CallError::Rpc(r) if r.code == SECTOR_STATE_NOT_FOUND || r.code == NOT_YOURS => {
+        CallError::Rpc(r) if r.code == SECTOR_STATE_NOT_FOUND => {
             Failure::abort(format!("{method}: {e}"))
         }
+        CallError::Rpc(r) if r.code == NOT_YOURS => Failure::perm(format!(
+            "{method}: {e}; this worker's token names another worker than the one that was given the sector: check `util worker token list` and [worker] name"
+        )),
         _ => Failure::temp(format!("{method}: {e}")),
     })
 }
