@@ -12,7 +12,7 @@ use damocles_actors::wire::jsonrpc::{CallError, Client};
 use damocles_actors::wire::method::Method;
 use damocles_actors::wire::worker_api::DEFAULT_PORT;
 use damocles_actors::wire::worker_methods::{
-    WorkerLimits, WorkerList, WorkerPause, WorkerResume, WorkerSetLimits,
+    is_read, WorkerLimits, WorkerList, WorkerPause, WorkerResume, WorkerSetLimits,
 };
 
 use crate::config::Config;
@@ -74,21 +74,25 @@ enum WorkerSub {
 
 impl WorkerCmd {
     /// Where the worker's API is, and the key to sign changes with (from the config's token).
-    fn target(&self) -> anyhow::Result<(String, Option<ControlKey>)> {
+    fn target(&self) -> anyhow::Result<(String, Result<Option<ControlKey>, String>)> {
         if let Some(path) = &self.config {
             let cfg = Config::load(path)?;
             let host = match cfg.worker.rpc_server.host.as_deref() {
                 None | Some("0.0.0.0") | Some("::") => "127.0.0.1".to_string(),
                 Some(h) => h.to_string(),
             };
-            let key = cfg.token(path)?.as_deref().map(ControlKey::from_token);
+            // Reads need no token: an unreadable one is reported only by calls that change.
+            let key = cfg
+                .token(path)
+                .map(|t| t.as_deref().map(ControlKey::from_token))
+                .map_err(|e| e.to_string());
             return Ok((format!("{host}:{}", cfg.rpc_port()), key));
         }
         let host = self
             .host
             .clone()
             .unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_PORT}"));
-        Ok((host, None))
+        Ok((host, Ok(None)))
     }
 
     pub async fn run(self) -> anyhow::Result<()> {
@@ -155,13 +159,18 @@ impl WorkerCmd {
 /// The worker's API as this CLI calls it: every call signed when the config gave a token.
 struct Api {
     client: Client,
-    key: Option<ControlKey>,
+    /// The signing key, or why the config's token could not be read.
+    key: Result<Option<ControlKey>, String>,
     addr: String,
 }
 
 impl Api {
     async fn call<M: Method>(&self, params: M::Params, force: bool) -> anyhow::Result<M::Output> {
-        let key = self.key.clone();
+        let key = match &self.key {
+            Ok(k) => k.clone(),
+            Err(e) if !is_read(M::NAME) => anyhow::bail!("{e}"),
+            Err(_) => None,
+        };
         self.client
             .call_with::<M>(params, move |body| {
                 let mut h = Vec::new();

@@ -74,7 +74,7 @@ pub struct RpcClientSection {
     /// here: `{ Authorization = "Bearer <token>" }`.
     pub headers: Option<HashMap<String, String>>,
     /// Ours: a file holding the worker's token (from `damocles-manager util worker token
-    /// create <name>`), sent as `Authorization: Bearer <token>`.
+    /// create <name>`), sent as `Authorization: Bearer <token>`; relative to the config file.
     pub token_file: Option<String>,
 }
 
@@ -375,15 +375,18 @@ impl Config {
     }
 
     /// The worker's token: from `rpc_client.token_file`, else from its headers.
-    pub fn token(&self, file: &Path) -> Result<Option<String>, ConfigError> {
-        let file = file.display().to_string();
+    /// A relative `token_file` is taken from the config file's folder, so the daemon and the CLI
+    /// find the same file wherever they are started.
+    pub fn token(&self, config: &Path) -> Result<Option<String>, ConfigError> {
+        let file = config.display().to_string();
         match &self.sector_manager.rpc_client.token_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
+            Some(name) => {
+                let path = config.parent().unwrap_or(Path::new(".")).join(name);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
                     ConfigError::new(
                         &file,
                         "sector_manager.rpc_client.token_file",
-                        format!("cannot read {path}: {e}"),
+                        format!("cannot read {}: {e}", path.display()),
                     )
                 })?;
                 let t = text.trim();
@@ -391,7 +394,7 @@ impl Config {
                     return Err(ConfigError::new(
                         &file,
                         "sector_manager.rpc_client.token_file",
-                        format!("{path} is empty: put the output of `damocles-manager util worker token create <name>` in it"),
+                        format!("{} is empty: put the output of `damocles-manager util worker token create <name>` in it", path.display()),
                     ));
                 }
                 Ok(Some(t.to_string()))

@@ -155,3 +155,53 @@ fn a_missing_manager_address_is_refused() {
     let e = Config::parse("[sector_manager]\nrpc_client.addr = \"nowhere\"", "w.toml").unwrap_err();
     assert_eq!(e.key, "sector_manager.rpc_client.addr");
 }
+
+#[test]
+fn the_token_comes_from_its_file_or_a_header_and_is_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("worker.toml");
+    std::fs::write(dir.path().join("w.token"), "abc123\n").unwrap();
+    let text = "[sector_manager]\nrpc_client.addr = \"/ip4/127.0.0.1/tcp/1789\"\nrpc_client.token_file = \"w.token\"\n";
+    let cfg = Config::parse(text, "worker.toml").unwrap();
+    // Relative to the config file's folder, wherever the process runs.
+    assert_eq!(cfg.token(&cfg_path).unwrap().as_deref(), Some("abc123"));
+    let headers = cfg.manager_headers(&cfg.token(&cfg_path).unwrap());
+    assert_eq!(
+        headers,
+        [("Authorization".to_string(), "Bearer abc123".to_string())]
+    );
+    let e = cfg
+        .token(&dir.path().join("elsewhere/worker.toml"))
+        .unwrap_err();
+    assert_eq!(e.key, "sector_manager.rpc_client.token_file");
+
+    let text = "[sector_manager]\nrpc_client.addr = \"/ip4/127.0.0.1/tcp/1789\"\nrpc_client.headers = { Authorization = \"Bearer xyz\", X-Farm = \"a\" }\n";
+    let cfg = Config::parse(text, "worker.toml").unwrap();
+    assert_eq!(cfg.token(&cfg_path).unwrap().as_deref(), Some("xyz"));
+    assert_eq!(cfg.manager_headers(&Some("xyz".into())).len(), 2);
+    let shown = format!("{cfg:?}");
+    assert!(
+        !shown.contains("xyz") && shown.contains("<redacted>"),
+        "{shown}"
+    );
+
+    let both = format!("{text}rpc_client.token_file = \"w.token\"\n");
+    let e = Config::parse(&both, "worker.toml").unwrap_err();
+    assert_eq!(e.key, "sector_manager.rpc_client.token_file");
+}
+
+#[test]
+fn allowed_sizes_may_stand_in_the_thread_as_seed_002_writes_it() {
+    let cfg = parse("[[sealing_thread]]\nplan = \"wdpost\"\nallowed_sizes = [\"2KiB\"]").unwrap();
+    assert_eq!(
+        cfg.sealing_for(&cfg.sealing_thread[0]).allowed_sizes,
+        Some(vec![2048])
+    );
+    let e = parse("[[sealing_thread]]\nplan = \"wdpost\"\nallowed_sizes = [\"3KiB\"]").unwrap_err();
+    assert_eq!(e.key, "sealing_thread[0].allowed_sizes[0]");
+    let e = parse(
+        "[[sealing_thread]]\nplan = \"wdpost\"\nallowed_sizes = [\"2KiB\"]\nsealing.allowed_sizes = [\"32GiB\"]",
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "sealing_thread[0].allowed_sizes");
+}
