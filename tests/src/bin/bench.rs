@@ -176,14 +176,31 @@ fn managers(
     })
 }
 
-/// Which of two paths runs first in pass `pass`: A B, B A, A B, ... (ABBA), so that neither
-/// always runs on a warmer or a busier machine.
-fn turns(pass: usize) -> [usize; 2] {
-    if pass.is_multiple_of(2) {
-        [0, 1]
-    } else {
-        [1, 0]
+/// Runs two paths `passes` times each, taking turns A B B A A B … so that neither always runs
+/// on a warmer or a busier machine. `run(path, pass)` gives (calls, time, latencies). Returns
+/// both tallies and, per pass, the rate of path 0 over the rate of path 1.
+fn side_by_side(
+    names: [&str; 2],
+    passes: usize,
+    mut run: impl FnMut(usize, usize) -> (usize, Duration, Vec<Duration>),
+) -> ([Tally; 2], Vec<f64>) {
+    let mut tallies = names.map(Tally::new);
+    let mut ratios = Vec::new();
+    for pass in 0..passes {
+        let order = if pass.is_multiple_of(2) {
+            [0, 1]
+        } else {
+            [1, 0]
+        };
+        let mut rate = [0f64; 2];
+        for which in order {
+            let (n, t, l) = run(which, pass);
+            rate[which] = n as f64 / t.as_secs_f64();
+            tallies[which].add(n, t, l);
+        }
+        ratios.push(rate[0] / rate[1]);
     }
+    (tallies, ratios)
 }
 
 /// What authentication costs: the rates of all passes together, the median of the per-pass
@@ -289,24 +306,17 @@ fn heartbeat(workers: usize, threads: usize, base_url: &str) {
             lat.into_inner().unwrap(),
         )
     };
-    let mut tallies = [
-        Tally::new("manager WorkerPing, each worker with its token ([auth] workers = required)"),
-        Tally::new("manager WorkerPing, no tokens ([auth] workers = optional)"),
+    let names_of = [
+        "manager WorkerPing, each worker with its token ([auth] workers = required)",
+        "manager WorkerPing, no tokens ([auth] workers = optional)",
     ];
-    let mut ratios = Vec::new();
-    for pass in 0..passes {
-        let mut rate = [0f64; 2];
-        for which in turns(pass) {
-            let (n, t, l) = if which == 0 {
-                pings(&with_auth, Some(&toks), pass)
-            } else {
-                pings(&without, None, pass)
-            };
-            rate[which] = n as f64 / t.as_secs_f64();
-            tallies[which].add(n, t, l);
+    let (mut tallies, ratios) = side_by_side(names_of, passes, |which, pass| {
+        if which == 0 {
+            pings(&with_auth, Some(&toks), pass)
+        } else {
+            pings(&without, None, pass)
         }
-        ratios.push(rate[0] / rate[1]);
-    }
+    });
     for t in &mut tallies {
         println!(
             "{} ({workers} workers x {threads} threads, {concurrency} concurrent): {} pings in {:?} = {:.0} pings/s, {:.0} thread rows/s; latency {}",
@@ -420,29 +430,21 @@ fn claims(jobs: usize, claimers: usize, base_url: &str) {
             !r.as_array().unwrap().is_empty()
         })
     };
-    let mut tallies = [
-        Tally::new(
-            "manager WdPoStAllocateJobs, each claimer with its token ([auth] workers = required)",
-        ),
-        Tally::new("manager WdPoStAllocateJobs, no tokens ([auth] workers = optional)"),
+    let names_of = [
+        "manager WdPoStAllocateJobs, each claimer with its token ([auth] workers = required)",
+        "manager WdPoStAllocateJobs, no tokens ([auth] workers = optional)",
     ];
-    let mut ratios = Vec::new();
-    for pass in 0..4 {
-        let mut rate = [0f64; 2];
-        for which in turns(pass) {
-            let (t, l) = if which == 0 {
-                mysql_exec(&db_a, RESET_JOBS);
-                through(&with_auth, Some(&toks))
-            } else {
-                mysql_exec(&db, RESET_JOBS);
-                through(&without, None)
-            };
-            assert_eq!(l.len(), jobs);
-            rate[which] = jobs as f64 / t.as_secs_f64();
-            tallies[which].add(jobs, t, l);
-        }
-        ratios.push(rate[0] / rate[1]);
-    }
+    let (mut tallies, ratios) = side_by_side(names_of, 4, |which, _| {
+        let (t, l) = if which == 0 {
+            mysql_exec(&db_a, RESET_JOBS);
+            through(&with_auth, Some(&toks))
+        } else {
+            mysql_exec(&db, RESET_JOBS);
+            through(&without, None)
+        };
+        assert_eq!(l.len(), jobs);
+        (jobs, t, l)
+    });
     for t in &mut tallies {
         println!(
             "{} ({claimers} claimers): {} claims in {:?} = {:.0} claims/s; latency {}",
