@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use damocles_actors::wire::auth::{bearer, ct_eq, from_hex32, token_hash};
+use damocles_actors::wire::auth::{bearer, ct_eq, token_hash};
+use damocles_actors::wire::hex;
 use damocles_actors::wire::jsonrpc::{RpcError, FORBIDDEN, UNAUTHENTICATED};
 use serde::Deserialize;
 use tracing::{info, warn};
@@ -150,7 +151,7 @@ impl Authenticator {
                     ..Default::default()
                 };
                 for (name, hash) in rows {
-                    if let Some(h) = from_hex32(&hash) {
+                    if let Some(h) = hex::decode32(&hash) {
                         fresh.by_hash.insert(h, name.clone());
                     }
                     fresh.names.insert(name);

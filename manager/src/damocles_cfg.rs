@@ -22,6 +22,9 @@ struct File {
     common: Common,
     #[serde(default)]
     miners: Vec<Miner>,
+    /// Sections for parts this manager does not have: only their names are kept, for the log.
+    #[serde(flatten)]
+    other: BTreeMap<String, IgnoredAny>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,13 +114,9 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
 /// already sets to something else.
 pub fn apply(cfg: &mut ManagerConfig, text: &str, file: &str) -> Result<Applied, ConfigError> {
     let err = |key: &str, reason: String| ConfigError::new(file, key, reason);
-    let sections: BTreeMap<String, IgnoredAny> = damocles_actors::config_file::parse(text, file)?;
     let parsed: File = damocles_actors::config_file::parse(text, file)?;
     let mut applied = Applied {
-        ignored: sections
-            .into_keys()
-            .filter(|k| !["Common", "Miners"].contains(&k.as_str()))
-            .collect(),
+        ignored: parsed.other.keys().cloned().collect(),
         ..Default::default()
     };
     let wp = parsed.common.proving.worker_prover;
@@ -251,6 +250,9 @@ mod tests {
 [Common.API]
 Chain = "/ip4/127.0.0.1/tcp/3453"
 
+[Plugins]
+Dir = "/opt/plugins"
+
 [Common.Proving.WorkerProver]
 JobMaxTry = 2
 HeartbeatTimeout = "15s"
@@ -276,7 +278,7 @@ Actor = 10000
         );
         assert_eq!(cfg.mock.miner, Some(10000));
         assert_eq!(cfg.persist_store[0].path, "/mnt/remote");
-        assert!(applied.ignored.is_empty(), "{applied:?}");
+        assert_eq!(applied.ignored, ["Plugins"], "{applied:?}");
         // The same values in manager.toml are no conflict.
         let mut same = ManagerConfig::parse(
             "[task]\nheartbeat_timeout = \"15s\"\nmax_retry = 2\n",

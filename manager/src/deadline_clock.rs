@@ -63,7 +63,9 @@ pub fn job_for(
     let mut partitions = Vec::new();
     for s in proven {
         let (Some(comm_r), Some(store)) = (
-            s.comm_r.as_deref().and_then(crate::mock_chain::unhex32),
+            s.comm_r
+                .as_deref()
+                .and_then(damocles_actors::wire::hex::decode32),
             &s.persist_store,
         ) else {
             warn!(

@@ -5,6 +5,7 @@
 
 use base64::Engine;
 use damocles_actors::size::parse_size;
+use damocles_actors::wire::hex;
 use damocles_actors::wire::jsonrpc::{
     RpcError, NOT_YOURS, SECTOR_STATE_NOT_FOUND, SERVER_ERROR, SERVICE_UNAVAILABLE,
 };
@@ -79,21 +80,6 @@ fn describe(name: Option<&str>) -> String {
         Some(n) => format!("worker {n}"),
         None => "a caller without a token".into(),
     }
-}
-
-pub fn hex(v: &[u8]) -> String {
-    v.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 impl MockChain {
@@ -232,7 +218,7 @@ impl MockChain {
         who: &Caller,
     ) -> Result<SubmitResp, RpcError> {
         let row = self.sector(sector.id, who).await?;
-        let comm_r = hex(&info.comm_r);
+        let comm_r = hex::encode(&info.comm_r);
         let res = match row.comm_r {
             Some(existing) if existing == comm_r => SubmitResult::DuplicateSubmit,
             Some(_) if !reset => SubmitResult::MismatchedSubmission,
@@ -243,7 +229,7 @@ impl MockChain {
                 sector.id,
                 Change::PreCommit {
                     comm_r,
-                    comm_d: hex(&info.comm_d),
+                    comm_d: hex::encode(&info.comm_d),
                 },
             )
             .await?;
@@ -315,8 +301,8 @@ impl MockChain {
         let row = self.sector(id, who).await?;
         let inputs = (|| {
             Some((
-                unhex32(row.comm_r.as_deref()?)?,
-                unhex32(row.comm_d.as_deref()?)?,
+                hex::decode32(row.comm_r.as_deref()?)?,
+                hex::decode32(row.comm_d.as_deref()?)?,
                 <[u8; 32]>::try_from(unb64(row.ticket.as_deref()?).as_slice()).ok()?,
                 <[u8; 32]>::try_from(unb64(row.seed.as_deref()?).as_slice()).ok()?,
             ))

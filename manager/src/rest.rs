@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use chrono::NaiveDateTime;
-use damocles_actors::wire::auth::{ct_eq, from_hex32, unix_now, ControlKey, FORCE_HEADER};
+use damocles_actors::wire::auth::{ct_eq, unix_now, ControlKey, FORCE_HEADER};
+use damocles_actors::wire::hex;
 use damocles_actors::wire::jsonrpc::{
     CallError, Client, FORBIDDEN, INVALID_PARAMS, NEEDS_FORCE, THREAD_NOT_FOUND,
 };
@@ -181,7 +182,7 @@ async fn call_worker<M: Method>(
     let key =
         s.db.run(move |c| db::tokens::active_hash(c, &n))
             .await?
-            .and_then(|h| from_hex32(&h))
+            .and_then(|h| hex::decode32(&h))
             .map(|h| ControlKey::from_token_hash(&h));
     let client = Client::new(format!("http://{addr}/"), s.worker_timeout);
     let signed = client.call_with::<M>(params, move |body| {

@@ -626,23 +626,6 @@ impl Drop for ProcessorChild {
     }
 }
 
-/// The 32-byte prover id of miner actor `miner` (LEB128 of the id, zero padded).
-pub fn prover_id(miner: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut v = miner;
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            break;
-        }
-        out.push(b | 0x80);
-    }
-    out.resize(32, 0);
-    out
-}
-
 /// `python3 tests/fixtures/strict_peer.py`: a strict go-jsonrpc-like front for the manager at
 /// `upstream` (its `/rpc/v0` URL), listening on `port`, logging every call to `log`.
 pub fn strict_peer(dir: &Path, port: u16, upstream: &str, log: &Path) -> Proc {

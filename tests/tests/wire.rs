@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use damocles_actors::wire::auth::{unix_now, ControlKey};
+use damocles_actors::wire::venus::prover_id;
 use damocles_tests::*;
 use reqwest::Method;
 use serde_json::{json, Value};

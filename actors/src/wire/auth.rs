@@ -14,6 +14,8 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::hex;
+
 /// Our extension: the calling thread's index (`AllocateSector`, `WdPoStAllocateJobs`).
 pub const THREAD_HEADER: &str = "X-Damocles-Thread";
 /// Our extension: resume a thread into `Finished` or `Aborted` from afar (`true`).
@@ -36,21 +38,6 @@ pub fn bearer(header: Option<&str>) -> Option<&str> {
 /// What the manager stores for a token: SHA-256 of it.
 pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
-}
-
-pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn from_hex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 || !s.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 /// Equality whose time does not depend on where the inputs differ.
@@ -113,7 +100,7 @@ impl ControlKey {
     pub fn sign(&self, ts: i64, force: bool, body: &[u8]) -> String {
         format!(
             "{CONTROL_SCHEME} {ts}.{}",
-            to_hex(&self.mac(ts, force, body))
+            hex::encode(&self.mac(ts, force, body))
         )
     }
 
@@ -133,7 +120,7 @@ impl ControlKey {
             .split_once('.')
             .ok_or(ControlError::Malformed)?;
         let ts: i64 = ts.parse().map_err(|_| ControlError::Malformed)?;
-        let sig = from_hex32(sig).ok_or(ControlError::Malformed)?;
+        let sig = hex::decode32(sig).ok_or(ControlError::Malformed)?;
         let skew = now.saturating_sub(ts);
         if skew.abs() > MAX_SKEW_SECS {
             return Err(ControlError::Stale(skew));
@@ -168,12 +155,10 @@ mod tests {
     }
 
     #[test]
-    fn token_hash_is_sha256_and_hex_round_trips() {
+    fn token_hash_is_sha256() {
         // SHA-256("abc").
         let want = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-        assert_eq!(to_hex(&token_hash("abc")), want);
-        assert_eq!(from_hex32(want), Some(token_hash("abc")));
-        assert_eq!(from_hex32("zz"), None);
+        assert_eq!(hex::encode(&token_hash("abc")), want);
     }
 
     #[test]

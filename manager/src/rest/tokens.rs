@@ -2,7 +2,8 @@
 //! `audit_log`; the token itself is never stored or logged, only its SHA-256.
 
 use actix_web::{web, HttpResponse};
-use damocles_actors::wire::auth::{to_hex, token_hash};
+use damocles_actors::wire::auth::token_hash;
+use damocles_actors::wire::hex;
 use rand::RngCore;
 use serde_json::json;
 
@@ -14,7 +15,7 @@ use crate::error::ApiError;
 fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
-    to_hex(&bytes)
+    hex::encode(&bytes)
 }
 
 /// A worker name must be what a worker can send as `[worker] name`.
@@ -38,7 +39,7 @@ pub async fn create(
     let name = path.into_inner();
     check_name(&name)?;
     let token = new_token();
-    let hash = to_hex(&token_hash(&token));
+    let hash = hex::encode(&token_hash(&token));
     let n = name.clone();
     let created =
         s.db.run(move |c| db::tokens::create(c, &n, &hash, db::now()))

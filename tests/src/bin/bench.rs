@@ -502,7 +502,7 @@ fn post(runs: usize) {
     std::fs::create_dir_all(p("cache")).unwrap();
     // Seal a sector with the worker's own processors (no C2 needed for WindowPoSt).
     let miner = 10000u64;
-    let prover_id: Vec<u8> = [0x90u8, 0x4e].into_iter().chain([0u8; 30]).collect();
+    let prover_id = damocles_actors::wire::venus::prover_id(miner);
     let pieces = ProcessorChild::start("add_pieces")
         .call(json!({"seal_proof": 5, "staged_file": p("staged")}))["pieces"]
         .clone();
