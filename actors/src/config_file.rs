@@ -41,6 +41,61 @@ pub fn example_files(dir: &Path, prefix: &str) -> std::io::Result<Vec<std::path:
     Ok(out)
 }
 
+/// Test support for generated config files: values of every TOML type that a key should refuse
+/// or take with care (zero, negative, huge, durations and sizes good and bad, wrong types).
+pub const ODD_VALUES: &[&str] = &[
+    "0",
+    "-1",
+    "18446744073709551616",
+    "1.5e308",
+    "nan",
+    "\"\"",
+    "\"0s\"",
+    "\"1x\"",
+    "\"99999999999999999999days\"",
+    "\"2KiB\"",
+    "\"3KiB\"",
+    "\"0-3,8\"",
+    "\"/ip4/127.0.0.1/tcp/0\"",
+    "\"\\u0000\"",
+    "true",
+    "[]",
+    "[1, \"a\", {}]",
+    "{ x = 1 }",
+    "\"pc1\"",
+];
+
+/// Test support for generated config files: `text` with `edits` applied. Each edit is
+/// (line, what, value): the line is taken modulo the number of lines; `what` % 4 replaces the
+/// value of a `key = value` line with `value`, deletes the line, repeats it, or adds `value` as
+/// a line after it.
+pub fn mutated(text: &str, edits: &[(usize, u8, String)]) -> String {
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    for (at, what, value) in edits {
+        if lines.is_empty() {
+            lines.push(value.clone());
+            continue;
+        }
+        let i = at % lines.len();
+        match what % 4 {
+            0 => {
+                if let Some((key, _)) = lines[i].split_once('=') {
+                    lines[i] = format!("{key}= {value}");
+                }
+            }
+            1 => {
+                lines.remove(i);
+            }
+            2 => {
+                let line = lines[i].clone();
+                lines.insert(i, line);
+            }
+            _ => lines.insert(i + 1, value.clone()),
+        }
+    }
+    lines.join("\n")
+}
+
 pub fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| {
         ConfigError::new(

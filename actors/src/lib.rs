@@ -4,6 +4,7 @@
 //! speaks to the manager through [`wire::jsonrpc`] and to proofs through processor children.
 
 pub mod config_file;
+pub mod durable;
 pub mod limits;
 pub mod logging;
 pub mod processor;

@@ -3,6 +3,10 @@
 //! exits fails every request in flight with a readable error and is started again after a short
 //! delay when `auto_restart` is set. Children live in their own process group, get SIGKILL when
 //! the worker dies (parent-death signal) and see EOF on stdin when it exits.
+//!
+//! A child that misbehaves is killed (its whole process group) and then handled as one that
+//! exited: a line of output longer than `max_line`, one that is not UTF-8, its output closed
+//! while it runs, or a task not answered within its timeout.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,7 +17,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
@@ -21,6 +25,32 @@ use crate::wire::processor::{ready_line, ProcessorRequest, ProcessorResponse};
 
 /// Delay before a child that exited is started again.
 pub const RESTART_DELAY: Duration = Duration::from_secs(3);
+
+/// Longest line a child may print (a 32GiB C1 output is about 20 MB of JSON).
+pub const MAX_LINE: usize = 256 << 20;
+
+/// Longest stderr line logged as one; longer ones are logged in pieces.
+const MAX_LOG_LINE: usize = 64 << 10;
+
+/// How long a task of `stage` on a sector of `sector_size` bytes may run before its child is
+/// killed, when `[[processors.<stage>]] timeout` is not set: generous for a CPU-only machine at
+/// 32GiB, proportionally less for smaller sectors, never under 30 minutes (a small sector's
+/// first task also loads its parameters). A WindowPoSt is worthless after its 30-minute
+/// deadline, whatever the size.
+pub fn default_timeout(stage: &str, sector_size: u64) -> Duration {
+    const HOUR: u64 = 3600;
+    const GIB32: u64 = 32 << 30;
+    let at_32gib = match stage {
+        "window_post" => return Duration::from_secs(HOUR / 2),
+        "pc1" => 24 * HOUR,
+        "c2" | "snap_prove" | "unseal" => 12 * HOUR,
+        "pc2" | "snap_encode" => 6 * HOUR,
+        "add_pieces" => 2 * HOUR,
+        _ => HOUR, // tree_d, c1
+    };
+    let scaled = u128::from(at_32gib) * u128::from(sector_size) / u128::from(GIB32);
+    Duration::from_secs(u64::try_from(scaled).unwrap_or(u64::MAX).max(HOUR / 2))
+}
 
 #[derive(Debug, Clone)]
 pub struct ProcessorSpec {
@@ -36,6 +66,11 @@ pub struct ProcessorSpec {
     pub cpuset: Option<String>,
     /// Where to put cgroups when `cpuset` is set (cgroup v2 mount).
     pub cgroup_root: PathBuf,
+    /// `[[processors.<stage>]] timeout`: how long a task may run before the child is killed
+    /// (`None`: `default_timeout` of the stage and the sector's size).
+    pub timeout: Option<Duration>,
+    /// Longest line of output accepted from the child (`MAX_LINE`).
+    pub max_line: usize,
     /// The worker's environment changes made through `WorkerSetEnv` / `WorkerRemoveEnv`,
     /// shared by every processor: a child started afterwards inherits them (with
     /// `inherit_envs`), as it would have inherited the worker's own environment.
@@ -63,6 +98,8 @@ struct Child {
     /// Lines to write to the child's stdin; the writer task ends when this is dropped.
     stdin: mpsc::UnboundedSender<String>,
     ready: bool,
+    /// Why the worker killed it, shown instead of the bare exit status.
+    killed_because: Option<String>,
 }
 
 pub struct Processor {
@@ -159,19 +196,46 @@ impl Processor {
         let addr = ctx.address();
         if let Some(stdout) = child.stdout.take() {
             let addr = addr.clone();
+            let max = spec.max_line;
             tokio::spawn(async move {
-                let mut lines = BufReader::new(stdout).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    addr.do_send(ChildLine { generation, line });
-                }
+                let mut out = BufReader::new(stdout);
+                let mut buf = Vec::new();
+                let reason = loop {
+                    match read_line(&mut out, max, &mut buf).await {
+                        Ok(Line::Whole) => match String::from_utf8(std::mem::take(&mut buf)) {
+                            Ok(line) => addr.do_send(ChildLine { generation, line }),
+                            Err(e) => {
+                                break format!(
+                                    "it printed a line that is not UTF-8 (invalid byte at {})",
+                                    e.utf8_error().valid_up_to()
+                                )
+                            }
+                        },
+                        Ok(Line::TooLong) => {
+                            break format!("it printed a line longer than {max} bytes")
+                        }
+                        Ok(Line::Eof) => {
+                            addr.do_send(ChildEof { generation });
+                            return;
+                        }
+                        Err(e) => break format!("cannot read its output: {e}"),
+                    }
+                };
+                addr.do_send(ChildBroken { generation, reason });
             });
         }
         if let Some(stderr) = child.stderr.take() {
             let name = self.name();
             tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
+                // Always drained, whatever it holds: a child blocked on a full pipe would hang.
+                let mut err = BufReader::new(stderr);
+                let mut buf = Vec::new();
+                while let Ok(Line::Whole | Line::TooLong) =
+                    read_line(&mut err, MAX_LOG_LINE, &mut buf).await
+                {
+                    let line = String::from_utf8_lossy(&buf);
                     info!(target: "processor", processor = %name, pid, "{line}");
+                    buf.clear();
                 }
             });
         }
@@ -186,13 +250,15 @@ impl Processor {
             pid,
             stdin: tx,
             ready: false,
+            killed_because: None,
         });
         ctx.run_later(self.spec.stable_wait, move |act, _ctx| {
             let late = act.generation == generation
                 && act.child.as_ref().is_some_and(|c| !c.ready);
             if late {
                 error!(processor = %act.name(), pid, stable_wait = ?act.spec.stable_wait, "timeout exceeded before child got ready; killing it");
-                act.kill_child();
+                let why = format!("it was not ready within stable_wait ({:?})", act.spec.stable_wait);
+                act.kill_child_because(why);
             }
         });
     }
@@ -213,6 +279,14 @@ impl Processor {
 
     fn kill_child(&mut self) {
         if let Some(c) = &self.child {
+            kill_group(c.pid);
+        }
+    }
+
+    /// Kills the child for `why`; its exit then fails the calls in flight with that reason.
+    fn kill_child_because(&mut self, why: String) {
+        if let Some(c) = &mut self.child {
+            c.killed_because.get_or_insert(why);
             kill_group(c.pid);
         }
     }
@@ -246,19 +320,36 @@ impl Supervised for Processor {
     }
 }
 
-/// Run one task on this child; resolves with the child's output or its error message.
+/// Run one task on this child; resolves with the child's output or its error message. A task
+/// not answered within `timeout` gets its child killed.
 #[derive(Message)]
 #[rtype(result = "Result<Value, String>")]
-pub struct Call(pub Value);
+pub struct Call {
+    pub task: Value,
+    pub timeout: Duration,
+}
 
 impl Handler<Call> for Processor {
     type Result = ResponseFuture<Result<Value, String>>;
 
-    fn handle(&mut self, msg: Call, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Call, ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         let id = self.next_id;
         self.next_id += 1;
-        let line = serde_json::to_string(&ProcessorRequest { id, task: msg.0 });
+        let timeout = msg.timeout;
+        ctx.run_later(timeout, move |act, _ctx| {
+            if act.inflight.contains_key(&id) {
+                let why = format!(
+                    "task {id} did not answer within {} (processors.{}[{}].timeout)",
+                    humantime::format_duration(timeout),
+                    act.spec.stage,
+                    act.spec.index
+                );
+                error!(processor = %act.name(), "{why}; killing the child");
+                act.kill_child_because(why);
+            }
+        });
+        let line = serde_json::to_string(&ProcessorRequest { id, task: msg.task });
         let name = self.name();
         match (line, &self.child) {
             (Err(e), _) => {
@@ -317,7 +408,8 @@ impl Handler<ChildLine> for Processor {
                 }
             } else {
                 error!(processor = %name, line = %truncate(&msg.line), "unexpected first line from processor; killing it");
-                kill_group(child.pid);
+                let why = format!("its first line was not {:?}", ready_line(&self.spec.stage));
+                self.kill_child_because(why);
             }
             return;
         }
@@ -341,6 +433,48 @@ impl Handler<ChildLine> for Processor {
     }
 }
 
+/// The child's output can no longer be trusted (see `read_line`): it is killed.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ChildBroken {
+    generation: u64,
+    reason: String,
+}
+
+impl Handler<ChildBroken> for Processor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildBroken, _ctx: &mut Self::Context) {
+        if msg.generation != self.generation || self.child.is_none() || self.shutting_down {
+            return;
+        }
+        error!(processor = %self.name(), reason = %msg.reason, "processor output is broken; killing it");
+        self.kill_child_because(msg.reason);
+    }
+}
+
+/// The child closed its stdout: normal when it is exiting, so it gets a moment to do so before
+/// it is killed as broken.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ChildEof {
+    generation: u64,
+}
+
+impl Handler<ChildEof> for Processor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildEof, ctx: &mut Self::Context) {
+        ctx.notify_later(
+            ChildBroken {
+                generation: msg.generation,
+                reason: "it closed its output but kept running".into(),
+            },
+            Duration::from_secs(1),
+        );
+    }
+}
+
 #[derive(Message)]
 #[rtype(result = "()")]
 struct ChildExited {
@@ -356,14 +490,21 @@ impl Handler<ChildExited> for Processor {
             return;
         }
         let pid = self.child.as_ref().map_or(0, |c| c.pid);
+        let killed_because = self.child.take().and_then(|c| c.killed_because);
         // Other processes of its group (helpers it started) go with it.
         kill_group(pid);
-        self.child = None;
         self.pid.store(0, Ordering::Relaxed);
-        let reason = format!(
-            "child process exited: {} (pid {pid}, {})",
-            self.spec.stage, msg.status
-        );
+        let reason = match killed_because {
+            Some(why) => format!(
+                "processor {} was killed: {why} (pid {pid}, {})",
+                self.name(),
+                msg.status
+            ),
+            None => format!(
+                "child process exited: {} (pid {pid}, {})",
+                self.spec.stage, msg.status
+            ),
+        };
         if self.shutting_down {
             info!(processor = %self.name(), pid, status = %msg.status, "processor stopped");
         } else {
@@ -387,6 +528,52 @@ impl Handler<Shutdown> for Processor {
         self.shutting_down = true;
         self.kill_child();
         self.fail_all("worker is shutting down");
+    }
+}
+
+/// How `read_line` ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// `buf` holds a whole line, without its `\n` (or `\r\n`).
+    Whole,
+    /// `buf` holds the first `max` bytes of a longer line; the rest is still unread.
+    TooLong,
+    /// The stream ended (a last line without `\n` counts as `Whole` first).
+    Eof,
+}
+
+/// Reads one line into `buf` (appending), never holding more than `max` bytes of it.
+async fn read_line<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    max: usize,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Line> {
+    loop {
+        let chunk = r.fill_buf().await?;
+        if chunk.is_empty() {
+            return Ok(if buf.is_empty() {
+                Line::Eof
+            } else {
+                Line::Whole
+            });
+        }
+        let newline = chunk.iter().position(|&b| b == b'\n');
+        let take = newline.map_or(chunk.len(), |i| i + 1);
+        if buf.len() + take.min(newline.unwrap_or(usize::MAX)) > max {
+            let room = max - buf.len();
+            buf.extend_from_slice(&chunk[..room]);
+            r.consume(room);
+            return Ok(Line::TooLong);
+        }
+        buf.extend_from_slice(&chunk[..take]);
+        r.consume(take);
+        if newline.is_some() {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            return Ok(Line::Whole);
+        }
     }
 }
 

@@ -21,6 +21,22 @@ for line in sys.stdin:
         continue
     if op == "exit":
         os._exit(3)
+    if op == "badutf8":
+        sys.stdout.buffer.write(b"\xff\xfe not text\n")
+        sys.stdout.flush()
+        continue
+    if op == "silent":
+        continue
+    if op == "sleep":
+        import time
+        time.sleep(req["task"]["secs"])
+    if op == "blob":
+        sys.stdout.write("x" * req["task"]["n"])
+        sys.stdout.flush()
+        continue
+    if op == "closeout":
+        os.close(1)
+        continue
     if op == "env":
         print(json.dumps({"id": req["id"], "err_msg": None, "output": {k: os.environ.get(k) for k in req["task"]["names"]}}), flush=True)
         continue
@@ -56,7 +72,129 @@ fn spec(first_line: Option<&str>, stable_wait: Duration) -> ProcessorSpec {
         cpuset: None,
         cgroup_root: "/nonexistent".into(),
         env_overlay: Default::default(),
+        timeout: None,
+        max_line: 4096,
     }
+}
+
+fn call(task: Value) -> Call {
+    Call {
+        task,
+        timeout: Duration::from_secs(60),
+    }
+}
+
+/// Sends `bad` to a fresh child and checks that its caller gets an error naming `why` (the
+/// child was killed), that a restarted child serves the next call, and how long it took.
+async fn killed_for(bad: Call, why: &str) -> Duration {
+    let (addr, _) = start(spec(None, Duration::from_secs(10)));
+    let first = addr
+        .send(call(json!({"op": "echo"})))
+        .await
+        .unwrap()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = addr.send(bad).await.unwrap().unwrap_err();
+    let took = started.elapsed();
+    assert!(err.starts_with("processor pc1#0 was killed: "), "{err}");
+    assert!(err.contains(why), "{err}");
+    let again = addr
+        .send(call(json!({"op": "echo"})))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        again["pid"], first["pid"],
+        "a new child serves the next call"
+    );
+    took
+}
+
+#[actix_rt::test]
+async fn a_child_that_prints_bytes_that_are_not_text_is_killed() {
+    killed_for(call(json!({"op": "badutf8"})), "not UTF-8").await;
+}
+
+#[actix_rt::test]
+async fn a_child_that_prints_an_endless_line_is_killed() {
+    killed_for(
+        call(json!({"op": "blob", "n": 100_000})),
+        "a line longer than 4096 bytes",
+    )
+    .await;
+}
+
+#[actix_rt::test]
+async fn a_child_that_closes_its_output_is_killed() {
+    killed_for(call(json!({"op": "closeout"})), "closed its output").await;
+}
+
+#[actix_rt::test]
+async fn a_task_without_an_answer_is_killed_at_its_timeout() {
+    let silent = Call {
+        task: json!({"op": "silent"}),
+        timeout: Duration::from_millis(500),
+    };
+    let took = killed_for(
+        silent,
+        "task 2 did not answer within 500ms (processors.pc1[0].timeout)",
+    )
+    .await;
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[actix_rt::test]
+async fn a_dropped_call_keeps_its_capacity_until_the_child_answers() {
+    use crate::limits::StageLimits;
+    use crate::processors::{ProcessorHandle, Processors};
+    let (addr, pid) = start(spec(None, Duration::from_secs(10)));
+    let handle = ProcessorHandle::new(addr, pid, Some(1), vec![], None);
+    let procs = Processors::new(HashMap::from([("pc1".to_string(), vec![handle])]));
+    let limits = StageLimits::default();
+    let running = || limits.concurrent().get("pc1").map_or(0, |u| u.running);
+    let slot = limits.acquire("pc1").await;
+    let task = json!({"op": "sleep", "secs": 1.5});
+    let call = procs.call("pc1", 2048, task, &limits, slot, |_| {});
+    assert!(tokio::time::timeout(Duration::from_millis(500), call)
+        .await
+        .is_err());
+    assert_eq!(running(), 1, "the child still works on the dropped task");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(running(), 0, "freed once the child answered");
+}
+
+#[tokio::test]
+async fn lines_are_read_whole_or_cut_at_the_limit() {
+    let mut input: &[u8] = b"one\r\ntwo\n0123456789abc\nlast";
+    let mut buf = Vec::new();
+    let mut next = |max| {
+        buf.clear();
+        let r = futures_util::FutureExt::now_or_never(read_line(&mut input, max, &mut buf));
+        (
+            r.unwrap().unwrap(),
+            String::from_utf8_lossy(&buf).into_owned(),
+        )
+    };
+    assert_eq!(next(10), (Line::Whole, "one".into()));
+    assert_eq!(next(3), (Line::Whole, "two".into()));
+    assert_eq!(next(10), (Line::TooLong, "0123456789".into()));
+    assert_eq!(next(10), (Line::Whole, "abc".into()));
+    assert_eq!(next(10), (Line::Whole, "last".into()));
+    assert_eq!(next(10), (Line::Eof, String::new()));
+}
+
+#[test]
+fn default_timeouts_follow_the_stage_and_the_size() {
+    let h = |n: u64| Duration::from_secs(n * 3600);
+    assert_eq!(default_timeout("pc1", 32 << 30), h(24));
+    assert_eq!(default_timeout("pc1", 64 << 30), h(48));
+    assert_eq!(default_timeout("c2", 32 << 30), h(12));
+    assert_eq!(default_timeout("pc1", 2048), Duration::from_secs(1800));
+    assert_eq!(default_timeout("pc1", 8 << 30), h(6));
+    assert_eq!(
+        default_timeout("window_post", 64 << 30),
+        Duration::from_secs(1800)
+    );
 }
 
 fn start(spec: ProcessorSpec) -> (Addr<Processor>, Arc<AtomicU32>) {
@@ -69,8 +207,8 @@ fn start(spec: ProcessorSpec) -> (Addr<Processor>, Arc<AtomicU32>) {
 async fn answers_are_matched_by_id_even_out_of_order() {
     let (addr, _) = start(spec(None, Duration::from_secs(10)));
     // Sent before the child is ready: queued, then delivered in order.
-    let held = addr.send(Call(json!({"op": "hold", "n": 1})));
-    let quick = addr.send(Call(json!({"op": "echo", "n": 2})));
+    let held = addr.send(call(json!({"op": "hold", "n": 1})));
+    let quick = addr.send(call(json!({"op": "echo", "n": 2})));
     let (held, quick) = tokio::join!(held, quick);
     assert_eq!(held.unwrap().unwrap()["echo"]["n"], 1);
     assert_eq!(quick.unwrap().unwrap()["echo"]["n"], 2);
@@ -80,15 +218,15 @@ async fn answers_are_matched_by_id_even_out_of_order() {
 async fn child_errors_are_reported_and_bad_lines_skipped() {
     let (addr, _) = start(spec(None, Duration::from_secs(10)));
     assert_eq!(
-        addr.send(Call(json!({"op": "err"}))).await.unwrap(),
+        addr.send(call(json!({"op": "err"}))).await.unwrap(),
         Err("boom".into())
     );
     assert_eq!(
-        addr.send(Call(json!({"op": "lost"}))).await.unwrap(),
+        addr.send(call(json!({"op": "lost"}))).await.unwrap(),
         Err("output field lost".into())
     );
     let ok = addr
-        .send(Call(json!({"op": "garbage"})))
+        .send(call(json!({"op": "garbage"})))
         .await
         .unwrap()
         .unwrap();
@@ -99,14 +237,14 @@ async fn child_errors_are_reported_and_bad_lines_skipped() {
 async fn a_dying_child_fails_its_requests_and_is_restarted() {
     let (addr, pid) = start(spec(None, Duration::from_secs(10)));
     let first = addr
-        .send(Call(json!({"op": "echo"})))
+        .send(call(json!({"op": "echo"})))
         .await
         .unwrap()
         .unwrap();
     let first_pid = first["pid"].as_u64().unwrap();
     assert_eq!(u64::from(pid.load(Ordering::Relaxed)), first_pid);
-    let held = addr.send(Call(json!({"op": "hold"})));
-    let killer = addr.send(Call(json!({"op": "exit"})));
+    let held = addr.send(call(json!({"op": "hold"})));
+    let killer = addr.send(call(json!({"op": "exit"})));
     let (held, killer) = tokio::join!(held, killer);
     for r in [held.unwrap(), killer.unwrap()] {
         let err = r.unwrap_err();
@@ -115,7 +253,7 @@ async fn a_dying_child_fails_its_requests_and_is_restarted() {
     // A call made while the child restarts waits for the new child.
     let started = std::time::Instant::now();
     let again = addr
-        .send(Call(json!({"op": "echo"})))
+        .send(call(json!({"op": "echo"})))
         .await
         .unwrap()
         .unwrap();
@@ -133,13 +271,13 @@ async fn without_auto_restart_calls_fail_fast_once_the_child_is_gone() {
     s.auto_restart = false;
     let (addr, _) = start(s);
     let err = addr
-        .send(Call(json!({"op": "exit"})))
+        .send(call(json!({"op": "exit"})))
         .await
         .unwrap()
         .unwrap_err();
     assert!(err.starts_with("child process exited"), "{err}");
     let err = addr
-        .send(Call(json!({"op": "echo"})))
+        .send(call(json!({"op": "echo"})))
         .await
         .unwrap()
         .unwrap_err();
@@ -149,9 +287,9 @@ async fn without_auto_restart_calls_fail_fast_once_the_child_is_gone() {
 #[actix_rt::test]
 async fn a_child_with_a_wrong_first_line_is_killed() {
     let (addr, _) = start(spec(Some("hello"), Duration::from_secs(10)));
-    let r = addr.send(Call(json!({"op": "echo"}))).await.unwrap();
+    let r = addr.send(call(json!({"op": "echo"}))).await.unwrap();
     let err = r.unwrap_err();
-    assert!(err.starts_with("child process exited"), "{err}");
+    assert!(err.contains("was killed: its first line was not"), "{err}");
 }
 
 #[actix_rt::test]
@@ -160,8 +298,11 @@ async fn a_child_that_never_gets_ready_is_killed_after_stable_wait() {
     s.args = vec!["-c".into(), "import time; time.sleep(30)".into()];
     let (addr, _) = start(s);
     let started = std::time::Instant::now();
-    let err = addr.send(Call(json!({}))).await.unwrap().unwrap_err();
-    assert!(err.starts_with("child process exited"), "{err}");
+    let err = addr.send(call(json!({}))).await.unwrap().unwrap_err();
+    assert!(
+        err.contains("was killed: it was not ready within stable_wait"),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -212,7 +353,7 @@ async fn children_inherit_the_environment_changes_made_through_the_api() {
     let overlay = sp.env_overlay.clone();
     let (addr, _) = start(sp);
     let names = json!({"op": "env", "names": ["DAMOCLES_TEST_SET", "DAMOCLES_TEST_GONE"]});
-    let env = addr.send(Call(names.clone())).await.unwrap().unwrap();
+    let env = addr.send(call(names.clone())).await.unwrap().unwrap();
     assert_eq!(
         env,
         json!({"DAMOCLES_TEST_SET": "1", "DAMOCLES_TEST_GONE": null})
@@ -223,11 +364,11 @@ async fn children_inherit_the_environment_changes_made_through_the_api() {
         .unwrap()
         .insert("DAMOCLES_TEST_SET".to_string(), Some("2".to_string()));
     assert_eq!(
-        addr.send(Call(names.clone())).await.unwrap().unwrap()["DAMOCLES_TEST_SET"],
+        addr.send(call(names.clone())).await.unwrap().unwrap()["DAMOCLES_TEST_SET"],
         "1"
     );
-    let _ = addr.send(Call(json!({"op": "exit"}))).await;
+    let _ = addr.send(call(json!({"op": "exit"}))).await;
     tokio::time::sleep(RESTART_DELAY + Duration::from_secs(2)).await;
-    let env = addr.send(Call(names)).await.unwrap().unwrap();
+    let env = addr.send(call(names)).await.unwrap().unwrap();
     assert_eq!(env["DAMOCLES_TEST_SET"], "2", "{env}");
 }

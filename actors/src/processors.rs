@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::limits::StageLimits;
-use crate::processor::{Call, Processor};
+use crate::processor::{default_timeout, Call, Processor};
 
 /// No `concurrent` set: effectively unlimited (damocles' selector assumes 64).
 const UNLIMITED: usize = 64;
@@ -24,6 +24,8 @@ pub struct ProcessorHandle {
     /// In-flight capacity of this child.
     slots: Arc<Semaphore>,
     pub locks: Vec<String>,
+    /// `[[processors.<stage>]] timeout`, if set.
+    timeout: Option<Duration>,
 }
 
 impl ProcessorHandle {
@@ -32,12 +34,14 @@ impl ProcessorHandle {
         pid: Arc<AtomicU32>,
         concurrent: Option<usize>,
         locks: Vec<String>,
+        timeout: Option<Duration>,
     ) -> Self {
         ProcessorHandle {
             addr,
             pid,
             slots: Arc::new(Semaphore::new(concurrent.unwrap_or(UNLIMITED))),
             locks,
+            timeout,
         }
     }
 }
@@ -52,13 +56,18 @@ impl Processors {
         Processors { by_stage }
     }
 
-    /// Runs `task` on a child of `stage`. `on_start` is told the processor's display name
-    /// (`ext(pid: N)`) once a child was chosen and the task is about to be sent.
-    pub async fn call(
+    /// Runs `task` on a child of `stage` (for a sector of `sector_size` bytes, which sets the
+    /// default timeout). `on_start` is told the processor's display name (`ext(pid: N)`) once a
+    /// child was chosen and the task is about to be sent. `hold` (the stage's slot) and the
+    /// child's capacity stay taken until the child answers, even if the caller stops waiting:
+    /// the child is still busy with the task.
+    pub async fn call<H: Send + 'static>(
         &self,
         stage: &str,
+        sector_size: u64,
         task: Value,
         limits: &StageLimits,
+        hold: H,
         on_start: impl FnOnce(String),
     ) -> Result<Value, String> {
         let handles = self
@@ -66,14 +75,22 @@ impl Processors {
             .get(stage)
             .filter(|h| !h.is_empty())
             .ok_or_else(|| format!("no processor configured for stage {stage}"))?;
-        let (handle, _slot) = pick(handles).await;
-        let _locks = limits.acquire_locks(&handle.locks).await;
+        let (handle, slot) = pick(handles).await;
+        let locks = limits.acquire_locks(&handle.locks).await;
         on_start(format!("ext(pid: {})", handle.pid.load(Ordering::Relaxed)));
-        handle
-            .addr
-            .send(Call(task))
+        let timeout = handle
+            .timeout
+            .unwrap_or_else(|| default_timeout(stage, sector_size));
+        let answer = handle.addr.send(Call { task, timeout });
+        let stage = stage.to_string();
+        let running = tokio::spawn(async move {
+            let out = answer.await;
+            drop((slot, locks, hold));
+            out.map_err(|e| format!("processor {stage} is gone: {e}"))?
+        });
+        running
             .await
-            .map_err(|e| format!("processor {stage} is gone: {e}"))?
+            .map_err(|e| format!("processor call stopped: {e}"))?
     }
 }
 

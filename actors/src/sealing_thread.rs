@@ -3,7 +3,9 @@
 //! after every transition. Pause, resume and resume-with-state are messages.
 //!
 //! Pause is prompt: a wait between steps (polling, recover interval) or a step still queued on a
-//! stage limit or on parameters is cancelled at once; a processor call in progress finishes first.
+//! stage limit or on parameters is cancelled at once; a processor call in progress finishes first
+//! (or fails at its stage's timeout, which kills a hung child). The record is written on a
+//! blocking-I/O thread, never on the arbiter that runs every actor.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -98,24 +100,31 @@ impl SealingThread {
                 match self.sector.apply(event) {
                     Ok(next) => {
                         info!(thread = self.index, sector = ?self.sector.id().map(|i| i.to_string()), %prev, %next, "state changed");
-                        if !self.save(ctx) {
-                            return;
-                        }
-                        if let Some(id) = self.sector.id() {
-                            ctx.spawn(
-                                steps::report_state(self.env.clone(), id, prev, next, name, None)
-                                    .into_actor(self),
-                            );
-                        }
+                        let id = self.sector.id();
+                        self.save_then(ctx, move |act, ctx| {
+                            if let Some(id) = id {
+                                let report = steps::report_state(
+                                    act.env.clone(),
+                                    id,
+                                    prev,
+                                    next,
+                                    name,
+                                    None,
+                                );
+                                ctx.spawn(report.into_actor(act));
+                            }
+                            if !act.pause_if_requested() {
+                                act.kick(ctx);
+                            }
+                        });
                     }
-                    Err(f) => return self.failed(f, ctx),
+                    Err(f) => self.failed(f, ctx),
                 }
             }
             Ok(Outcome::Wait { delay, reason }) => {
                 if !self.pause_if_requested() {
                     self.wait_then_kick(delay, reason, ctx);
                 }
-                return;
             }
             Ok(Outcome::Held { delay, reason }) => {
                 if !self.pause_if_requested() {
@@ -127,7 +136,6 @@ impl SealingThread {
                     }
                     self.wait_then_kick(delay, reason, ctx);
                 }
-                return;
             }
             Ok(Outcome::Done) => {
                 info!(thread = self.index, sector = ?self.sector.id().map(|i| i.to_string()), state = %prev, "sector done");
@@ -136,12 +144,8 @@ impl SealingThread {
                     let interval = self.env.sealing.seal_interval;
                     self.wait_then_kick(interval, "seal interval".into(), ctx);
                 }
-                return;
             }
-            Err(f) => return self.failed(f, ctx),
-        }
-        if !self.pause_if_requested() {
-            self.kick(ctx);
+            Err(f) => self.failed(f, ctx),
         }
     }
 
@@ -151,42 +155,60 @@ impl SealingThread {
             Reaction::Retry => {
                 self.sector.retry += 1;
                 warn!(thread = self.index, sector = ?id, retry = self.sector.retry, error = %failure, "step failed, will retry");
-                if !self.save(ctx) || self.pause_if_requested() {
-                    return;
-                }
                 let interval = self.env.sealing.recover_interval;
-                self.wait_then_kick(interval, format!("retry after: {failure}"), ctx);
+                self.save_then(ctx, move |act, ctx| {
+                    if !act.pause_if_requested() {
+                        act.wait_then_kick(interval, format!("retry after: {failure}"), ctx);
+                    }
+                });
             }
             Reaction::Pause(msg) => {
                 error!(thread = self.index, sector = ?id, error = %msg, "thread paused by an error");
                 self.sector.retry = 0;
-                let _ = self.save(ctx);
                 self.last_error = Some(msg);
                 self.pause_now();
+                self.save_then(ctx, |_, _| {});
             }
             Reaction::Abort(msg) => {
                 warn!(thread = self.index, sector = ?id, error = %msg, "sector aborted");
                 self.sector.abort_reason = Some(msg);
                 self.sector.state = Some(State::Aborted);
-                if self.save(ctx) && !self.pause_if_requested() {
-                    self.kick(ctx);
-                }
+                self.save_then(ctx, |act, ctx| {
+                    if !act.pause_if_requested() {
+                        act.kick(ctx);
+                    }
+                });
             }
         }
     }
 
-    /// Persists the record; a thread that cannot write its record stops, and its supervisor
-    /// restarts it (the failure shows in `last_error`).
-    fn save(&mut self, ctx: &mut Context<Self>) -> bool {
-        match self.env.location.save(&self.sector) {
-            Ok(()) => true,
+    /// Persists the record off the actor's thread (that thread runs every other thread too, so
+    /// a slow disk must not stall them), then goes on with `then`. This thread handles no other
+    /// message meanwhile, so records are written in order. A thread that cannot write its
+    /// record stops, and its supervisor restarts it (the failure shows in `last_error`).
+    fn save_then(
+        &mut self,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    ) {
+        let write = save_off_thread(&self.env, &self.sector);
+        ctx.wait(write.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(()) => then(act, ctx),
             Err(e) => {
-                error!(thread = self.index, error = %e, "cannot save the sector record; restarting the thread");
-                self.last_error = Some(format!("critical: cannot save the sector record: {e}"));
+                error!(thread = act.index, error = %e, "cannot save the sector record; restarting the thread");
+                act.last_error = Some(format!("critical: {e}"));
                 ctx.stop();
-                false
             }
-        }
+        }));
+    }
+
+    /// Leaves the parked state and starts the next step.
+    fn resume_now(&mut self, ctx: &mut Context<Self>) {
+        self.paused_at = None;
+        self.last_error = None;
+        self.sector.retry = 0;
+        info!(thread = self.index, "resumed");
+        self.kick(ctx);
     }
 
     fn pause_if_requested(&mut self) -> bool {
@@ -307,39 +329,61 @@ impl Handler<Pause> for SealingThread {
 }
 
 impl Handler<Resume> for SealingThread {
-    type Result = Result<bool, String>;
+    type Result = ResponseActFuture<Self, Result<bool, String>>;
     fn handle(&mut self, msg: Resume, ctx: &mut Self::Context) -> Self::Result {
-        let target = msg.state.as_deref().map(parse_resume_state).transpose()?;
+        let answer = |r| -> Self::Result { Box::pin(fut::ready(r)) };
+        let target = match msg.state.as_deref().map(parse_resume_state).transpose() {
+            Ok(t) => t,
+            Err(e) => return answer(Err(e)),
+        };
         if self.paused_at.is_none() {
             if self.pause_requested && target.is_none() {
                 self.pause_requested = false;
-                return Ok(true);
+                return answer(Ok(true));
             }
             // Not parked: nothing to resume, and no state is set (damocles answers false too).
-            return Ok(false);
+            return answer(Ok(false));
         }
-        if let Some(to) = target {
-            if self.sector.id().is_none() && to != State::Empty {
-                return Err(format!(
-                    "thread #{} holds no sector; resume it without a state",
-                    self.index
-                ));
-            }
-            self.sector.set_state(to).map_err(|f| f.to_string())?;
-            if to == State::Aborted {
-                self.sector.abort_reason = Some("aborted by an operator".into());
-            }
-            if !self.save(ctx) {
-                return Err("cannot save the sector record".into());
-            }
-            info!(thread = self.index, state = %to, "resumed with a new state");
+        let Some(to) = target else {
+            self.resume_now(ctx);
+            return answer(Ok(true));
+        };
+        if self.sector.id().is_none() && to != State::Empty {
+            return answer(Err(format!(
+                "thread #{} holds no sector; resume it without a state",
+                self.index
+            )));
         }
-        self.paused_at = None;
-        self.last_error = None;
-        self.sector.retry = 0;
-        info!(thread = self.index, "resumed");
-        self.kick(ctx);
-        Ok(true)
+        let mut changed = self.sector.clone();
+        if let Err(f) = changed.set_state(to) {
+            return answer(Err(f.to_string()));
+        }
+        if to == State::Aborted {
+            changed.abort_reason = Some("aborted by an operator".into());
+        }
+        // The new state counts once it is on disk; until then the thread stays parked.
+        let write = save_off_thread(&self.env, &changed);
+        Box::pin(write.into_actor(self).map(move |res, act, ctx| {
+            res?;
+            act.sector = changed;
+            info!(thread = act.index, state = %to, "resumed with a new state");
+            act.resume_now(ctx);
+            Ok(true)
+        }))
+    }
+}
+
+/// Writes `sector` as the thread's record on a blocking-I/O thread.
+fn save_off_thread(
+    env: &Arc<ThreadEnv>,
+    sector: &Sector,
+) -> impl std::future::Future<Output = Result<(), String>> + 'static {
+    let (env, sector) = (env.clone(), sector.clone());
+    async move {
+        tokio::task::spawn_blocking(move || env.location.save(&sector))
+            .await
+            .map_err(|e| format!("cannot save the sector record: {e}"))?
+            .map_err(|e| format!("cannot save the sector record: {e}"))
     }
 }
 

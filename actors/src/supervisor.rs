@@ -84,6 +84,7 @@ impl Actor for WorkerSupervisor {
             let pid = Arc::new(AtomicU32::new(0));
             let spec = entry.spec;
             let stage = spec.stage.clone();
+            let timeout = spec.timeout;
             let pid2 = pid.clone();
             let addr = Supervisor::start(move |_| Processor::new(spec, pid2));
             self.processors.push(addr.clone());
@@ -95,6 +96,7 @@ impl Actor for WorkerSupervisor {
                     pid,
                     entry.concurrent,
                     entry.locks,
+                    timeout,
                 ));
         }
         let processors = Processors::new(by_stage);

@@ -195,6 +195,39 @@ impl ManagerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2500))]
+
+        /// Generated manager configs (the examples with values replaced, lines removed,
+        /// repeated or added): each loads, or is refused with its key and a reason.
+        #[test]
+        fn generated_configs_load_or_are_refused_by_key(
+            edits in proptest::collection::vec(
+                (
+                    proptest::prelude::any::<usize>(),
+                    proptest::prelude::any::<u8>(),
+                    proptest::sample::select(config_file::ODD_VALUES).prop_map(String::from),
+                ),
+                1..6,
+            )
+        ) {
+            let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config-examples"));
+            for path in config_file::example_files(dir, "manager").unwrap() {
+                let text = config_file::mutated(&std::fs::read_to_string(&path).unwrap(), &edits);
+                match ManagerConfig::parse(&text, "gen.toml") {
+                    Ok(cfg) => {
+                        let _ = (cfg.mock.deadline_interval(), cfg.mock.deadlines(), cfg.task.rules());
+                    }
+                    Err(e) => {
+                        proptest::prop_assert_eq!(&e.file, "gen.toml");
+                        proptest::prop_assert!(!e.key.is_empty() && !e.reason.is_empty(), "{}", e);
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_example_config_parses() {

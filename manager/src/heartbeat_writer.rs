@@ -1,6 +1,9 @@
 //! `HeartbeatWriter`: turns many `WorkerPing`s into few SQL statements. Pings that arrive while
 //! a batch is being written wait for the next batch; each ping's caller is answered when its
 //! batch is committed (or with the database error, so the worker retries at its next ping).
+//! A batch the database refuses for what it holds (not for being down) is written again one
+//! ping at a time, so only a bad ping is refused. While a write hangs, at most `MAX_PENDING`
+//! pings wait; later ones are answered "busy" at once and the workers ping again later.
 
 use std::collections::HashMap;
 
@@ -13,6 +16,9 @@ use crate::db::{self, Db, DbError};
 
 /// Largest batch written in one transaction.
 const MAX_BATCH: usize = 512;
+
+/// Most pings waiting for a batch; more are refused as busy (retryable).
+pub const MAX_PENDING: usize = 20_000;
 
 pub struct HeartbeatWriter {
     db: Db,
@@ -41,31 +47,79 @@ impl HeartbeatWriter {
         let mut latest: HashMap<String, WorkerInfo> = HashMap::new();
         let mut waiters = Vec::with_capacity(batch.len());
         for (info, tx) in batch {
-            waiters.push(tx);
+            waiters.push((info.name.clone(), tx));
             latest.insert(info.name.clone(), info);
         }
         let mut rows: Vec<WorkerInfo> = latest.into_values().collect();
         rows.sort_by(|a, b| a.name.cmp(&b.name));
         let db = self.db.clone();
-        let write = async move {
-            db.run(move |c| db::workers::upsert_pings(c, &rows, db::now()))
-                .await
-        };
-        ctx.spawn(
-            write
-                .into_actor(self)
-                .map(move |res: Result<(), DbError>, act, ctx| {
-                    let res = res.map_err(|e| {
-                        warn!(error = %e, "cannot write heartbeats");
-                        e.to_string()
-                    });
-                    for tx in waiters {
-                        let _ = tx.send(res.clone());
-                    }
-                    act.writing = false;
-                    act.flush(ctx);
-                }),
-        );
+        let write = async move { write_batch(&db, rows).await };
+        ctx.spawn(write.into_actor(self).map(move |results, act, ctx| {
+            for (name, tx) in waiters {
+                let res = match &results {
+                    Outcome::All(r) => r.clone(),
+                    Outcome::Each(by_name) => by_name
+                        .get(&name)
+                        .cloned()
+                        .unwrap_or_else(|| Err("ping lost in its batch".into())),
+                };
+                let _ = tx.send(res);
+            }
+            act.writing = false;
+            act.flush(ctx);
+        }));
+    }
+}
+
+/// How a batch went: one answer for every ping, or one per worker.
+enum Outcome {
+    All(Result<(), String>),
+    Each(HashMap<String, Result<(), String>>),
+}
+
+/// Writes `rows` in one transaction; if the database refuses them for what they hold, writes
+/// each alone so that only the bad one is refused.
+async fn write_batch(db: &Db, rows: Vec<WorkerInfo>) -> Outcome {
+    let at = db::now();
+    let single = rows.len() == 1;
+    let (rows, res) = db
+        .run(move |c| {
+            let res = db::workers::upsert_pings(c, &rows, at);
+            Ok((rows, res))
+        })
+        .await
+        .unwrap_or_else(|e| (Vec::new(), Err(e)));
+    match res {
+        Ok(()) => Outcome::All(Ok(())),
+        Err(e @ DbError::Unavailable(_)) => {
+            warn!(error = %e, "cannot write heartbeats");
+            Outcome::All(Err(e.to_string()))
+        }
+        Err(e) if single || rows.is_empty() => {
+            warn!(error = %e, "cannot write heartbeats");
+            Outcome::All(Err(e.to_string()))
+        }
+        Err(e) => {
+            warn!(error = %e, pings = rows.len(), "a batch of heartbeats was refused; writing them one by one");
+            let each = db
+                .run(move |c| {
+                    Ok(rows
+                        .iter()
+                        .map(|r| {
+                            let res = db::workers::upsert_pings(c, std::slice::from_ref(r), at);
+                            if let Err(e) = &res {
+                                warn!(worker = %r.name, error = %e, "heartbeat refused");
+                            }
+                            (r.name.clone(), res.map_err(|e| e.to_string()))
+                        })
+                        .collect())
+                })
+                .await;
+            match each {
+                Ok(by_name) => Outcome::Each(by_name),
+                Err(e) => Outcome::All(Err(e.to_string())),
+            }
+        }
     }
 }
 
@@ -82,6 +136,13 @@ impl Handler<Ping> for HeartbeatWriter {
     type Result = ResponseFuture<Result<(), String>>;
 
     fn handle(&mut self, msg: Ping, ctx: &mut Self::Context) -> Self::Result {
+        if self.pending.len() >= MAX_PENDING {
+            return Box::pin(async {
+                Err(format!(
+                    "busy: {MAX_PENDING} heartbeats wait for the database; ping again later"
+                ))
+            });
+        }
         let (tx, rx) = oneshot::channel();
         self.pending.push((msg.0, tx));
         self.flush(ctx);

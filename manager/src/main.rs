@@ -9,6 +9,7 @@ mod deadline_clock;
 mod error;
 mod heartbeat_writer;
 mod home;
+mod intake;
 mod mock_chain;
 mod rest;
 mod rpc;

@@ -56,6 +56,14 @@ pub fn db_error(e: DbError) -> RpcError {
     }
 }
 
+/// A value set a moment ago is gone: the row was removed meanwhile.
+fn lost(what: &str, id: SectorId) -> RpcError {
+    RpcError::new(
+        SECTOR_STATE_NOT_FOUND,
+        format!("sector {id} lost its {what} while it was assigned (removed meanwhile?)"),
+    )
+}
+
 fn random32() -> Vec<u8> {
     let mut b = vec![0u8; 32];
     rand::thread_rng().fill_bytes(&mut b);
@@ -130,6 +138,16 @@ impl MockChain {
         )
     }
 
+    /// Stores a ticket or a seed unless the sector has one already (a retry, a second manager):
+    /// the caller reads back what the row holds, so every caller sees the same value.
+    async fn set_once(&self, id: SectorId, change: Change) -> Result<(), RpcError> {
+        self.db
+            .run(move |c| db::sectors::update(c, id.miner, id.number, change, db::now()))
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
     async fn change(&self, id: SectorId, change: Change) -> Result<(), RpcError> {
         let found = self
             .db
@@ -200,14 +218,17 @@ impl MockChain {
     pub async fn assign_ticket(&self, id: SectorId, who: &Caller) -> Result<Ticket, RpcError> {
         let row = self.sector(id, who).await?;
         let ticket = match row.ticket {
-            Some(t) => unb64(&t),
+            Some(t) => t,
             None => {
-                let t = random32();
-                self.change(id, Change::Ticket(b64(&t))).await?;
-                t
+                self.set_once(id, Change::Ticket(b64(&random32()))).await?;
+                let row = self.sector(id, who).await?;
+                row.ticket.ok_or_else(|| lost("ticket", id))?
             }
         };
-        Ok(Ticket { ticket, epoch: 0 })
+        Ok(Ticket {
+            ticket: unb64(&ticket),
+            epoch: 0,
+        })
     }
 
     pub async fn submit_pre_commit(
@@ -276,17 +297,20 @@ impl MockChain {
     pub async fn wait_seed(&self, id: SectorId, who: &Caller) -> Result<WaitSeedResp, RpcError> {
         let row = self.sector(id, who).await?;
         let seed = match row.seed {
-            Some(s) => unb64(&s),
+            Some(s) => s,
             None => {
-                let s = random32();
-                self.change(id, Change::Seed(b64(&s))).await?;
-                s
+                self.set_once(id, Change::Seed(b64(&random32()))).await?;
+                let row = self.sector(id, who).await?;
+                row.seed.ok_or_else(|| lost("seed", id))?
             }
         };
         Ok(WaitSeedResp {
             should_wait: false,
             delay: 0,
-            seed: Some(Seed { seed, epoch: 0 }),
+            seed: Some(Seed {
+                seed: unb64(&seed),
+                epoch: 0,
+            }),
         })
     }
 
@@ -317,7 +341,7 @@ impl MockChain {
         };
         let proof_type = row.proof_type as u64;
         let bytes = proof.proof.clone();
-        let verified = tokio::task::spawn_blocking(move || {
+        let verified = crate::verify::limited(move || {
             crate::verify::verify_seal(
                 proof_type,
                 comm_r,

@@ -126,11 +126,10 @@ async fn set_draining(
 ) -> Result<HttpResponse, ApiError> {
     let action = if draining { "drain" } else { "undrain" };
     let n = name.clone();
-    let found =
-        s.db.run(move |c| db::workers::set_draining(c, &n, draining))
-            .await?;
-    let result = if found { "done" } else { "not found" };
-    record(&s, &admin, &format!("worker.{action}"), &name, None, result).await?;
+    let found = audited(&s, &admin, &format!("worker.{action}"), &name, move |c| {
+        Ok(changed(db::workers::set_draining(c, &n, draining)?, "done"))
+    })
+    .await?;
     if !found {
         return Err(ApiError::NotFound(format!(
             "unknown worker {name:?}: `util worker list` shows the known names"
@@ -263,9 +262,10 @@ pub async fn remove_worker(
 ) -> Result<HttpResponse, ApiError> {
     let name = path.into_inner();
     let n = name.clone();
-    let removed = s.db.run(move |c| db::workers::remove(c, &n)).await?;
-    let result = if removed { "removed" } else { "not found" };
-    record(&s, &admin, "worker.remove", &name, None, result).await?;
+    let removed = audited(&s, &admin, "worker.remove", &name, move |c| {
+        Ok(changed(db::workers::remove(c, &n)?, "removed"))
+    })
+    .await?;
     if !removed {
         return Err(ApiError::NotFound(format!(
             "worker info not found: {name:?}; `util worker list` shows the known names"
@@ -289,21 +289,19 @@ pub async fn pause_thread(
     let idx = index(&idx)?;
     let (name, dest) = resolve(&s, &target).await?;
     let res = call_worker::<WorkerPause>(&s, &name, &dest, (idx,), false).await;
-    let outcome = match &res {
-        Ok(true) => "paused".to_string(),
-        Ok(false) => "already paused".to_string(),
-        Err(e) => format!("error: {e}"),
-    };
-    record(
-        &s,
-        &admin,
-        "thread.pause",
-        &format!("{name}#{idx}"),
-        None,
-        &outcome,
-    )
-    .await?;
     let done = res?;
+    let outcome = if done { "paused" } else { "already paused" };
+    if done {
+        record_done(
+            &s,
+            &admin,
+            "thread.pause",
+            &format!("{name}#{idx}"),
+            None,
+            outcome,
+        )
+        .await;
+    }
     Ok(HttpResponse::Ok()
         .json(json!({"worker": name, "index": idx, "paused": done, "result": outcome})))
 }
@@ -337,21 +335,20 @@ pub async fn resume_thread(
     let (name, dest) = resolve(&s, &target).await?;
     let res =
         call_worker::<WorkerResume>(&s, &name, &dest, (idx, body.state.clone()), body.force).await;
-    let outcome = match &res {
-        Ok(true) => "resumed".to_string(),
-        Ok(false) => "not paused".to_string(),
-        Err(e) => format!("error: {e}"),
-    };
-    record(
-        &s,
-        &admin,
-        "thread.resume",
-        &format!("{name}#{idx}"),
-        body.state.clone(),
-        &outcome,
-    )
-    .await?;
     let resumed = res?;
+    let outcome = if resumed { "resumed" } else { "not paused" };
+    if resumed {
+        let target = format!("{name}#{idx}");
+        record_done(
+            &s,
+            &admin,
+            "thread.resume",
+            &target,
+            body.state.clone(),
+            outcome,
+        )
+        .await;
+    }
     Ok(HttpResponse::Ok().json(
         json!({"worker": name, "index": idx, "state": body.state, "resumed": resumed, "result": outcome}),
     ))
@@ -391,16 +388,15 @@ pub async fn set_worker_limits(
     }
     let (name, dest) = resolve(&s, &path).await?;
     let res = call_worker::<WorkerSetLimits>(&s, &name, &dest, (changes.clone(),), false).await;
-    let outcome = match &res {
-        Ok(_) => "changed".to_string(),
-        Err(e) => format!("error: {e}"),
-    };
-    let detail = serde_json::to_string(&changes).ok();
-    record(&s, &admin, "worker.limits", &name, detail, &outcome).await?;
     let limits = res?;
+    let detail = serde_json::to_string(&changes).ok();
+    record_done(&s, &admin, "worker.limits", &name, detail, "changed").await;
     tracing::info!(worker = %name, changes = ?changes, by = %admin.0, "stage limits changed");
     Ok(HttpResponse::Ok().json(json!({"worker": name, "limits": limits})))
 }
+
+/// Most sectors one pledge may ask for (each is a row of work for some thread).
+pub const MAX_PLEDGE: u32 = 100_000;
 
 /// `util sealer sectors pledge`: `{"count": N}`, `{"fill": true}` or `{"once_per_worker": true}`.
 pub async fn pledge(
@@ -422,18 +418,17 @@ pub async fn pledge(
             "say exactly one of count (>= 1), fill or once_per_worker".into(),
         ));
     }
+    if req.count.is_some_and(|n| n > MAX_PLEDGE) {
+        return Err(ApiError::BadRequest(format!(
+            "count {} is more than can be pledged at once; at most {MAX_PLEDGE}",
+            req.count.unwrap_or_default()
+        )));
+    }
     let what = format!("{req:?}");
     let grants = s.sched.pledge(req).await?;
     let total: i32 = grants.iter().map(|(_, n)| n).sum();
-    record(
-        &s,
-        &admin,
-        "sectors.pledge",
-        "*",
-        Some(what),
-        &format!("pledged {total}"),
-    )
-    .await?;
+    let result = format!("pledged {total}");
+    record_done(&s, &admin, "sectors.pledge", "*", Some(what), &result).await;
     tracing::info!(total, grants = ?grants, by = %admin.0, "sectors pledged");
     let by_worker: BTreeMap<String, i32> = grants.into_iter().collect();
     Ok(HttpResponse::Ok().json(json!({"pledged": total, "workers": by_worker})))
@@ -453,7 +448,9 @@ pub async fn sched_log(
     s: web::Data<RestState>,
     q: web::Query<SchedLogQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let since = db::now() - chrono::Duration::seconds(q.since_secs.unwrap_or(600).max(0));
+    // Anything older than the log itself can be is "everything".
+    let secs = q.since_secs.unwrap_or(600).clamp(0, 100 * 365 * 24 * 3600);
+    let since = db::now() - chrono::Duration::seconds(secs);
     let (worker, limit) = (
         q.worker.clone(),
         q.limit.unwrap_or(10_000).clamp(1, 100_000),
@@ -507,12 +504,12 @@ pub async fn metrics(s: web::Data<RestState>) -> HttpResponse {
         ] {
             out += &format!(
                 "damocles_worker_threads{{worker=\"{}\",state=\"{state}\"}} {n}\n",
-                r.name
+                label(&r.name)
             );
         }
         out += &format!(
             "damocles_worker_last_ping_age_seconds{{worker=\"{}\"}} {}\n",
-            r.name,
+            label(&r.name),
             (now - r.last_ping_at).num_seconds()
         );
     }
@@ -536,33 +533,110 @@ pub async fn metrics(s: web::Data<RestState>) -> HttpResponse {
         .body(out)
 }
 
-pub(crate) async fn record(
+/// A Prometheus label value: backslash, double quote and newline escaped, as the text format
+/// requires (a worker's name is whatever its operator chose).
+pub fn label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Audits an action done outside the database (on a worker): written after it succeeded. The
+/// action happened whatever the audit write does, so a failed write is logged, not answered.
+pub(crate) async fn record_done(
     s: &RestState,
     admin: &Admin,
     action: &str,
     target: &str,
     detail: Option<String>,
     result: &str,
-) -> Result<(), ApiError> {
+) {
     let (actor, action, target, result) = (
         admin.0.clone(),
         action.to_string(),
         target.to_string(),
         result.to_string(),
     );
-    s.db.run(move |c| {
-        audit::record(
-            c,
-            audit::Entry {
+    let written =
+        s.db.run(move |c| {
+            let entry = audit::Entry {
                 actor: &actor,
                 action: &action,
                 target: &target,
                 detail,
                 result: &result,
-            },
-            db::now(),
-        )
-    })
-    .await?;
-    Ok(())
+            };
+            audit::record(c, entry, db::now())
+        })
+        .await;
+    if let Err(e) = written {
+        tracing::error!(error = %e, "an action was done but its audit row could not be written");
+    }
+}
+
+/// What a database action did, for its audit row.
+pub(crate) struct Done {
+    pub result: String,
+    pub detail: Option<String>,
+}
+
+/// A change with only its result to log.
+pub(crate) fn done(result: &str) -> Done {
+    Done {
+        result: result.to_string(),
+        detail: None,
+    }
+}
+
+/// Runs a database action and, when it changed something (a `Done`), its audit row, in one
+/// transaction: the log holds every change and nothing that did not happen.
+pub(crate) async fn audited<T: Send + 'static>(
+    s: &RestState,
+    admin: &Admin,
+    action: &str,
+    target: &str,
+    act: impl FnOnce(&mut db::DbConnection) -> Result<(T, Option<Done>), db::DbError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let (actor, action, target) = (admin.0.clone(), action.to_string(), target.to_string());
+    let out =
+        s.db.run(move |c| {
+            diesel::Connection::transaction::<_, db::DbError, _>(c, |c| {
+                let (out, done) = act(c)?;
+                if let Some(done) = done {
+                    let entry = audit::Entry {
+                        actor: &actor,
+                        action: &action,
+                        target: &target,
+                        detail: done.detail,
+                        result: &done.result,
+                    };
+                    audit::record(c, entry, db::now())?;
+                }
+                Ok(out)
+            })
+        })
+        .await?;
+    Ok(out)
+}
+
+/// The answer of an action that either changed something (audited as `result`) or found
+/// nothing to change.
+pub(crate) fn changed(yes: bool, result: &str) -> (bool, Option<Done>) {
+    (yes, yes.then(|| done(result)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_are_escaped_for_the_text_format() {
+        assert_eq!(super::label("plain-1"), "plain-1");
+        assert_eq!(super::label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
 }

@@ -33,6 +33,19 @@ pub struct Asker {
     pub thread: Option<u32>,
 }
 
+/// Largest body of the biggest calls: a ping of `intake::MAX_THREADS` threads, a finished
+/// WindowPoSt job's proofs.
+pub const MAX_BODY: usize = 4 << 20;
+
+/// Largest body a call of `method` may have; the rest carry a few ids and hashes.
+pub fn body_limit(method: &str) -> usize {
+    match method {
+        m::WorkerPing::NAME | m::WdPoStFinishJob::NAME => MAX_BODY,
+        m::SubmitProof::NAME | m::SubmitPreCommit::NAME | m::ReportState::NAME => 256 << 10,
+        _ => 64 << 10,
+    }
+}
+
 pub async fn handle(
     req: HttpRequest,
     body: web::Bytes,
@@ -42,6 +55,15 @@ pub async fn handle(
         Ok(r) => r,
         Err(resp) => return HttpResponse::Ok().json(resp),
     };
+    if body.len() > body_limit(&call.method) {
+        let e = RpcError::invalid_params(format!(
+            "{}: the request has {} bytes; at most {} are accepted for this method",
+            call.method,
+            body.len(),
+            body_limit(&call.method)
+        ));
+        return HttpResponse::PayloadTooLarge().json(Response::from_result(call.id, Err(e)));
+    }
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let caller = match state.auth.identify(header("Authorization")).await {
         Ok(c) => c,
@@ -68,12 +90,7 @@ async fn dispatch(method: &str, p: Value, s: &RpcState, a: &Asker) -> Result<Val
     match method {
         m::WorkerPing::NAME => {
             serve::<m::WorkerPing, _, _>(p, |(info,)| async move {
-                if info.name.is_empty() {
-                    return Err(RpcError::invalid_params("worker name is required"));
-                }
-                if info.dest.is_empty() {
-                    return Err(RpcError::invalid_params("worker dest is required"));
-                }
+                let info = crate::intake::check_ping(info).map_err(RpcError::invalid_params)?;
                 s.auth.speaks_for(who, &info.name).await?;
                 s.heartbeats
                     .send(Ping(info))
@@ -130,14 +147,21 @@ async fn dispatch(method: &str, p: Value, s: &RpcState, a: &Asker) -> Result<Val
             serve::<m::PollProofState, _, _>(p, |(sid,)| c.poll_proof(sid, who)).await
         }
         m::ReportState::NAME => {
-            serve::<m::ReportState, _, _>(p, |(sid, req)| c.report_state(sid, req, who)).await
+            serve::<m::ReportState, _, _>(p, |(sid, req)| async move {
+                crate::intake::check_report(&req.state_change.next, &req.worker.location)
+                    .map_err(RpcError::invalid_params)?;
+                c.report_state(sid, req, who).await
+            })
+            .await
         }
         m::ReportFinalized::NAME => {
             serve::<m::ReportFinalized, _, _>(p, |(sid,)| c.report_finalized(sid, who)).await
         }
         m::ReportAborted::NAME => {
-            serve::<m::ReportAborted, _, _>(p, |(sid, reason)| c.report_aborted(sid, reason, who))
-                .await
+            serve::<m::ReportAborted, _, _>(p, |(sid, reason)| {
+                c.report_aborted(sid, crate::intake::text(reason), who)
+            })
+            .await
         }
         m::StoreReserveSpace::NAME => {
             serve::<m::StoreReserveSpace, _, _>(p, |(sid, size, candidates)| {
@@ -186,6 +210,7 @@ async fn dispatch(method: &str, p: Value, s: &RpcState, a: &Asker) -> Result<Val
         }
         m::WdPoStHeartbeatJobs::NAME => {
             serve::<m::WdPoStHeartbeatJobs, _, _>(p, |(ids, worker)| async move {
+                crate::intake::check_job_ids(&ids).map_err(RpcError::invalid_params)?;
                 s.auth.speaks_for(who, &worker).await?;
                 s.jobs.heartbeat(ids, worker).await
             })
@@ -193,7 +218,8 @@ async fn dispatch(method: &str, p: Value, s: &RpcState, a: &Asker) -> Result<Val
         }
         m::WdPoStFinishJob::NAME => {
             serve::<m::WdPoStFinishJob, _, _>(p, |(id, output, error)| {
-                s.jobs.finish(id, output, error, who, &s.auth)
+                s.jobs
+                    .finish(id, output, crate::intake::text(error), who, &s.auth)
             })
             .await
         }

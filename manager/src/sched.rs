@@ -229,7 +229,9 @@ impl Scheduler {
         if let Ok(c) = self.counts.lock() {
             for ((decision, reason), n) in c.iter() {
                 out += &format!(
-                    "damocles_sched_decisions_total{{decision=\"{decision}\",reason=\"{reason}\"}} {n}\n"
+                    "damocles_sched_decisions_total{{decision=\"{}\",reason=\"{}\"}} {n}\n",
+                    crate::rest::label(decision),
+                    crate::rest::label(reason)
                 );
             }
         }

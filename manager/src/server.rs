@@ -26,8 +26,8 @@ use crate::{db, home, verify};
 
 /// Largest REST body (JSON): anything bigger is refused with 413.
 const REST_BODY_LIMIT: usize = 64 << 10;
-/// Largest JSON-RPC body: pings of big workers and proofs fit comfortably.
-const RPC_BODY_LIMIT: usize = 16 << 20;
+/// Largest JSON-RPC body of any method (`rpc::body_limit` has each method's).
+const RPC_BODY_LIMIT: usize = rpc::MAX_BODY;
 
 pub struct RunOptions {
     pub listen: Option<String>,

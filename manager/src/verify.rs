@@ -8,6 +8,19 @@ use filecoin_proofs_api::{
     post, seal, PublicReplicaInfo, RegisteredPoStProof, RegisteredSealProof, SectorId,
 };
 
+/// Runs a verification on a blocking thread, at most one per core at once: every
+/// `SubmitProof` and `WdPoStFinishJob` verifies, and a burst of them (or a hostile caller) must
+/// queue instead of taking every thread of the blocking pool and all memory.
+pub async fn limited<T: Send + 'static>(verify: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let slots = SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    });
+    let _slot = slots.acquire().await?;
+    Ok(tokio::task::spawn_blocking(verify).await?)
+}
+
 fn seal_proof(code: u64) -> Result<RegisteredSealProof> {
     use RegisteredSealProof::*;
     Ok(match code {
@@ -151,5 +164,30 @@ mod tests {
         assert_eq!(partition_sectors(8).ok(), Some(2349));
         assert!(post_proof_by_name("StackedDrgWindow2KiBV1_2").is_ok());
         assert!(post_proof_by_name("StackedDrgWinning2KiBV1").is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verifications_run_at_most_one_per_core() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let runs = (0..cores * 3).map(|_| {
+            let (now, most) = (now.clone(), most.clone());
+            limited(move || {
+                let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(n, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                now.fetch_sub(1, Ordering::SeqCst);
+            })
+        });
+        for r in futures_util::future::join_all(runs).await {
+            r.unwrap();
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            most >= 1 && most <= cores,
+            "{most} at once on {cores} cores"
+        );
     }
 }

@@ -208,7 +208,7 @@ impl JobQueue {
         let input = input_of(row)?;
         let proofs: Vec<Vec<u8>> = out.proofs.iter().map(|p| p.0.clone()).collect();
         let verdict =
-            tokio::task::spawn_blocking(move || crate::verify::verify_window_post(&input, &proofs))
+            crate::verify::limited(move || crate::verify::verify_window_post(&input, &proofs))
                 .await
                 .map_err(|e| RpcError::new(SERVER_ERROR, e.to_string()))?;
         Ok(match verdict {

@@ -647,3 +647,40 @@ pub fn strict_peer_with(dir: &Path, port: u16, upstream: &str, log: &Path, extra
     });
     p
 }
+
+/// Everything the manager's API shows, for before/after comparisons.
+pub fn manager_state(m: &Manager) -> Value {
+    let mut out = serde_json::Map::new();
+    for path in [
+        "/workers",
+        "/sectors",
+        "/wdpost/jobs?all=true&detail=true",
+        "/tokens",
+        "/audit?limit=10000",
+        "/sched/log?since_secs=100000",
+    ] {
+        let (status, body) = m.rest(reqwest::Method::GET, path, None);
+        assert_eq!(status, 200, "{path}: {body}");
+        out.insert(path.into(), body);
+    }
+    // Ages move with the clock, not with calls.
+    for (list, ages) in [
+        (
+            "/workers",
+            &["last_ping_age_secs", "last_ping_age_ns", "last_ping_at"][..],
+        ),
+        (
+            "/wdpost/jobs?all=true&detail=true",
+            &["elapsed_secs", "heartbeat_age_secs"][..],
+        ),
+    ] {
+        for row in out[list].as_array_mut().into_iter().flatten() {
+            for age in ages {
+                if let Some(r) = row.as_object_mut() {
+                    r.remove(*age);
+                }
+            }
+        }
+    }
+    Value::Object(out)
+}

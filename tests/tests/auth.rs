@@ -15,38 +15,6 @@ use serde_json::{json, Value};
 
 const WRONG: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Everything the manager's API shows, for before/after comparisons.
-fn manager_state(m: &Manager) -> Value {
-    let mut out = serde_json::Map::new();
-    for path in [
-        "/workers",
-        "/sectors",
-        "/wdpost/jobs?all=true&detail=true",
-        "/tokens",
-        "/audit?limit=10000",
-        "/sched/log?since_secs=100000",
-    ] {
-        let (status, body) = m.rest(Method::GET, path, None);
-        assert_eq!(status, 200, "{path}: {body}");
-        out.insert(path.into(), body);
-    }
-    // Ages move with the clock, not with calls.
-    for (list, ages) in [
-        ("/workers", &["last_ping_age_secs", "last_ping_age_ns"][..]),
-        (
-            "/wdpost/jobs?all=true&detail=true",
-            &["elapsed_secs", "heartbeat_age_secs"][..],
-        ),
-    ] {
-        for row in out[list].as_array_mut().into_iter().flatten() {
-            for age in ages {
-                row.as_object_mut().unwrap().remove(*age);
-            }
-        }
-    }
-    Value::Object(out)
-}
-
 /// A revoked worker token.
 fn revoked(m: &Manager) -> String {
     let token = m.worker_token("gone");

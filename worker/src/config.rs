@@ -183,6 +183,9 @@ pub struct ProcessorSection {
     pub cgroup: Option<CgroupSection>,
     #[serde(default, with = "humantime_serde")]
     pub stable_wait: Option<Duration>,
+    /// How long one task may run before the child is killed (default: by stage and size).
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
     pub auto_restart: Option<bool>,
     pub inherit_envs: Option<bool>,
     pub locks: Option<Vec<String>>,
@@ -226,6 +229,12 @@ impl Config {
 
     fn validate(&self, file: &str) -> Result<(), ConfigError> {
         let err = |key: String, reason: String| ConfigError::new(file, key, reason);
+        if self.worker.ping_interval == Some(Duration::ZERO) {
+            return Err(err(
+                "worker.ping_interval".into(),
+                "must be longer than 0s (default 30s): the worker would ping without pause".into(),
+            ));
+        }
         for (i, t) in self.sealing_thread.iter().enumerate() {
             let plan = t.plan.as_deref().unwrap_or("sealer");
             if !PLANS.contains(&plan) {
@@ -325,6 +334,12 @@ impl Config {
                 if let Some(cpuset) = e.cgroup.as_ref().and_then(|c| c.cpuset.as_deref()) {
                     damocles_actors::processor::parse_cpuset(cpuset)
                         .map_err(|r| err(format!("processors.{stage}[{i}].cgroup.cpuset"), r))?;
+                }
+                if e.timeout == Some(Duration::ZERO) {
+                    return Err(err(
+                        format!("processors.{stage}[{i}].timeout"),
+                        "must be longer than 0s (leave it out for the stage's default)".into(),
+                    ));
                 }
                 if e.concurrent == Some(0) {
                     return Err(err(
@@ -502,6 +517,12 @@ impl SealingSection {
                     ),
                 ));
             }
+        }
+        if self.rpc_polling_interval == Some(Duration::ZERO) {
+            return Err((
+                format!("{prefix}.rpc_polling_interval"),
+                "must be longer than 0s: the thread would ask the manager without pause".into(),
+            ));
         }
         if let Some(s) = &self.min_deal_space {
             parse_size(s).map_err(|r| (format!("{prefix}.min_deal_space"), r))?;

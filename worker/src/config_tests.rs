@@ -84,6 +84,26 @@ fn bad_configs_name_the_key_and_the_reason() {
             "invalid type",
         ),
         (
+            "[worker]\nping_interval = \"0s\"",
+            "worker.ping_interval",
+            "must be longer than 0s",
+        ),
+        (
+            "[sealing]\nrpc_polling_interval = \"0s\"",
+            "sealing.rpc_polling_interval",
+            "must be longer than 0s",
+        ),
+        (
+            "[[processors.pc1]]\ntimeout = \"0s\"",
+            "processors.pc1[0].timeout",
+            "must be longer than 0s",
+        ),
+        (
+            "[[processors.pc1]]\ntimeout = \"soon\"",
+            "processors.pc1[0].timeout",
+            "expected a duration",
+        ),
+        (
             "[worker.rpc_server]\nport = \"x\"",
             "worker.rpc_server.port",
             "invalid type",
@@ -204,4 +224,47 @@ fn allowed_sizes_may_stand_in_the_thread_as_seed_002_writes_it() {
     )
     .unwrap_err();
     assert_eq!(e.key, "sealing_thread[0].allowed_sizes");
+}
+
+/// What a generated config puts where a value was: numbers at the edges and odd values of every
+/// TOML type (`config_file::ODD_VALUES`), or text that is not TOML at all.
+fn toml_value() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        any::<i64>().prop_map(|v| v.to_string()),
+        proptest::sample::select(config_file::ODD_VALUES).prop_map(String::from),
+        "\\PC{0,30}",
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2500))]
+
+    /// Generated worker configs (the examples with values replaced, lines removed, repeated or
+    /// added): each loads, or is refused with its key and a reason; nothing panics.
+    #[test]
+    fn generated_configs_load_or_are_refused_by_key(
+        edits in proptest::collection::vec(
+            (proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>(), toml_value()),
+            1..6,
+        )
+    ) {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config-examples"));
+        for path in config_file::example_files(dir, "worker").unwrap() {
+            let text = config_file::mutated(&std::fs::read_to_string(&path).unwrap(), &edits);
+            match Config::parse(&text, "gen.toml") {
+                Ok(cfg) => {
+                    // What the daemon derives from a loaded config must not fail either.
+                    let _ = (cfg.rpc_listen(), cfg.disk_quota(), cfg.attached_stores());
+                    for t in &cfg.sealing_thread {
+                        let _ = cfg.sealing_for(t);
+                    }
+                }
+                Err(e) => {
+                    proptest::prop_assert_eq!(&e.file, "gen.toml");
+                    proptest::prop_assert!(!e.key.is_empty() && !e.reason.is_empty(), "{}", e);
+                }
+            }
+        }
+    }
 }

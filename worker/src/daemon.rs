@@ -389,6 +389,8 @@ fn processor_entries(
                     envs,
                     inherit_envs: e.inherit_envs.unwrap_or(true),
                     stable_wait: e.stable_wait.unwrap_or(DEFAULT_STABLE_WAIT),
+                    timeout: e.timeout,
+                    max_line: damocles_actors::processor::MAX_LINE,
                     auto_restart: e.auto_restart.unwrap_or(true),
                     cpuset: e.cgroup.as_ref().and_then(|c| c.cpuset.clone()),
                     cgroup_root: "/sys/fs/cgroup".into(),

@@ -112,43 +112,121 @@ fn modified(path: &Path) -> Option<SystemTime> {
 }
 
 /// Sets or removes `processors.limitation.concurrent.<stage>` in the file, keeping its layout
-/// and comments; the file is replaced only if the result is a valid config.
+/// and comments; the file is replaced only if the result is a valid config. The file named is
+/// followed if it is a link; the new text takes the old one's mode and owner and is on disk
+/// before it replaces it. An edit made by someone else while this one was being written is never
+/// overwritten: the change starts over from the new text.
 fn write_limits(path: &Path, changes: &BTreeMap<String, Option<usize>>) -> anyhow::Result<Config> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    let mut doc: toml_edit::DocumentMut = text
-        .parse()
-        .with_context(|| format!("parse {}", path.display()))?;
-    let concurrent = &mut doc["processors"]["limitation"]["concurrent"];
-    if concurrent.is_none() {
-        *concurrent = toml_edit::Item::Table(toml_edit::Table::new());
+    let target = std::fs::canonicalize(path).with_context(|| format!("find {}", path.display()))?;
+    for _ in 0..5 {
+        let text = std::fs::read_to_string(&target)
+            .with_context(|| format!("read {}", target.display()))?;
+        let new_text =
+            with_limits(&text, changes).with_context(|| format!("edit {}", target.display()))?;
+        // Checked with the name the operator knows, for errors they can find.
+        let cfg = Config::parse(&new_text, &path.display().to_string())?;
+        let meta = std::fs::metadata(&target)?;
+        let tmp = target.with_extension("toml.new");
+        let unchanged = || std::fs::read_to_string(&target).is_ok_and(|now| now == text);
+        let written =
+            damocles_actors::durable::replace_with(&target, &tmp, new_text.as_bytes(), |f| {
+                use std::os::unix::fs::MetadataExt;
+                f.set_permissions(meta.permissions())?;
+                // Only root may give a file away; anyone else keeps their own ownership.
+                let _ = std::os::unix::fs::fchown(f, Some(meta.uid()), Some(meta.gid()));
+                if unchanged() {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::other(EDITED_MEANWHILE))
+                }
+            });
+        match written {
+            Ok(()) => return Ok(cfg),
+            Err(e) if e.to_string() == EDITED_MEANWHILE => {
+                let _ = std::fs::remove_file(&tmp);
+                warn!(file = %target.display(), "config file changed while a limit change was written; applying the change to the new text");
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e).with_context(|| format!("replace {}", target.display()));
+            }
+        }
     }
-    let table = concurrent.as_table_like_mut().ok_or_else(|| {
-        anyhow!(
-            "processors.limitation.concurrent in {} is not a table",
-            path.display()
-        )
-    })?;
+    Err(anyhow!(
+        "{} keeps changing while the limit change is written; try again",
+        path.display()
+    ))
+}
+
+const EDITED_MEANWHILE: &str = "the file was edited meanwhile";
+
+/// `text` with `changes` made in `[processors.limitation.concurrent]`, which is created as a
+/// table of its own (not an inline one) when the file has none.
+fn with_limits(text: &str, changes: &BTreeMap<String, Option<usize>>) -> anyhow::Result<String> {
+    let mut doc: toml_edit::DocumentMut = text.parse()?;
+    let mut node = doc.as_table_mut() as &mut dyn toml_edit::TableLike;
+    for key in ["processors", "limitation"] {
+        let item = node.entry(key).or_insert_with(|| {
+            let mut t = toml_edit::Table::new();
+            t.set_implicit(true);
+            toml_edit::Item::Table(t)
+        });
+        node = item
+            .as_table_like_mut()
+            .ok_or_else(|| anyhow!("{key} is not a table"))?;
+    }
+    let table = node
+        .entry("concurrent")
+        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
+        .as_table_like_mut()
+        .ok_or_else(|| anyhow!("processors.limitation.concurrent is not a table"))?;
     for (stage, limit) in changes {
         match limit {
             Some(n) => {
-                table.insert(stage, toml_edit::value(*n as i64));
+                let n = i64::try_from(*n).map_err(|_| anyhow!("{stage} = {n} is too large"))?;
+                table.insert(stage, toml_edit::value(n));
             }
             None => {
                 table.remove(stage);
             }
         }
     }
-    let new_text = doc.to_string();
-    let cfg = Config::parse(&new_text, &path.display().to_string())?;
-    let tmp = path.with_extension("toml.new");
-    std::fs::write(&tmp, &new_text).with_context(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("replace {}", path.display()))?;
-    Ok(cfg)
+    Ok(doc.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_linked_config_is_edited_at_its_target_keeping_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let real = dir.path().join("real.toml");
+        let link = dir.path().join("w.toml");
+        std::fs::write(
+            &real,
+            "[sector_manager]\nrpc_client.addr = \"/ip4/127.0.0.1/tcp/1789\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640))
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::symlink(&real, &link).unwrap_or_else(|e| panic!("{e}"));
+        write_limits(&link, &BTreeMap::from([("pc1".to_string(), Some(1))]))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(std::fs::symlink_metadata(&link)
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false));
+        let meta = std::fs::metadata(&real).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert!(std::fs::read_to_string(&real)
+            .unwrap_or_default()
+            .contains("pc1 = 1"));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).map(|d| d.count()).ok(),
+            Some(2)
+        );
+    }
 
     #[test]
     fn limits_are_written_into_the_file_keeping_the_rest() {
@@ -173,8 +251,25 @@ mod tests {
             Config::load(&path)
                 .map(|c| c.processors.limitation.concurrent)
                 .ok(),
-            Some(want)
+            Some(want.clone())
         );
+
+        // A file without a [processors] section gets a table of its own, and it loads.
+        let plain = "[sector_manager]\nrpc_client.addr = \"/ip4/127.0.0.1/tcp/1789\"\n";
+        std::fs::write(&path, plain).unwrap_or_else(|e| panic!("{e}"));
+        let cfg = write_limits(&path, &changes).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(cfg.processors.limitation.concurrent, want);
+        let after = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            after.ends_with("\n[processors.limitation.concurrent]\npc1 = 1\npc2 = 3\n"),
+            "{after}"
+        );
+        // So does one whose [processors] has entries but no limitation.
+        let with_entries = format!("{plain}\n[[processors.pc1]]\nconcurrent = 2\n");
+        std::fs::write(&path, &with_entries).unwrap_or_else(|e| panic!("{e}"));
+        let cfg = write_limits(&path, &changes).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(cfg.processors.limitation.concurrent, want);
+        assert_eq!(cfg.processors.pc1.map(|p| p.len()), Some(1));
 
         // A config that would not load is never written.
         std::fs::write(&path, "[sector_manager]\nrpc_client.addr = 5\n")

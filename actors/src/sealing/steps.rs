@@ -169,7 +169,8 @@ async fn step(
                 seal_proof: proof,
                 staged_file: path_str(&env.location.staged(id)),
             };
-            let out: task::AddPiecesOutput = process(env, activity, "add_pieces", &t).await?;
+            let out: task::AddPiecesOutput =
+                process(env, activity, "add_pieces", proof, &t).await?;
             Event::AddPiece(out.pieces)
         }
         State::PieceAdded => {
@@ -177,7 +178,7 @@ async fn step(
                 seal_proof: proof,
                 pieces: sector.pieces.clone(),
             };
-            let out: task::TreeDOutput = process(env, activity, "tree_d", &t).await?;
+            let out: task::TreeDOutput = process(env, activity, "tree_d", proof, &t).await?;
             Event::BuildTreeD { comm_d: out.comm_d }
         }
         State::TreeDBuilt => Event::AssignTicket(rpc::<m::AssignTicket>(env, (id,)).await?),
@@ -196,7 +197,7 @@ async fn step(
                 ticket: bytes32("ticket", sector.ticket.as_ref().map(|t| &t.ticket))?,
                 pieces: sector.pieces.clone(),
             };
-            Event::PC1(process(env, activity, "pc1", &t).await?)
+            Event::PC1(process(env, activity, "pc1", proof, &t).await?)
         }
         State::PC1Done => {
             let t = task::PC2Task {
@@ -208,7 +209,7 @@ async fn step(
                 cache_dir: path_str(&env.location.cache(id)),
                 sealed_file: path_str(&env.location.sealed(id)),
             };
-            let out: task::PC2Output = process(env, activity, "pc2", &t).await?;
+            let out: task::PC2Output = process(env, activity, "pc2", proof, &t).await?;
             Event::PC2 {
                 comm_r: out.comm_r,
                 comm_d: out.comm_d,
@@ -284,7 +285,7 @@ async fn step(
                 comm_r,
                 comm_d,
             };
-            Event::C1(process(env, activity, "c1", &t).await?)
+            Event::C1(process(env, activity, "c1", proof, &t).await?)
         }
         State::C1Done => {
             wait_for_params(&env.params, activity)
@@ -298,7 +299,7 @@ async fn step(
                 prover_id: prover_id(id.miner),
                 sector_number: id.number,
             };
-            let out: task::C2Output = process(env, activity, "c2", &t).await?;
+            let out: task::C2Output = process(env, activity, "c2", proof, &t).await?;
             Event::C2 { proof: out.proof }
         }
         State::C2Done => {
@@ -475,20 +476,24 @@ async fn process<T: Serialize, O: DeserializeOwned>(
     env: &ThreadEnv,
     activity: &ActivityCell,
     stage: &str,
+    seal_proof: u64,
     t: &T,
 ) -> Result<O, Failure> {
-    run_stage(&env.processors, &env.limits, activity, stage, t)
+    let size = crate::wire::venus::seal_proof::sector_size(seal_proof).unwrap_or(32 << 30);
+    run_stage(&env.processors, &env.limits, activity, stage, size, t)
         .await
         .map_err(Failure::perm)
 }
 
 /// Runs `t` on a processor of `stage` once the stage limit lets it start; the activity shows the
-/// wait, then the processor at work. Errors name the stage.
+/// wait, then the processor at work. Errors name the stage. The stage's slot is held until the
+/// child answers, even if this future is dropped (a job taken away mid-proof).
 pub async fn run_stage<T: Serialize, O: DeserializeOwned>(
     processors: &Processors,
     limits: &StageLimits,
     activity: &ActivityCell,
     stage: &str,
+    sector_size: u64,
     t: &T,
 ) -> Result<O, String> {
     let task = serde_json::to_value(t).map_err(|e| format!("{stage}: {e}"))?;
@@ -499,9 +504,9 @@ pub async fn run_stage<T: Serialize, O: DeserializeOwned>(
             reason: format!("stage limit {stage}"),
         },
     );
-    let _slot = limits.acquire(stage).await;
+    let slot = limits.acquire(stage).await;
     let out = processors
-        .call(stage, task, limits, |proc| {
+        .call(stage, sector_size, task, limits, slot, |proc| {
             set_activity(
                 activity,
                 Activity::Running {

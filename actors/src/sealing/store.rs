@@ -3,8 +3,9 @@
 //! store under `sealed/` and `cache/`.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use crate::durable;
 
 use super::sector::Sector;
 use crate::wire::venus::SectorId;
@@ -55,14 +56,12 @@ impl Location {
         }
     }
 
-    /// Saves the record through a temporary file, so a crash never leaves half a record.
+    /// Saves the record through a temporary file, so a crash never leaves half a record, and
+    /// syncs its directory, so a power cut does not bring back the previous record.
     pub fn save(&self, sector: &Sector) -> std::io::Result<()> {
         let path = self.record_path();
         let tmp = path.with_extension("json.tmp");
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec(sector)?)?;
-        f.sync_all()?;
-        fs::rename(tmp, path)
+        durable::replace_with(&path, &tmp, &serde_json::to_vec(sector)?, |_| Ok(()))
     }
 
     /// Forgets the sector: its record and its working files.
@@ -90,26 +89,29 @@ fn remove_quietly(p: &Path) -> std::io::Result<()> {
 }
 
 /// Copies a file or a directory tree (one level of files, as a sector cache is) to `dst`,
-/// through a temporary name so a half copy is never mistaken for a whole one.
+/// through a temporary name so a half copy is never mistaken for a whole one. Durable when it
+/// returns: every file, the temporary directory and the parent holding the final name are
+/// synced, because the caller then reports the copy and wipes the original.
 pub fn copy_into(src: &Path, dst: &Path) -> std::io::Result<()> {
     let tmp = dst.with_extension("copying");
     remove_quietly(&tmp)?;
-    if let Some(parent) = dst.parent() {
-        fs::create_dir_all(parent)?;
-    }
+    let parent = dst.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(parent)?;
     if src.is_dir() {
         fs::create_dir_all(&tmp)?;
         for entry in fs::read_dir(src)? {
             let entry = entry?;
             if entry.file_type()?.is_file() {
-                fs::copy(entry.path(), tmp.join(entry.file_name()))?;
+                durable::copy_file(&entry.path(), &tmp.join(entry.file_name()))?;
             }
         }
+        durable::sync_dir(&tmp)?;
     } else {
-        fs::copy(src, &tmp)?;
+        durable::copy_file(src, &tmp)?;
     }
     remove_quietly(dst)?;
-    fs::rename(tmp, dst)
+    fs::rename(tmp, dst)?;
+    durable::sync_dir(parent)
 }
 
 #[cfg(test)]

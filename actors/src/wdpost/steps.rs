@@ -114,7 +114,16 @@ pub async fn prove(
         seed: job.input.seed,
     };
     wait_for_params(&env.params, activity).await?;
-    run_stage(&env.processors, &env.limits, activity, "window_post", &task).await
+    // The default timeout of a WindowPoSt does not depend on the sector size.
+    run_stage(
+        &env.processors,
+        &env.limits,
+        activity,
+        "window_post",
+        0,
+        &task,
+    )
+    .await
 }
 
 /// Why the manager did not take a call about a job.

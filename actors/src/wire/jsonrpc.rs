@@ -121,6 +121,9 @@ pub enum CallError {
     Decode { url: String, reason: String },
 }
 
+/// Largest reply a client reads.
+pub const MAX_REPLY: usize = 64 << 20;
+
 /// A JSON-RPC client bound to one URL, sending the same headers on every call (a worker's
 /// `rpc_client.headers`, its token).
 #[derive(Clone, Debug)]
@@ -131,10 +134,13 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client that never follows a redirect (the address is one a peer reported: it must
+    /// not send us, and our signed calls, elsewhere) and reads at most `MAX_REPLY` bytes.
     pub fn new(url: impl Into<String>, timeout: Duration) -> Self {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Client {
@@ -198,9 +204,18 @@ impl Client {
         for (k, v) in headers(&body) {
             http = http.header(k, v);
         }
-        let resp = http.body(body).send().await.map_err(transport)?;
+        let mut resp = http.body(body).send().await.map_err(transport)?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(transport)?;
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            if body.len() + chunk.len() > MAX_REPLY {
+                return Err(CallError::Decode {
+                    url: self.url.clone(),
+                    reason: format!("http {status}: the reply is larger than {MAX_REPLY} bytes"),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
         let resp: Response = serde_json::from_slice(&body).map_err(|e| CallError::Decode {
             url: self.url.clone(),
             reason: format!("http {status}: {e}"),

@@ -105,7 +105,90 @@ pub fn in_list(n: usize) -> String {
     format!("({})", vec!["?"; n].join(", "))
 }
 
+/// Most values bound in one statement: under SQLite's 32,766 and MySQL's 65,535.
+pub const MAX_BOUND: usize = 30_000;
+
+/// Inserts `rows` (each with one value per column of `cols`) with as few statements as the
+/// placeholder limits allow, updating `update` on a duplicate `key`.
+pub fn upsert_rows(
+    conn: &mut DbConnection,
+    table: &str,
+    cols: &[&str],
+    key: &[&str],
+    update: &[&str],
+    rows: Vec<Vec<Val>>,
+) -> QueryResult<()> {
+    let tail = upsert_clause(is_mysql(conn), key, update);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<Val>> = rows.by_ref().take(rows_per_statement(cols.len())).collect();
+        let sql = format!(
+            "INSERT INTO {table} ({}) VALUES {}{tail}",
+            cols.join(", "),
+            placeholders(chunk.len(), cols.len()),
+        );
+        execute(conn, &sql, chunk.into_iter().flatten().collect())?;
+    }
+    Ok(())
+}
+
+/// How many rows of `cols` columns fit in one statement.
+pub fn rows_per_statement(cols: usize) -> usize {
+    (MAX_BOUND / cols.max(1)).max(1)
+}
+
 pub fn placeholders(rows: usize, cols: usize) -> String {
     let one = format!("({})", vec!["?"; cols].join(", "));
     vec![one; rows].join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_stay_under_both_placeholder_limits() {
+        for cols in [1, 2, 11, 32] {
+            let per = rows_per_statement(cols);
+            // SQLite allows 32,766 values in one statement, MySQL 65,535.
+            assert!(per * cols <= 32_766, "{cols}");
+            assert!(per * cols > 20_000, "{cols}: {per} rows is needlessly few");
+        }
+        assert_eq!(rows_per_statement(0), MAX_BOUND);
+    }
+
+    #[test]
+    fn thousands_of_rows_go_in_as_several_statements() {
+        let mut conn = DbConnection::Sqlite(
+            diesel::SqliteConnection::establish(":memory:").unwrap_or_else(|e| panic!("{e}")),
+        );
+        execute(
+            &mut conn,
+            "CREATE TABLE t (k BIGINT PRIMARY KEY, a TEXT, b TEXT)",
+            vec![],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let rows = |tag: &str| -> Vec<Vec<Val>> {
+            (0..25_000)
+                .map(|i| vec![Val::Int(i), Val::Text(tag.into()), Val::Text("x".into())])
+                .collect()
+        };
+        let cols = ["k", "a", "b"];
+        upsert_rows(&mut conn, "t", &cols, &["k"], &["a"], rows("first"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        upsert_rows(&mut conn, "t", &cols, &["k"], &["a"], rows("second"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let n: Vec<N> = load(
+            &mut conn,
+            "SELECT COUNT(*) AS n FROM t WHERE a = 'second'",
+            vec![],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n.first().map(|r| r.n), Some(25_000));
+    }
 }

@@ -119,7 +119,9 @@ pub fn proven_in_deadline(
 
 /// One change to a sector row.
 pub enum Change {
+    /// Set only while the sector has none: the first ticket stored is the sector's ticket.
     Ticket(String),
+    /// Set only while the sector has none, like the ticket.
     Seed(String),
     PreCommit {
         comm_r: String,
@@ -153,10 +155,10 @@ pub fn update(
         .filter(sectors::miner_id.eq(miner as i64))
         .filter(sectors::sector_number.eq(number as i64));
     let n = match change {
-        Change::Ticket(t) => diesel::update(target)
+        Change::Ticket(t) => diesel::update(target.filter(sectors::ticket.is_null()))
             .set((sectors::ticket.eq(t), sectors::updated_at.eq(at)))
             .execute(conn),
-        Change::Seed(s) => diesel::update(target)
+        Change::Seed(s) => diesel::update(target.filter(sectors::seed.is_null()))
             .set((sectors::seed.eq(s), sectors::updated_at.eq(at)))
             .execute(conn),
         Change::PreCommit { comm_r, comm_d } => diesel::update(target)
@@ -209,4 +211,30 @@ pub fn update(
     }
     .map_err(classify)?;
     Ok(n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ticket_or_seed_is_set_once_whoever_asks_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = crate::db::temp(&dir).conn().unwrap();
+        let at = crate::db::now();
+        let n = allocate(&mut c, 1000, 5, Some("w"), at).unwrap();
+        for (first, second) in [
+            (Change::Ticket("t1".into()), Change::Ticket("t2".into())),
+            (Change::Seed("s1".into()), Change::Seed("s2".into())),
+        ] {
+            assert!(update(&mut c, 1000, n, first, at).unwrap());
+            // A second call (a retry, another manager) changes nothing.
+            assert!(!update(&mut c, 1000, n, second, at).unwrap());
+        }
+        let row = get(&mut c, 1000, n).unwrap().unwrap();
+        assert_eq!(
+            (row.ticket.as_deref(), row.seed.as_deref()),
+            (Some("t1"), Some("s1"))
+        );
+    }
 }

@@ -3,23 +3,14 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::NaiveDateTime;
 
 use super::*;
-use crate::db::{Db, DbSettings};
+use crate::db::Db;
 
 fn db(dir: &tempfile::TempDir) -> Db {
-    let db = Db::connect(&DbSettings {
-        url: dir.path().join("t.sqlite").display().to_string(),
-        min_connections: 1,
-        max_connections: 8,
-        idle_timeout: Duration::from_secs(60),
-    })
-    .unwrap();
-    db.migrate().unwrap();
-    db
+    crate::db::temp(dir)
 }
 
 fn t(secs: i64) -> NaiveDateTime {

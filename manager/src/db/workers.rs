@@ -5,7 +5,9 @@ use damocles_actors::wire::venus::WorkerInfo;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::raw::{execute, is_mysql, placeholders, upsert_clause, Val};
+use damocles_actors::wire::worker_api::ThreadState;
+
+use super::raw::{execute, rows_per_statement, upsert_rows, Val};
 use super::schema::{worker_threads, workers};
 use super::{classify, DbConnection, DbError};
 
@@ -26,8 +28,9 @@ pub struct WorkerRow {
     pub draining: bool,
 }
 
-/// Writes a batch of pings in one transaction of three statements: workers, their threads,
-/// and the removal of threads a worker no longer has.
+/// Writes a batch of pings in one transaction: workers, their threads, and the removal of
+/// threads a worker no longer has, each in as few statements as the placeholder limits allow.
+/// The pings were checked on arrival (`intake::check_ping`), so every value fits its column.
 pub fn upsert_pings(
     conn: &mut DbConnection,
     pings: &[WorkerInfo],
@@ -36,7 +39,6 @@ pub fn upsert_pings(
     if pings.is_empty() {
         return Ok(());
     }
-    let mysql = is_mysql(conn);
     conn.transaction::<_, diesel::result::Error, _>(|c| {
         let cols = [
             "name",
@@ -51,38 +53,29 @@ pub fn upsert_pings(
             "first_seen_at",
             "last_ping_at",
         ];
-        let mut vals = Vec::new();
-        for p in pings {
-            let s = &p.summary;
-            vals.extend([
-                Val::Text(p.name.clone()),
-                Val::Text(p.dest.clone()),
-                Val::Text(p.version.clone()),
-                Val::Int(s.threads as i64),
-                Val::Int(s.empty as i64),
-                Val::Int(s.paused as i64),
-                Val::Int(s.running as i64),
-                Val::Int(s.waiting as i64),
-                Val::Int(s.errors as i64),
-                Val::Time(at),
-                Val::Time(at),
-            ]);
-        }
-        let sql = format!(
-            "INSERT INTO workers ({}) VALUES {}{}",
-            cols.join(", "),
-            placeholders(pings.len(), cols.len()),
-            upsert_clause(
-                mysql,
-                &["name"],
-                &cols[1..9]
-                    .iter()
-                    .chain(&cols[10..])
-                    .copied()
-                    .collect::<Vec<_>>()
-            )
-        );
-        execute(c, &sql, vals)?;
+        let count = |n: u64| Val::Int(i64::try_from(n).unwrap_or(i64::MAX));
+        let rows = pings
+            .iter()
+            .map(|p| {
+                let s = &p.summary;
+                vec![
+                    Val::Text(p.name.clone()),
+                    Val::Text(p.dest.clone()),
+                    Val::Text(p.version.clone()),
+                    count(s.threads),
+                    count(s.empty),
+                    count(s.paused),
+                    count(s.running),
+                    count(s.waiting),
+                    count(s.errors),
+                    Val::Time(at),
+                    Val::Time(at),
+                ]
+            })
+            .collect();
+        // Everything but the key and first_seen_at is refreshed.
+        let update: Vec<&str> = cols[1..9].iter().chain(&cols[10..]).copied().collect();
+        upsert_rows(c, "workers", &cols, &["name"], &update, rows)?;
 
         let tcols = [
             "worker_name",
@@ -97,49 +90,37 @@ pub fn upsert_pings(
             "last_error",
             "updated_at",
         ];
-        let mut rows = 0;
-        let mut vals = Vec::new();
+        let mut rows = Vec::new();
         for p in pings {
             for t in p.threads.iter().flatten() {
-                rows += 1;
-                let elapsed = match &t.thread_state {
-                    damocles_actors::wire::worker_api::ThreadState::Idle => 0,
-                    damocles_actors::wire::worker_api::ThreadState::Paused { elapsed }
-                    | damocles_actors::wire::worker_api::ThreadState::Running { elapsed, .. }
-                    | damocles_actors::wire::worker_api::ThreadState::Waiting { elapsed, .. } => {
-                        *elapsed
-                    }
-                };
-                vals.extend([
+                rows.push(vec![
                     Val::Text(p.name.clone()),
-                    Val::Int(t.index as i64),
+                    Val::Int(i64::try_from(t.index).unwrap_or(i64::MAX)),
                     Val::Text(t.location.clone()),
                     Val::Text(t.plan.clone()),
                     Val::OptText(t.job_id.clone()),
                     Val::Text(t.job_state.clone()),
                     Val::OptText(t.job_stage.clone()),
                     Val::Text(t.thread_state.name().to_string()),
-                    Val::Time(at - chrono::Duration::seconds(elapsed as i64)),
+                    Val::Time(since(at, &t.thread_state)),
                     Val::OptText(t.last_error.clone()),
                     Val::Time(at),
                 ]);
             }
         }
-        if rows > 0 {
-            let sql = format!(
-                "INSERT INTO worker_threads ({}) VALUES {}{}",
-                tcols.join(", "),
-                placeholders(rows, tcols.len()),
-                upsert_clause(mysql, &["worker_name", "thread_index"], &tcols[2..])
-            );
-            execute(c, &sql, vals)?;
-        }
+        upsert_rows(
+            c,
+            "worker_threads",
+            &tcols,
+            &["worker_name", "thread_index"],
+            &tcols[2..],
+            rows,
+        )?;
         let with_threads: Vec<&WorkerInfo> = pings.iter().filter(|p| p.threads.is_some()).collect();
-        if !with_threads.is_empty() {
-            let conds =
-                vec!["(worker_name = ? AND thread_index >= ?)"; with_threads.len()].join(" OR ");
+        for chunk in with_threads.chunks(rows_per_statement(2)) {
+            let conds = vec!["(worker_name = ? AND thread_index >= ?)"; chunk.len()].join(" OR ");
             let mut vals = Vec::new();
-            for p in with_threads {
+            for p in chunk {
                 vals.push(Val::Text(p.name.clone()));
                 vals.push(Val::Int(p.threads.as_ref().map_or(0, Vec::len) as i64));
             }
@@ -152,6 +133,22 @@ pub fn upsert_pings(
         Ok(())
     })
     .map_err(classify)
+}
+
+/// When a thread entered its state: `elapsed` seconds before `at`, or as long ago as a
+/// timestamp can say.
+fn since(at: NaiveDateTime, state: &ThreadState) -> NaiveDateTime {
+    let elapsed = match state {
+        ThreadState::Idle => 0,
+        ThreadState::Paused { elapsed }
+        | ThreadState::Running { elapsed, .. }
+        | ThreadState::Waiting { elapsed, .. } => *elapsed,
+    };
+    i64::try_from(elapsed)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .and_then(|d| at.checked_sub_signed(d))
+        .unwrap_or(NaiveDateTime::MIN)
 }
 
 pub fn list(conn: &mut DbConnection) -> Result<Vec<WorkerRow>, DbError> {

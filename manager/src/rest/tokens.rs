@@ -7,7 +7,7 @@ use damocles_actors::wire::hex;
 use rand::RngCore;
 use serde_json::json;
 
-use super::{record, Admin, RestState};
+use super::{audited, changed, Admin, RestState};
 use crate::db;
 use crate::error::ApiError;
 
@@ -41,11 +41,13 @@ pub async fn create(
     let token = new_token();
     let hash = hex::encode(&token_hash(&token));
     let n = name.clone();
-    let created =
-        s.db.run(move |c| db::tokens::create(c, &n, &hash, db::now()))
-            .await?;
-    let result = if created { "created" } else { "exists" };
-    record(&s, &admin, "token.create", &name, None, result).await?;
+    let created = audited(&s, &admin, "token.create", &name, move |c| {
+        Ok(changed(
+            db::tokens::create(c, &n, &hash, db::now())?,
+            "created",
+        ))
+    })
+    .await?;
     if !created {
         return Err(ApiError::Conflict(format!(
             "worker {name:?} already has a token: revoke it first (`util worker token revoke {name}`), then create a new one"
@@ -68,11 +70,10 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     let name = path.into_inner();
     let n = name.clone();
-    let revoked =
-        s.db.run(move |c| db::tokens::revoke(c, &n, db::now()))
-            .await?;
-    let result = if revoked { "revoked" } else { "not found" };
-    record(&s, &admin, "token.revoke", &name, None, result).await?;
+    let revoked = audited(&s, &admin, "token.revoke", &name, move |c| {
+        Ok(changed(db::tokens::revoke(c, &n, db::now())?, "revoked"))
+    })
+    .await?;
     if !revoked {
         return Err(ApiError::NotFound(format!(
             "worker {name:?} has no token in force: `util worker token list` shows them"

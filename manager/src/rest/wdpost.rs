@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{record, Admin, RestState};
+use super::{audited, changed, Admin, Done, RestState};
 use crate::db::wdpost::{JobRow, RUNNING};
 use crate::db::{self};
 use crate::error::ApiError;
@@ -86,10 +86,11 @@ pub async fn reset(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let i = id.clone();
-    let done =
-        s.db.run(move |c| db::wdpost::reset(c, &i, db::now()))
-            .await?;
-    one_job(&s, &admin, id, done, ("wdpost.reset", "reset")).await
+    let reset = audited(&s, &admin, "wdpost.reset", &id, move |c| {
+        Ok(changed(db::wdpost::reset(c, &i, db::now())?, "reset"))
+    })
+    .await?;
+    one_job(&admin, id, reset, "reset")
 }
 
 pub async fn remove(
@@ -99,20 +100,15 @@ pub async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let i = id.clone();
-    let done = s.db.run(move |c| db::wdpost::remove(c, &i)).await?;
-    one_job(&s, &admin, id, done, ("wdpost.remove", "removed")).await
+    let removed = audited(&s, &admin, "wdpost.remove", &id, move |c| {
+        Ok(changed(db::wdpost::remove(c, &i)?, "removed"))
+    })
+    .await?;
+    one_job(&admin, id, removed, "removed")
 }
 
-/// Audits `action` on one job and answers; 404 when the job did not exist.
-async fn one_job(
-    s: &RestState,
-    admin: &Admin,
-    id: String,
-    done: bool,
-    (action, what): (&str, &str),
-) -> Result<HttpResponse, ApiError> {
-    let result = if done { what } else { "not found" };
-    record(s, admin, action, &id, None, result).await?;
+/// Answers an action on one job; 404 when the job did not exist.
+fn one_job(admin: &Admin, id: String, done: bool, what: &str) -> Result<HttpResponse, ApiError> {
     if !done {
         return Err(unknown(&id));
     }
@@ -137,21 +133,19 @@ pub async fn remove_all(
     if !q.really_do_it {
         return Ok(HttpResponse::Ok().json(json!({"dry_run": true, "jobs": ids})));
     }
-    let mut removed = Vec::new();
-    for id in ids {
-        let i = id.clone();
-        if s.db.run(move |c| db::wdpost::remove(c, &i)).await? {
-            removed.push(id);
+    let removed = audited(&s, &admin, "wdpost.remove_all", "*", move |c| {
+        let mut removed = Vec::new();
+        for id in ids {
+            if db::wdpost::remove(c, &id)? {
+                removed.push(id);
+            }
         }
-    }
-    record(
-        &s,
-        &admin,
-        "wdpost.remove_all",
-        "*",
-        Some(removed.join(",")),
-        &format!("removed {}", removed.len()),
-    )
+        let done = (!removed.is_empty()).then(|| Done {
+            result: format!("removed {}", removed.len()),
+            detail: Some(removed.join(",")),
+        });
+        Ok((removed, done))
+    })
     .await?;
     tracing::info!(jobs = removed.len(), by = %admin.0, "all wdpost jobs removed");
     Ok(HttpResponse::Ok().json(json!({"dry_run": false, "jobs": removed})))

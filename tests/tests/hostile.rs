@@ -1,0 +1,623 @@
+//! Generated hostile input on every port. proptest makes the requests: damocles' real calls
+//! (`tests/golden`) with parts replaced, removed or added, calls of every method with random
+//! parameters, unknown methods, broken envelopes and bytes that are not JSON, and every REST
+//! route with random names, indexes, queries and bodies. Each goes out with no credential, a
+//! wrong one, a revoked one, a worker's token where the admin's is needed, and the right one.
+//!
+//! Nothing may answer 5xx or an internal error, panic, or go down; and a refused request
+//! changes nothing: the manager's tables (as its API shows them), the worker's threads and its
+//! config file are compared before and after. Requests that carry no valid credential are
+//! checked in groups (one comparison around each group); the others one by one, since the
+//! right credential may make a legitimate change.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use damocles_actors::wire::auth::{unix_now, ControlKey};
+use damocles_tests::*;
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const WRONG: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Field names of damocles' structs and our queries: random objects use them, so that
+/// generated values reach the decoders' fields and not only their "unknown field" path.
+const FIELDS: &[&str] = &[
+    "Name",
+    "Dest",
+    "Version",
+    "Summary",
+    "Threads",
+    "Empty",
+    "Paused",
+    "Errors",
+    "ID",
+    "Miner",
+    "Number",
+    "ProofType",
+    "Ticket",
+    "Epoch",
+    "CommR",
+    "CommD",
+    "Proof",
+    "Worker",
+    "Instance",
+    "Location",
+    "StateChange",
+    "Prev",
+    "Next",
+    "Event",
+    "Failure",
+    "Level",
+    "Desc",
+    "Id",
+    "Proofs",
+    "Faults",
+    "AllowedMiners",
+    "AllowedProofTypes",
+    "index",
+    "thread_state",
+    "state",
+    "elapsed",
+    "count",
+    "fill",
+    "once_per_worker",
+    "pc1",
+    "c2",
+    "window_post",
+];
+
+/// Worker names a request may name in its parameters.
+const NAMES: &[&str] = &["fuzzer", "nobody", "..", "a\"b", "%00", "w%2F1", "ünï", "-"];
+
+/// Worker names a REST path may name: never a worker that exists. The real worker's admin
+/// routes would legitimately remove or drain it (and its next ping would change the tables);
+/// the fuzzer's may hold an address a generated ping gave, which the manager would then call.
+/// Random names have no digits, dots or colons: the manager calls a name that parses as an
+/// address.
+const REST_NAMES: &[&str] = &["nobody", "..", "a\"b", "%00", "w%2F1", "ünï", "-"];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cred {
+    None,
+    Garbage,
+    Wrong,
+    Revoked,
+    /// A worker's token (on REST, where the admin's is needed).
+    Worker,
+    /// The right one for the port: the fuzzer worker's token on `/rpc/v0`, the admin token on
+    /// REST, the manager's signature on the worker's port.
+    Right,
+}
+
+#[derive(Debug, Clone)]
+enum Port {
+    Rpc,
+    Rest,
+    WorkerRpc,
+}
+
+#[derive(Debug, Clone)]
+struct Req {
+    port: Port,
+    method: Method,
+    path: String,
+    cred: Cred,
+    body: Vec<u8>,
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        prop::sample::select(vec![
+            0i64,
+            -1,
+            1,
+            1023,
+            1024,
+            i32::MAX as i64,
+            i64::MAX,
+            i64::MIN
+        ])
+        .prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("JSON has no NaN", |f| f.is_finite())
+            .prop_map(Value::from),
+        "\\PC{0,24}".prop_map(Value::from),
+        (0usize..70_000).prop_map(|n| Value::from("x".repeat(n))),
+        prop::sample::select(FIELDS).prop_map(Value::from),
+        prop::sample::select(NAMES).prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    prop::sample::select(FIELDS).prop_map(String::from),
+                    "[A-Za-z]{1,10}"
+                ],
+                inner,
+                0..6
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Every node of `v`, as paths of indexes and keys.
+fn paths(v: &Value, here: Vec<String>, out: &mut Vec<Vec<String>>) {
+    out.push(here.clone());
+    match v {
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                let mut p = here.clone();
+                p.push(i.to_string());
+                paths(x, p, out);
+            }
+        }
+        Value::Object(o) => {
+            for (k, x) in o {
+                let mut p = here.clone();
+                p.push(k.clone());
+                paths(x, p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn node<'a>(v: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
+    path.iter().try_fold(v, |v, k| match v {
+        Value::Array(a) => a.get_mut(k.parse::<usize>().ok()?),
+        Value::Object(o) => o.get_mut(k),
+        _ => None,
+    })
+}
+
+/// `params` with each edit applied: the node it picks replaced by the new value, removed from
+/// its array or object, or given a new sibling.
+fn mutate(mut params: Value, edits: &[(usize, u8, Value)]) -> Value {
+    for (pick, how, new) in edits {
+        let mut all = Vec::new();
+        paths(&params, Vec::new(), &mut all);
+        let path = &all[pick % all.len()];
+        match (how % 3, path.split_last()) {
+            (0, _) | (_, None) => {
+                if let Some(n) = node(&mut params, path) {
+                    *n = new.clone();
+                }
+            }
+            (1, Some((last, parent))) => match node(&mut params, parent) {
+                Some(Value::Array(a)) => {
+                    if let Ok(i) = last.parse::<usize>() {
+                        if i < a.len() {
+                            a.remove(i);
+                        }
+                    }
+                }
+                Some(Value::Object(o)) => {
+                    o.remove(last);
+                }
+                _ => {}
+            },
+            (_, Some((_, parent))) => match node(&mut params, parent) {
+                Some(Value::Array(a)) => a.push(new.clone()),
+                Some(Value::Object(o)) => {
+                    o.insert(format!("Extra{}", o.len()), new.clone());
+                }
+                _ => {}
+            },
+        }
+    }
+    params
+}
+
+fn golden(file: &str) -> Vec<(String, Value)> {
+    let text = std::fs::read_to_string(format!("{}/golden/{file}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap()
+        // Addresses stay on this machine, whatever a generated call makes of them.
+        .replace("10.0.0.5", "127.0.0.1");
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    doc["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["method"].as_str().unwrap().to_string(),
+                c["params"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn cred() -> impl Strategy<Value = Cred> {
+    prop::sample::select(vec![
+        Cred::None,
+        Cred::Garbage,
+        Cred::Wrong,
+        Cred::Revoked,
+        Cred::Worker,
+        Cred::Right,
+        Cred::Right,
+    ])
+}
+
+/// A JSON-RPC body for one of `calls`: the real call mutated, its method with random
+/// parameters, a random method, a broken envelope, or bytes that are not JSON.
+fn rpc_body(calls: Vec<(String, Value)>) -> impl Strategy<Value = Vec<u8>> {
+    let names: Vec<String> = calls.iter().map(|(m, _)| m.clone()).collect();
+    let envelope = |method: Value, params: Value| {
+        json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+            .to_string()
+            .into_bytes()
+    };
+    prop_oneof![
+        4 => (
+            prop::sample::select(calls),
+            prop::collection::vec((any::<usize>(), any::<u8>(), json_value()), 1..4)
+        )
+            .prop_map(move |((m, p), edits)| envelope(Value::from(m), mutate(p, &edits))),
+        2 => (
+            prop::sample::select(names),
+            prop::collection::vec(json_value(), 0..5)
+        )
+            .prop_map(move |(m, p)| envelope(Value::from(m), Value::Array(p))),
+        1 => ("\\PC{0,30}", json_value()).prop_map(move |(m, p)| envelope(Value::from(m), p)),
+        1 => json_value().prop_map(|v| v.to_string().into_bytes()),
+        1 => prop::collection::vec(any::<u8>(), 0..200),
+    ]
+}
+
+/// A REST call: a route with random names, indexes, query and body, or a random path.
+fn rest_req() -> impl Strategy<Value = (Method, String, Vec<u8>)> {
+    let name = prop_oneof![
+        prop::sample::select(REST_NAMES).prop_map(String::from),
+        "[a-z%_~-]{1,300}"
+    ];
+    let idx = prop_oneof![
+        (0u64..4).prop_map(|i| i.to_string()),
+        any::<i64>().prop_map(|i| i.to_string()),
+        "[a-z%]{1,8}"
+    ];
+    let query = prop::collection::vec(
+        (
+            prop::sample::select(vec![
+                "all",
+                "detail",
+                "limit",
+                "since_secs",
+                "worker",
+                "really_do_it",
+                "x",
+            ]),
+            prop_oneof![
+                any::<i64>().prop_map(|i| i.to_string()),
+                Just("9300000000000000000".to_string()),
+                Just("true".to_string()),
+                "[a-z%0-9]{0,12}"
+            ],
+        ),
+        0..3,
+    )
+    .prop_map(|q| {
+        q.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    let body = prop_oneof![
+        Just(Vec::new()),
+        json_value().prop_map(|v| v.to_string().into_bytes()),
+        any::<u32>().prop_map(|n| json!({ "count": n }).to_string().into_bytes()),
+        "\\PC{0,12}".prop_map(|s| json!({ "state": s }).to_string().into_bytes()),
+        prop::collection::vec(any::<u8>(), 0..64),
+    ];
+    let route = prop::sample::select(vec![
+        (Method::GET, "/healthz"),
+        (Method::GET, "/metrics"),
+        (Method::GET, "/workers"),
+        (Method::GET, "/workers/{name}"),
+        (Method::DELETE, "/workers/{name}"),
+        (Method::GET, "/workers/{name}/limits"),
+        (Method::POST, "/workers/{name}/limits"),
+        (Method::POST, "/workers/{name}/drain"),
+        (Method::POST, "/workers/{name}/undrain"),
+        (Method::POST, "/workers/{name}/threads/{idx}/pause"),
+        (Method::POST, "/workers/{name}/threads/{idx}/resume"),
+        (Method::POST, "/workers/{name}/token"),
+        (Method::DELETE, "/workers/{name}/token"),
+        (Method::GET, "/tokens"),
+        (Method::GET, "/audit"),
+        (Method::GET, "/sched/log"),
+        (Method::POST, "/sealer/sectors/pledge"),
+        (Method::GET, "/sectors"),
+        (Method::GET, "/wdpost/jobs"),
+        (Method::DELETE, "/wdpost/jobs"),
+        (Method::DELETE, "/wdpost/jobs/{name}"),
+        (Method::POST, "/wdpost/jobs/{name}/reset"),
+        (Method::PUT, "/workers"),
+        (Method::GET, "/{name}"),
+    ]);
+    (route, name, idx, query, body).prop_map(|((method, route), name, idx, query, body)| {
+        let mut path = route.replace("{name}", &name).replace("{idx}", &idx);
+        if !query.is_empty() {
+            path = format!("{path}?{query}");
+        }
+        (method, path, body)
+    })
+}
+
+fn request() -> impl Strategy<Value = Req> {
+    let mut worker_calls = golden("venus_worker.json");
+    worker_calls.push(("VenusWorker.WorkerLimits".into(), json!([])));
+    worker_calls.push(("VenusWorker.WorkerSetLimits".into(), json!([{"pc1": 1}])));
+    prop_oneof![
+        5 => (rpc_body(golden("venus.json")), cred()).prop_map(|(body, cred)| Req {
+            port: Port::Rpc,
+            method: Method::POST,
+            path: "/rpc/v0".into(),
+            cred,
+            body,
+        }),
+        3 => (rest_req(), cred()).prop_map(|((method, path, body), cred)| Req {
+            port: Port::Rest,
+            method,
+            path,
+            cred,
+            body,
+        }),
+        2 => (rpc_body(worker_calls), cred()).prop_map(|(body, cred)| Req {
+            port: Port::WorkerRpc,
+            method: Method::POST,
+            path: "/".into(),
+            cred,
+            body,
+        }),
+    ]
+}
+
+struct Cluster {
+    m: Manager,
+    w: Worker,
+    admin: String,
+    fuzzer: String,
+    other: String,
+    revoked: String,
+    w1: String,
+    http: reqwest::blocking::Client,
+}
+
+/// What the answer says: refused, and whether it failed inside (a bug, whatever the input).
+struct Answer {
+    status: u16,
+    refused: bool,
+    internal: Option<String>,
+}
+
+impl Cluster {
+    fn send(&self, r: &Req) -> Answer {
+        let url = match r.port {
+            Port::Rpc | Port::Rest => self.m.url(&r.path),
+            Port::WorkerRpc => format!("http://127.0.0.1:{}/", self.w.port),
+        };
+        let auth = match (&r.port, r.cred) {
+            (_, Cred::None) => None,
+            (_, Cred::Garbage) => Some("Bearer \u{1}not a token".to_string()),
+            (Port::WorkerRpc, Cred::Wrong) => {
+                Some(ControlKey::from_token(WRONG).sign(unix_now(), false, &r.body))
+            }
+            (Port::WorkerRpc, Cred::Revoked) => {
+                Some(ControlKey::from_token(&self.revoked).sign(unix_now(), false, &r.body))
+            }
+            (Port::WorkerRpc, Cred::Worker) => Some(format!("Bearer {}", self.w1)),
+            (Port::WorkerRpc, Cred::Right) => {
+                Some(ControlKey::from_token(&self.w1).sign(unix_now(), false, &r.body))
+            }
+            (_, Cred::Wrong) => Some(format!("Bearer {WRONG}")),
+            (_, Cred::Revoked) => Some(format!("Bearer {}", self.revoked)),
+            (Port::Rpc, Cred::Worker) => Some(format!("Bearer {}", self.other)),
+            (Port::Rpc, Cred::Right) => Some(format!("Bearer {}", self.fuzzer)),
+            (Port::Rest, Cred::Worker) => Some(format!("Bearer {}", self.fuzzer)),
+            (Port::Rest, Cred::Right) => Some(format!("Bearer {}", self.admin)),
+        };
+        let mut req = self
+            .http
+            .request(r.method.clone(), url)
+            .header("Content-Type", "application/json")
+            .body(r.body.clone());
+        if let Some(a) = auth {
+            if let Ok(v) = reqwest::header::HeaderValue::from_bytes(a.as_bytes()) {
+                req = req.header("Authorization", v);
+            }
+        }
+        let resp = req.send().unwrap_or_else(|e| panic!("{r:?}: {e}"));
+        let status = resp.status().as_u16();
+        let body = resp.bytes().unwrap_or_default();
+        let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let code = answer["error"]["code"].as_i64();
+        let internal = match (status, code) {
+            (500.., _) => Some(format!("http {status}")),
+            // Server error, database unavailable, internal error.
+            (_, Some(c @ (-32000 | -32003 | -32603))) => Some(format!("rpc error {c}")),
+            _ => None,
+        }
+        .map(|what| format!("{what}: {}", String::from_utf8_lossy(&body)));
+        let refused = status >= 400 || code.is_some();
+        if refused && !matches!(r.port, Port::Rest) {
+            let message = answer["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                status == 413 || !message.is_empty(),
+                "a refusal without a reason: {r:?}: {answer}"
+            );
+        }
+        Answer {
+            status,
+            refused,
+            internal,
+        }
+    }
+
+    /// Everything a request could change: the manager's tables as its API shows them, the
+    /// worker's threads and its config file.
+    fn state(&self) -> Value {
+        let mut out = manager_state(&self.m);
+        let threads: Vec<Value> = self
+            .w
+            .list()
+            .into_iter()
+            .map(|t| json!([t["index"], t["thread_state"]["state"], t["job_id"]]))
+            .collect();
+        out["threads"] = Value::Array(threads);
+        out["config"] = Value::from(std::fs::read_to_string(&self.w.config).unwrap());
+        out
+    }
+
+    /// After a legitimate change: the worker's threads parked again, so nothing runs on its own.
+    fn settle(&self) {
+        for t in self.w.list() {
+            let i = t["index"].as_u64().unwrap().to_string();
+            let _ = self.w.cli(&["pause", "--index", &i]);
+        }
+    }
+
+    fn check_alive(&mut self, what: &str) {
+        for (name, p) in [("manager", &mut self.m.proc), ("worker", &mut self.w.proc)] {
+            assert!(
+                p.wait_exit(Duration::ZERO).is_none(),
+                "the {name} went down after {what}:\n{}",
+                p.log_text()
+            );
+        }
+    }
+}
+
+fn hostile_input(db: Option<String>, rounds: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manager::start_with(dir.path(), db, free_port(), "[mock]\nauto_pledge = false\n");
+    let store = dir.path().join("remote");
+    std::fs::create_dir_all(&store).unwrap();
+    let port = free_port();
+    let cfg = wdpost_config(dir.path(), "w1", &m, port, 1, &store, "");
+    let w = Worker::start_config(dir.path(), "w1", cfg, port);
+    m.wait_for_workers(1);
+    let w1 = std::fs::read_to_string(dir.path().join("w1.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let revoked = m.worker_token("gone");
+    assert!(m
+        .cli(&["util", "worker", "token", "revoke", "gone"])
+        .status
+        .success());
+    let mut c = Cluster {
+        admin: m.token(),
+        fuzzer: m.worker_token("fuzzer"),
+        other: m.worker_token("other"),
+        revoked,
+        w1,
+        http: reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        m,
+        w,
+    };
+    c.settle();
+    // The first ping after the pause carries it.
+    std::thread::sleep(Duration::from_secs(2));
+
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+    );
+    let strategy = request();
+    let started = Instant::now();
+    let (mut sent, mut refused, mut by_port) = (0, 0, [0usize; 3]);
+    let mut before = c.state();
+    while sent < rounds {
+        // A group of requests that carry no valid credential, compared as one.
+        let mut group = Vec::new();
+        let mut valid = None;
+        while group.len() < 25 && sent + group.len() < rounds {
+            let r = strategy.new_tree(&mut runner).unwrap().current();
+            if r.cred == Cred::Right || (r.cred == Cred::Worker && matches!(r.port, Port::Rpc)) {
+                valid = Some(r);
+                break;
+            }
+            group.push(r);
+        }
+        for r in &group {
+            let a = c.send(r);
+            assert!(a.internal.is_none(), "{r:?}: {}", a.internal.unwrap());
+            assert!(a.refused || a.status < 300, "{r:?}");
+            refused += usize::from(a.refused);
+            by_port[port_index(&r.port)] += 1;
+        }
+        sent += group.len();
+        c.check_alive("a group of requests without credentials");
+        let after = c.state();
+        if after != before {
+            // Find the request that did it, for the report.
+            panic!(
+                "a request without a valid credential changed something; the group:\n{}\nbefore: {before}\nafter: {after}",
+                group.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>().join("\n")
+            );
+        }
+        if let Some(r) = valid {
+            let a = c.send(&r);
+            assert!(a.internal.is_none(), "{r:?}: {}", a.internal.unwrap());
+            sent += 1;
+            by_port[port_index(&r.port)] += 1;
+            c.check_alive("a request with a valid credential");
+            if a.refused {
+                refused += 1;
+                let after = c.state();
+                assert_eq!(after, before, "a refused request changed something: {r:?}");
+            } else {
+                c.settle();
+                before = c.state();
+            }
+        }
+    }
+    for (name, p) in [("manager", &c.m.proc), ("worker", &c.w.proc)] {
+        let log = p.log_text();
+        assert!(!log.contains("panicked"), "the {name} panicked:\n{log}");
+    }
+    println!(
+        "hostile input: {sent} generated requests ({} manager RPC, {} REST, {} worker RPC), {refused} refused, in {:.1?}; no 5xx, no internal error, no panic, nothing down, nothing changed by a refusal",
+        by_port[0],
+        by_port[1],
+        by_port[2],
+        started.elapsed()
+    );
+}
+
+fn port_index(p: &Port) -> usize {
+    match p {
+        Port::Rpc => 0,
+        Port::Rest => 1,
+        Port::WorkerRpc => 2,
+    }
+}
+
+#[test]
+fn generated_requests_on_sqlite() {
+    hostile_input(None, 10_000);
+}
+
+#[test]
+fn generated_requests_on_mysql() {
+    if let Some(url) = mysql_database("hostile") {
+        hostile_input(Some(url), 3_000);
+    }
+}
