@@ -227,7 +227,12 @@ impl WdPostSlot {
         ThreadInfo {
             location: "-".into(),
             plan: "wdpost".into(),
-            job_id: self.state.job().map(|j| j.id.clone()),
+            // The job as operators know it: the manager's id without the attempt it gave this
+            // claim (`<id>@<attempt>`), which only travels back to the manager.
+            job_id: self
+                .state
+                .job()
+                .and_then(|j| j.id.split('@').next().map(String::from)),
             index: self.index,
             thread_state: self.activity().thread_state(self.paused_at),
             job_state: match self.state {

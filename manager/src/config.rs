@@ -30,6 +30,35 @@ pub struct ManagerConfig {
     /// Who may call the worker-facing API.
     #[serde(default)]
     pub auth: AuthSection,
+    /// How long the tables that only grow keep their rows.
+    #[serde(default)]
+    pub retention: RetentionSection,
+}
+
+/// `[retention]`: ages (`7days`, `12h`) after which rows are pruned.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    #[serde(default, with = "humantime_serde")]
+    pub sched_log: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub audit_log: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub archived_jobs: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub unused_stores: Option<Duration>,
+}
+
+impl RetentionSection {
+    pub fn rules(&self) -> crate::retention::RetentionRules {
+        let d = crate::retention::RetentionRules::default();
+        crate::retention::RetentionRules {
+            sched_log: self.sched_log.unwrap_or(d.sched_log),
+            audit_log: self.audit_log.unwrap_or(d.audit_log),
+            archived_jobs: self.archived_jobs.unwrap_or(d.archived_jobs),
+            unused_stores: self.unused_stores.unwrap_or(d.unused_stores),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -150,6 +179,20 @@ impl ManagerConfig {
                 return Err(err(
                     "db.min_connections",
                     format!("{min} is more than max_connections ({max})"),
+                ));
+            }
+        }
+        let r = &cfg.retention;
+        for (key, age) in [
+            ("retention.sched_log", r.sched_log),
+            ("retention.audit_log", r.audit_log),
+            ("retention.archived_jobs", r.archived_jobs),
+            ("retention.unused_stores", r.unused_stores),
+        ] {
+            if age == Some(Duration::ZERO) {
+                return Err(err(
+                    key,
+                    "must be longer than 0s: rows would go as soon as written".into(),
                 ));
             }
         }

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod raw;
+pub mod retention;
 pub mod sched;
 pub mod schema;
 pub mod sectors;
@@ -66,24 +67,36 @@ pub struct DbSettings {
 pub struct Db {
     pool: Pool<ConnectionManager<DbConnection>>,
     pub backend: &'static str,
+    /// The database's clock minus this machine's, in milliseconds (`sync_clock`).
+    skew_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 #[derive(Debug)]
-struct SqliteTuning;
+struct SessionTuning;
+
+#[cfg(feature = "mysql")]
+const MYSQL_SESSION: &str = "SET SESSION max_statement_time = 30";
 
 const SQLITE_PRAGMAS: &str =
     "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL;";
 
-impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqliteTuning {
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SessionTuning {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         // WAL lets readers go on while a writer writes; busy_timeout makes writers queue
         // instead of failing with "database is locked". synchronous = FULL: in WAL mode NORMAL
         // may lose the last commits at a power cut, and this database is the chain's state (a
         // sector number handed out twice, a ticket forgotten).
-        #[allow(irrefutable_let_patterns)]
-        if let DbConnection::Sqlite(c) = conn {
-            c.batch_execute(SQLITE_PRAGMAS)
-                .map_err(diesel::r2d2::Error::QueryError)?;
+        match conn {
+            DbConnection::Sqlite(c) => c
+                .batch_execute(SQLITE_PRAGMAS)
+                .map_err(diesel::r2d2::Error::QueryError)?,
+            // No statement may hang a connection (and the caller) for ever: MariaDB stops one
+            // after this many seconds. MySQL has no such setting for writes; it refuses the
+            // statement, which changes nothing.
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(c) => {
+                let _ = c.batch_execute(MYSQL_SESSION);
+            }
         }
         Ok(())
     }
@@ -103,13 +116,40 @@ impl Db {
             .min_idle(Some(settings.min_connections.min(settings.max_connections)))
             .idle_timeout(Some(settings.idle_timeout))
             .connection_timeout(Duration::from_secs(5));
-        if backend == "sqlite" {
-            builder = builder.connection_customizer(Box::new(SqliteTuning));
-        }
+        builder = builder.connection_customizer(Box::new(SessionTuning));
         let pool = builder
             .build(manager)
             .map_err(|e| DbError::Unavailable(format!("{}: {e}", redact(&settings.url))))?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            skew_ms: Default::default(),
+        })
+    }
+
+    /// Now by the database's clock, in whole seconds: what every manager sharing the database
+    /// agrees on, so a manager whose clock runs fast does not time out live jobs. It is this
+    /// machine's clock corrected by the skew `sync_clock` last measured.
+    pub fn now(&self) -> chrono::NaiveDateTime {
+        use std::sync::atomic::Ordering;
+        let skew = chrono::Duration::milliseconds(self.skew_ms.load(Ordering::Relaxed));
+        let n = chrono::Utc::now().naive_utc() + skew;
+        n - chrono::Duration::nanoseconds(i64::from(chrono::Timelike::nanosecond(&n)))
+    }
+
+    /// Measures how far the database's clock is from this machine's (half the round trip is
+    /// the error).
+    pub fn sync_clock(&self) -> Result<chrono::Duration, DbError> {
+        use std::sync::atomic::Ordering;
+        let mut conn = self.conn()?;
+        let before = chrono::Utc::now().naive_utc();
+        let theirs = clock(&mut conn)?;
+        let after = chrono::Utc::now().naive_utc();
+        let ours = before + (after - before) / 2;
+        let skew = theirs - ours;
+        self.skew_ms
+            .store(skew.num_milliseconds(), Ordering::Relaxed);
+        Ok(skew)
     }
 
     pub fn conn(&self) -> Result<Conn, DbError> {
@@ -198,6 +238,25 @@ pub fn classify(e: diesel::result::Error) -> DbError {
     }
 }
 
+/// The database's own clock (UTC), in whole seconds.
+pub fn clock(conn: &mut DbConnection) -> Result<chrono::NaiveDateTime, DbError> {
+    #[derive(diesel::QueryableByName)]
+    struct Now {
+        #[diesel(sql_type = diesel::sql_types::Timestamp)]
+        now: chrono::NaiveDateTime,
+    }
+    let sql = if raw::is_mysql(conn) {
+        "SELECT UTC_TIMESTAMP() AS now"
+    } else {
+        "SELECT datetime('now') AS now"
+    };
+    let rows: Vec<Now> = raw::load(conn, sql, Vec::new()).map_err(classify)?;
+    rows.into_iter()
+        .next()
+        .map(|r| r.now)
+        .ok_or_else(|| DbError::Invalid("the database did not say what time it is".into()))
+}
+
 /// Now, in whole seconds: what a person reads at a mysql> prompt, and what both backends store.
 pub fn now() -> chrono::NaiveDateTime {
     use chrono::Timelike;
@@ -252,6 +311,21 @@ mod tests {
         let mut conn = temp(&dir).conn().unwrap();
         let rows: Vec<Sync> = raw::load(&mut conn, "PRAGMA synchronous", vec![]).unwrap();
         assert_eq!(rows.first().map(|r| r.synchronous), Some(2), "2 is FULL");
+    }
+
+    #[test]
+    fn the_clock_is_the_databases() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = temp(&dir);
+        let skew = db.sync_clock().unwrap();
+        // SQLite's clock is this machine's: whole seconds, so within one.
+        assert!(skew.num_milliseconds().abs() <= 1000, "{skew:?}");
+        let theirs = clock(&mut db.conn().unwrap()).unwrap();
+        assert!((db.now() - theirs).num_seconds().abs() <= 1);
+        // A skew once measured moves every stamp with it.
+        db.skew_ms
+            .store(15_000, std::sync::atomic::Ordering::Relaxed);
+        assert!((db.now() - theirs).num_seconds() >= 14);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod home;
 mod intake;
 mod mock_chain;
 mod rest;
+mod retention;
 mod rpc;
 mod sched;
 mod server;

@@ -30,6 +30,10 @@ pub struct Scheduler {
     last_logged: Mutex<HashMap<(String, String), Instant>>,
 }
 
+/// Most (worker, reason) pairs remembered for the once-a-minute log; beyond it the stale ones
+/// are dropped, so callers with ever new names cannot grow the map.
+const MAX_LOGGED_KEYS: usize = 10_000;
+
 /// How many sectors to pledge (`util sealer sectors pledge`): exactly one of the three.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -180,6 +184,10 @@ impl Scheduler {
                     .get(&key)
                     .is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY);
                 if due {
+                    if last.len() >= MAX_LOGGED_KEYS {
+                        // Only recent entries matter: older ones are due anyway.
+                        last.retain(|_, t| t.elapsed() < REFUSAL_LOG_EVERY);
+                    }
                     last.insert(key, Instant::now());
                 }
                 due

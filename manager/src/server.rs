@@ -132,6 +132,7 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
     }
     let rules = cfg.task.rules();
     JobKeeper::new(db.clone(), rules.clone()).start();
+    crate::retention::Retention::new(db.clone(), cfg.retention.rules()).start();
     let heartbeats = HeartbeatWriter::new(db.clone()).start();
     let auth = Arc::new(Authenticator::new(db.clone(), cfg.auth.workers));
     info!(workers = ?cfg.auth.workers, "worker authentication");

@@ -11,7 +11,7 @@ use damocles_actors::wire::venus::{AllocatePoStSpec, AllocatedPoStJob, PoStInput
 use tracing::{info, warn};
 
 use crate::auth::{Authenticator, Caller};
-use crate::db::wdpost::{ClaimFilter, Finish, JobRow, RUNNING};
+use crate::db::wdpost::{split_wire_id, ClaimFilter, Finish, JobRow, RUNNING};
 use crate::db::{self, Db};
 use crate::mock_chain::db_error;
 use crate::sched::Scheduler;
@@ -77,9 +77,10 @@ impl JobQueue {
             proof_types: spec.allowed_proof_types,
         };
         let w = worker.clone();
+        let at = self.db.now();
         let rows = self
             .db
-            .run(move |c| db::wdpost::claim(c, &filter, num as usize, &w, db::now()))
+            .run(move |c| db::wdpost::claim(c, &filter, num as usize, &w, at))
             .await
             .map_err(db_error)?;
         let mut jobs = Vec::with_capacity(rows.len());
@@ -90,7 +91,7 @@ impl JobQueue {
                 .await;
             jobs.push(AllocatedPoStJob {
                 input: input_of(&row)?,
-                id: row.id,
+                id: row.wire_id(),
             });
         }
         Ok(jobs)
@@ -102,9 +103,10 @@ impl JobQueue {
                 "WdPoStHeartbeatJobs: parameter 1 (worker name) is required",
             ));
         }
+        let at = self.db.now();
         let refused = self
             .db
-            .run(move |c| db::wdpost::heartbeat(c, &ids, &worker, db::now()))
+            .run(move |c| db::wdpost::heartbeat(c, &ids, &worker, at))
             .await
             .map_err(db_error)?;
         if refused.is_empty() {
@@ -114,9 +116,9 @@ impl JobQueue {
         }
     }
 
-    /// Ends the caller's attempt: the job must be running and held by the caller. A caller
-    /// without a token (damocles semantics) may finish a running job unless the worker holding it
-    /// has a token.
+    /// Ends the caller's attempt (`id` is `<id>@<attempt>`, as the claim gave it): the job must
+    /// be running that attempt, held by the caller. A caller without a token (damocles
+    /// semantics) may finish a running job unless the worker holding it has a token.
     pub async fn finish(
         &self,
         id: String,
@@ -125,6 +127,9 @@ impl JobQueue {
         who: &Caller,
         auth: &Arc<Authenticator>,
     ) -> Result<(), RpcError> {
+        let wire = id;
+        let (id, attempt) = split_wire_id(&wire);
+        let (id, attempt) = (id.to_string(), attempt.map(String::from));
         let i = id.clone();
         let worker = who.name().map(String::from);
         let row = self
@@ -139,8 +144,9 @@ impl JobQueue {
             (Caller::Anonymous, Some(h)) => !auth.has_token(h).await?,
             (Caller::Anonymous, None) => true,
         };
-        let Some(row) = row.filter(|r| r.state == RUNNING && owner_ok) else {
-            return Err(self.refusal(&id, worker).await);
+        let in_force = |r: &JobRow| r.attempt.is_some() && r.attempt == attempt;
+        let Some(row) = row.filter(|r| r.state == RUNNING && owner_ok && in_force(r)) else {
+            return Err(self.refusal(&wire, worker).await);
         };
         let outcome = self.judge(&row, output, error).await?;
         let (succeeded, reason) = (outcome.succeeded, outcome.error.clone());
@@ -149,13 +155,15 @@ impl JobQueue {
             row.worker_name.clone().unwrap_or_default(),
             row.try_num,
         );
+        let attempt = row.attempt.clone().unwrap_or_default();
+        let at = self.db.now();
         let done = self
             .db
-            .run(move |c| db::wdpost::finish(c, &i, &owner, try_num, outcome, db::now()))
+            .run(move |c| db::wdpost::finish(c, &i, &owner, &attempt, outcome, at))
             .await
             .map_err(db_error)?;
         if !done {
-            return Err(self.refusal(&id, worker).await);
+            return Err(self.refusal(&wire, worker).await);
         }
         let owner = row.worker_name.as_deref().unwrap_or("-");
         if succeeded {

@@ -3,7 +3,8 @@
 //! fails; a failed job with tries left goes back to `ReadyToRun` every `retry_job_interval`;
 //! finished jobs older than `should_archive` move to the archive table every
 //! `archive_job_interval`. Each rule is one conditional statement per job, so any number of
-//! managers may run a keeper on one database.
+//! managers may run a keeper on one database; every time in them is the database's clock
+//! (`Db::now`), so a manager whose own clock is off fails no live job.
 
 use std::time::Duration;
 
@@ -76,7 +77,7 @@ impl JobKeeper {
         if self.since.elapsed() < self.rules.heartbeat_timeout {
             return;
         }
-        let now = db::now();
+        let now = self.db.now();
         let (hb, timeout) = (self.rules.heartbeat_timeout, self.rules.timeout);
         let hb_cutoff = now - chrono::Duration::from_std(hb).unwrap_or_default();
         let run_cutoff = now - chrono::Duration::from_std(timeout).unwrap_or_default();
@@ -102,9 +103,10 @@ impl JobKeeper {
 
     fn retry_failed(&mut self, ctx: &mut Context<Self>) {
         let max = self.rules.max_retry;
+        let at = self.db.now();
         self.run_rule(
             ctx,
-            move |c| db::wdpost::retry_failed(c, max, db::now()),
+            move |c| db::wdpost::retry_failed(c, max, at),
             |n: usize| {
                 if n > 0 {
                     info!(jobs = n, "failed wdpost jobs queued again");
@@ -115,8 +117,8 @@ impl JobKeeper {
 
     fn archive(&mut self, ctx: &mut Context<Self>) {
         let max = self.rules.max_retry;
-        let cutoff =
-            db::now() - chrono::Duration::from_std(self.rules.should_archive).unwrap_or_default();
+        let cutoff = self.db.now()
+            - chrono::Duration::from_std(self.rules.should_archive).unwrap_or_default();
         self.run_rule(
             ctx,
             move |c| db::wdpost::archive(c, cutoff, max),
@@ -142,6 +144,27 @@ impl Actor for JobKeeper {
         });
         self.archive(ctx);
         ctx.run_interval(self.rules.archive_job_interval, |act, ctx| act.archive(ctx));
+        // Stamps and cutoffs follow the database's clock, which every manager shares.
+        self.sync_clock(ctx);
+        ctx.run_interval(CLOCK_SYNC, |act, ctx| act.sync_clock(ctx));
+    }
+}
+
+/// How often the database's clock is read again.
+const CLOCK_SYNC: Duration = Duration::from_secs(30);
+
+impl JobKeeper {
+    fn sync_clock(&mut self, ctx: &mut Context<Self>) {
+        let db = self.db.clone();
+        let measure = async move { tokio::task::spawn_blocking(move || db.sync_clock()).await };
+        ctx.spawn(measure.into_actor(self).map(|res, _, _| match res {
+            Ok(Ok(skew)) if skew.num_seconds().abs() >= 2 => {
+                warn!(skew_ms = skew.num_milliseconds(), "this machine's clock differs from the database's; job times follow the database");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "cannot read the database's clock"),
+            Err(e) => warn!(error = %e, "cannot read the database's clock"),
+        }));
     }
 }
 

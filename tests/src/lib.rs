@@ -684,3 +684,137 @@ pub fn manager_state(m: &Manager) -> Value {
     }
     Value::Object(out)
 }
+
+/// A MariaDB server of a test's own (its data in a temporary directory, on a free port), which
+/// the test may kill and start again: for faults of the database itself.
+pub struct OwnMariaDb {
+    dir: PathBuf,
+    pub port: u16,
+    server: Option<std::process::Child>,
+}
+
+impl OwnMariaDb {
+    /// None where MariaDB is not installed (never under CI, where it must be).
+    pub fn start(dir: &Path) -> Option<OwnMariaDb> {
+        let installed = Path::new("/usr/sbin/mariadbd").exists();
+        if !installed {
+            assert!(
+                std::env::var("CI").is_err(),
+                "MariaDB must be installed under CI"
+            );
+            eprintln!("MariaDB is not installed: skipping");
+            return None;
+        }
+        std::fs::create_dir_all(dir).expect("db dir");
+        let root = nix::unistd::Uid::effective().is_root();
+        let user = if root { "mysql" } else { "" };
+        if root {
+            let _ = Command::new("chown")
+                .args(["-R", "mysql:", &dir.display().to_string()])
+                .status();
+            // mysqld must reach its directory through the test's temporary one.
+            let _ = Command::new("chmod")
+                .args(["755", &dir.parent().unwrap_or(dir).display().to_string()])
+                .status();
+        }
+        let mut install = Command::new("mariadb-install-db");
+        install
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.join("data").display()))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
+        if root {
+            install.arg(format!("--user={user}"));
+        }
+        let out = install.output().expect("mariadb-install-db");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut db = OwnMariaDb {
+            dir: dir.to_path_buf(),
+            port: free_port(),
+            server: None,
+        };
+        db.restart();
+        let sock = dir.join("mysqld.sock");
+        let out = Command::new("mariadb")
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", sock.display()))
+            .args(["-uroot", "-e"])
+            .arg(
+                "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ''; \
+                 GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; \
+                 CREATE DATABASE IF NOT EXISTS test;",
+            )
+            .output()
+            .expect("mariadb client");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(db)
+    }
+
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}/test", self.port)
+    }
+
+    /// Starts the server (again) on the same data and port, and waits until it answers.
+    pub fn restart(&mut self) {
+        let mut cmd = Command::new("/usr/sbin/mariadbd");
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", self.dir.join("data").display()))
+            .arg(format!(
+                "--socket={}",
+                self.dir.join("mysqld.sock").display()
+            ))
+            .arg(format!(
+                "--pid-file={}",
+                self.dir.join("mysqld.pid").display()
+            ))
+            .arg(format!("--port={}", self.port))
+            .args(["--bind-address=127.0.0.1", "--skip-name-resolve"]);
+        if nix::unistd::Uid::effective().is_root() {
+            cmd.arg("--user=mysql");
+        }
+        let log = std::fs::File::create(self.dir.join("mariadbd.log")).expect("log");
+        let child = cmd
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("mariadbd");
+        self.server = Some(child);
+        let sock = self.dir.join("mysqld.sock");
+        wait_for(
+            Duration::from_secs(60),
+            "MariaDB to accept connections",
+            || {
+                let ok = Command::new("mariadb")
+                    .arg("--no-defaults")
+                    .arg(format!("--socket={}", sock.display()))
+                    .args(["-uroot", "-e", "SELECT 1"])
+                    .stderr(Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
+                ok.then_some(())
+            },
+        );
+    }
+
+    /// kill -9 of the server: a crash or a pulled plug, as far as the manager can tell.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnMariaDb {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

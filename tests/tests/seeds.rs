@@ -54,7 +54,10 @@ fn the_seeds_command_line_and_config_set_the_job_keeper(url: String) {
             json!([{}, 1, "prover"]),
         )
         .unwrap();
-    let id = jobs[0]["Id"].as_str().unwrap().to_string();
+    // The claim's id is `<id>@<attempt>`; the operators' view shows the job's id.
+    let wire_id = jobs[0]["Id"].as_str().unwrap().to_string();
+    let id = wire_id.split('@').next().unwrap().to_string();
+    assert_ne!(id, wire_id);
     let job = |m: &Manager| {
         let (_, all) = m.rest(Method::GET, "/wdpost/jobs?all=true&detail=true", None);
         all.as_array()

@@ -382,7 +382,8 @@ fn sealed_sectors_are_proven_through_failures_and_dead_workers(db: Option<String
         json!([forged_id, garbage, ""]),
     )
     .unwrap();
-    let j = job(&m, forged_id);
+    // The claim's id names its attempt (`<id>@<attempt>`); operators see the job's id.
+    let j = job(&m, forged_id.split('@').next().unwrap());
     assert_eq!(
         (
             j["state"].as_str(),

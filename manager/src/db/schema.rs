@@ -106,6 +106,7 @@ diesel::table! {
         updated_at -> Timestamp,
         input -> Text,
         output -> Nullable<Text>,
+        attempt -> Nullable<Text>,
     }
 }
 
@@ -129,6 +130,7 @@ diesel::table! {
         updated_at -> Timestamp,
         input -> Text,
         output -> Nullable<Text>,
+        attempt -> Nullable<Text>,
     }
 }
 

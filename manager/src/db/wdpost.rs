@@ -40,6 +40,33 @@ pub struct JobRow {
     pub input: String,
     #[serde(skip_serializing)]
     pub output: Option<String>,
+    /// The claim in force (`None` until claimed, and after a reset).
+    #[serde(skip_serializing)]
+    pub attempt: Option<String>,
+}
+
+impl JobRow {
+    /// The id the claiming worker is given and echoes: `<id>@<attempt>`.
+    pub fn wire_id(&self) -> String {
+        match &self.attempt {
+            Some(a) => format!("{}@{a}", self.id),
+            None => self.id.clone(),
+        }
+    }
+}
+
+/// A job id as a worker sends it: the job's id and the attempt it names (none from a caller
+/// that did not get the id from a claim).
+pub fn split_wire_id(wire: &str) -> (&str, Option<&str>) {
+    match wire.split_once('@') {
+        Some((id, attempt)) => (id, Some(attempt)),
+        None => (wire, None),
+    }
+}
+
+/// A new attempt id: 64 random bits, in hex.
+pub fn new_attempt() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 /// A job as the deadline clock makes it.
@@ -116,9 +143,11 @@ fn ready_clause(f: &ClaimFilter) -> (String, Vec<Val>) {
     (sql, vals)
 }
 
-/// The columns a claim sets; the job's `id` is bound last.
+/// The columns a claim sets; the job's `id` is bound last. Each claim gets an attempt id of its
+/// own (`new_attempt`).
 const CLAIM_SET: &str = "state = 'Running', try_num = try_num + 1, worker_name = ?, \
-     started_at = ?, heartbeat_at = ?, finished_at = NULL, output = NULL, updated_at = ?";
+     started_at = ?, heartbeat_at = ?, finished_at = NULL, output = NULL, updated_at = ?, \
+     attempt = ?";
 
 fn claim_vals(worker: &str, at: NaiveDateTime) -> Vec<Val> {
     vec![
@@ -126,6 +155,7 @@ fn claim_vals(worker: &str, at: NaiveDateTime) -> Vec<Val> {
         Val::Time(at),
         Val::Time(at),
         Val::Time(at),
+        Val::Text(new_attempt()),
     ]
 }
 
@@ -234,28 +264,36 @@ pub fn get(conn: &mut DbConnection, id: &str) -> Result<Option<JobRow>, DbError>
         .map_err(classify)
 }
 
-/// Why `worker` may not touch job `id` (it does not exist, is not running, or is another's).
+/// Why `worker` may not touch job `wire` (`<id>@<attempt>`): it does not exist, is not running,
+/// is another's, or was claimed again since that attempt.
 pub fn not_owned(
     conn: &mut DbConnection,
-    id: &str,
+    wire: &str,
     worker: Option<&str>,
 ) -> Result<String, DbError> {
+    let (id, attempt) = split_wire_id(wire);
     Ok(match get(conn, id)? {
         None => format!("wdpost job {id} does not exist (it was removed)"),
         Some(j) if j.state != RUNNING => format!(
             "wdpost job {id} is {}, not running: this worker no longer owns it",
             j.state
         ),
-        Some(j) => format!(
+        Some(j) if j.worker_name.as_deref() != worker => format!(
             "wdpost job {id} is held by worker {}, not {}",
             j.worker_name.as_deref().unwrap_or("-"),
             worker.unwrap_or("-")
         ),
+        Some(j) => format!(
+            "wdpost job {id} runs as attempt {} (try {}), not {}: it was claimed again since",
+            j.attempt.as_deref().unwrap_or("-"),
+            j.try_num,
+            attempt.unwrap_or("(none given)")
+        ),
     })
 }
 
-/// Marks `worker`'s running jobs alive. Returns the refused ids with the reason of each; the
-/// refused jobs are not touched.
+/// Marks `worker`'s running jobs alive; each id names its attempt (`<id>@<attempt>`). Returns
+/// the refused ids with the reason of each; the refused jobs are not touched.
 pub fn heartbeat(
     conn: &mut DbConnection,
     ids: &[String],
@@ -263,12 +301,14 @@ pub fn heartbeat(
     at: NaiveDateTime,
 ) -> Result<Vec<String>, DbError> {
     let mut refused = Vec::new();
-    for id in ids {
+    for wire in ids {
+        let (id, attempt) = split_wire_id(wire);
         let n = diesel::update(
             wdpost_jobs::table
                 .filter(wdpost_jobs::id.eq(id))
                 .filter(wdpost_jobs::state.eq(RUNNING))
-                .filter(wdpost_jobs::worker_name.eq(worker)),
+                .filter(wdpost_jobs::worker_name.eq(worker))
+                .filter(wdpost_jobs::attempt.eq(attempt.unwrap_or(""))),
         )
         .set((
             wdpost_jobs::heartbeat_at.eq(at),
@@ -277,7 +317,7 @@ pub fn heartbeat(
         .execute(conn)
         .map_err(classify)?;
         if n == 0 {
-            refused.push(not_owned(conn, id, Some(worker))?);
+            refused.push(not_owned(conn, wire, Some(worker))?);
         }
     }
     Ok(refused)
@@ -290,13 +330,13 @@ pub struct Finish {
     pub output: Option<String>,
 }
 
-/// Ends the attempt `try_num` of `worker` on job `id`; false when the job moved on meanwhile
+/// Ends the attempt `attempt` of `worker` on job `id`; false when the job moved on meanwhile
 /// (timed out, reset, removed, claimed again), in which case nothing changed.
 pub fn finish(
     conn: &mut DbConnection,
     id: &str,
     worker: &str,
-    try_num: i32,
+    attempt: &str,
     f: Finish,
     at: NaiveDateTime,
 ) -> Result<bool, DbError> {
@@ -305,7 +345,7 @@ pub fn finish(
             .filter(wdpost_jobs::id.eq(id))
             .filter(wdpost_jobs::state.eq(RUNNING))
             .filter(wdpost_jobs::worker_name.eq(worker))
-            .filter(wdpost_jobs::try_num.eq(try_num)),
+            .filter(wdpost_jobs::attempt.eq(attempt)),
     )
     .set((
         wdpost_jobs::state.eq(if f.succeeded { SUCCEED } else { FAILED }),
@@ -364,6 +404,7 @@ pub fn reset(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> Result<boo
             wdpost_jobs::heartbeat_at.eq(none),
             wdpost_jobs::finished_at.eq(none),
             wdpost_jobs::updated_at.eq(at),
+            wdpost_jobs::attempt.eq(None::<String>),
         ))
         .execute(conn)
         .map_err(classify)?;
@@ -460,23 +501,25 @@ pub fn retry_failed(
 }
 
 /// Moves finished jobs (succeeded, or failed with no tries left) that finished before `cutoff`
-/// to `wdpost_jobs_archived`; returns how many.
+/// to `wdpost_jobs_archived`; returns how many. The conditions are checked again inside the
+/// transaction, so a job an operator resets meanwhile stays.
 pub fn archive(
     conn: &mut DbConnection,
     cutoff: NaiveDateTime,
     max_retry: u32,
 ) -> Result<usize, DbError> {
-    let ids: Vec<String> = wdpost_jobs::table
-        .select(wdpost_jobs::id)
-        .filter(wdpost_jobs::finished_at.lt(cutoff))
-        .filter(
-            wdpost_jobs::state.eq(SUCCEED).or(wdpost_jobs::state
-                .eq(FAILED)
-                .and(wdpost_jobs::try_num.ge(max_retry as i32))),
-        )
-        .limit(1000)
-        .load(conn)
-        .map_err(classify)?;
+    let done = format!(
+        "finished_at < ? AND (state = '{SUCCEED}' OR (state = '{FAILED}' AND try_num >= ?))"
+    );
+    let done_vals = || vec![Val::Time(cutoff), Val::Int(i64::from(max_retry))];
+    let mut vals = done_vals();
+    vals.push(Val::Int(1000));
+    let ids: Vec<IdRow> = load(
+        conn,
+        &format!("SELECT id FROM wdpost_jobs WHERE {done} LIMIT ?"),
+        vals,
+    )
+    .map_err(classify)?;
     if ids.is_empty() {
         return Ok(0);
     }
@@ -486,18 +529,23 @@ pub fn archive(
         "INSERT OR IGNORE"
     };
     let list = in_list(ids.len());
-    let vals = || ids.iter().map(|i| Val::Text(i.clone())).collect::<Vec<_>>();
+    let vals = || {
+        let mut v: Vec<Val> = ids.iter().map(|i| Val::Text(i.id.clone())).collect();
+        v.extend(done_vals());
+        v
+    };
     conn.transaction(|c| {
         execute(
             c,
             &format!(
-                "{ignore} INTO wdpost_jobs_archived SELECT * FROM wdpost_jobs WHERE id IN {list}"
+                "{ignore} INTO wdpost_jobs_archived SELECT * FROM wdpost_jobs \
+                 WHERE id IN {list} AND {done}"
             ),
             vals(),
         )?;
         execute(
             c,
-            &format!("DELETE FROM wdpost_jobs WHERE id IN {list}"),
+            &format!("DELETE FROM wdpost_jobs WHERE id IN {list} AND {done}"),
             vals(),
         )
     })

@@ -125,7 +125,8 @@ fn a_stale_worker_cannot_heartbeat_or_finish_and_the_row_stays_as_it_was() {
     add(&db, 1);
     let mut c = db.conn().unwrap();
     let job = claim_one(&db, "a", 0).unwrap();
-    assert!(heartbeat(&mut c, std::slice::from_ref(&job.id), "a", t(3))
+    let old = job.attempt.clone().unwrap();
+    assert!(heartbeat(&mut c, &[job.wire_id()], "a", t(3))
         .unwrap()
         .is_empty());
 
@@ -148,7 +149,7 @@ fn a_stale_worker_cannot_heartbeat_or_finish_and_the_row_stays_as_it_was() {
     assert_eq!((again.id.as_str(), again.try_num), (job.id.as_str(), 2));
 
     let before = format!("{:?}", get(&mut c, &job.id).unwrap());
-    let refused = heartbeat(&mut c, std::slice::from_ref(&job.id), "a", t(23)).unwrap();
+    let refused = heartbeat(&mut c, &[job.wire_id()], "a", t(23)).unwrap();
     assert_eq!(refused.len(), 1);
     assert!(
         refused[0].contains("held by worker b, not a"),
@@ -159,14 +160,14 @@ fn a_stale_worker_cannot_heartbeat_or_finish_and_the_row_stays_as_it_was() {
         error: None,
         output: Some("{}".into()),
     };
-    assert!(!finish(&mut c, &job.id, "a", 1, stale_finish, t(24)).unwrap());
-    // Even the right worker name with the old attempt's number is refused.
+    assert!(!finish(&mut c, &job.id, "a", &old, stale_finish, t(24)).unwrap());
+    // Even the right worker name with the old attempt is refused.
     let old_try = Finish {
         succeeded: false,
         error: Some("late".into()),
         output: None,
     };
-    assert!(!finish(&mut c, &job.id, "b", 1, old_try, t(24)).unwrap());
+    assert!(!finish(&mut c, &job.id, "b", &old, old_try, t(24)).unwrap());
     assert_eq!(format!("{:?}", get(&mut c, &job.id).unwrap()), before);
 
     // The owner finishes; after that nobody can heartbeat it.
@@ -175,8 +176,10 @@ fn a_stale_worker_cannot_heartbeat_or_finish_and_the_row_stays_as_it_was() {
         error: None,
         output: Some("{\"proofs\":[]}".into()),
     };
-    assert!(finish(&mut c, &job.id, "b", 2, done, t(25)).unwrap());
-    let refused = heartbeat(&mut c, std::slice::from_ref(&job.id), "b", t(26)).unwrap();
+    let current = again.attempt.clone().unwrap();
+    assert_ne!(current, old);
+    assert!(finish(&mut c, &job.id, "b", &current, done, t(25)).unwrap());
+    let refused = heartbeat(&mut c, &[again.wire_id()], "b", t(26)).unwrap();
     assert!(
         refused[0].contains("is Succeed, not running"),
         "{refused:?}"
@@ -192,22 +195,23 @@ fn a_job_that_used_its_tries_stays_failed_until_reset() {
     let db = db(&dir);
     add(&db, 1);
     let mut c = db.conn().unwrap();
-    let fail = |c: &mut DbConnection, try_num: i32, at: i64| {
+    let fail = |c: &mut DbConnection, job: &JobRow, at: i64| {
         let f = Finish {
             succeeded: false,
             error: Some("no such file".into()),
             output: None,
         };
-        assert!(finish(c, "job-0", "w", try_num, f, t(at)).unwrap());
+        let attempt = job.attempt.as_deref().unwrap();
+        assert!(finish(c, "job-0", "w", attempt, f, t(at)).unwrap());
     };
-    claim_one(&db, "w", 1).unwrap();
-    fail(&mut c, 1, 2);
+    let first = claim_one(&db, "w", 1).unwrap();
+    fail(&mut c, &first, 2);
     assert_eq!(retry_failed(&mut c, 2, t(3)).unwrap(), 1);
     let second = claim_one(&db, "w", 4).unwrap();
     assert_eq!(second.try_num, 2);
     // The last error stays visible while the job is tried again.
     assert_eq!(second.error_reason.as_deref(), Some("no such file"));
-    fail(&mut c, 2, 5);
+    fail(&mut c, &second, 5);
     assert_eq!(retry_failed(&mut c, 2, t(6)).unwrap(), 0);
     assert!(claim_one(&db, "w", 7).is_none());
     assert_eq!(get(&mut c, "job-0").unwrap().unwrap().state, FAILED);
@@ -217,7 +221,49 @@ fn a_job_that_used_its_tries_stays_failed_until_reset() {
     let r = get(&mut c, "job-0").unwrap().unwrap();
     assert_eq!((r.state.as_str(), r.try_num), (READY, 0));
     assert!(r.worker_name.is_none() && r.error_reason.is_none() && r.started_at.is_none());
+    assert!(r.attempt.is_none());
     assert_eq!(claim_one(&db, "w", 9).unwrap().try_num, 1);
+}
+
+#[test]
+fn a_stale_slot_of_the_same_worker_cannot_touch_the_job_claimed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(&dir);
+    add(&db, 1);
+    let mut c = db.conn().unwrap();
+    let stale = claim_one(&db, "w", 1).unwrap();
+    // An operator resets the job; the same worker claims it again: same name, same try.
+    assert!(reset(&mut c, &stale.id, t(2)).unwrap());
+    let fresh = claim_one(&db, "w", 3).unwrap();
+    assert_eq!(
+        (fresh.try_num, fresh.worker_name.as_deref()),
+        (1, Some("w"))
+    );
+    assert_ne!(fresh.attempt, stale.attempt);
+    let before = format!("{:?}", get(&mut c, &fresh.id).unwrap());
+    let refused = heartbeat(&mut c, &[stale.wire_id()], "w", t(4)).unwrap();
+    assert!(
+        refused[0].contains("was claimed again since"),
+        "{refused:?}"
+    );
+    let late = Finish {
+        succeeded: false,
+        error: Some("late".into()),
+        output: None,
+    };
+    let old = stale.attempt.as_deref().unwrap();
+    assert!(!finish(&mut c, &stale.id, "w", old, late, t(5)).unwrap());
+    assert_eq!(format!("{:?}", get(&mut c, &fresh.id).unwrap()), before);
+    // An id without an attempt (not from a claim) is refused too.
+    assert_eq!(
+        heartbeat(&mut c, std::slice::from_ref(&fresh.id), "w", t(6))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(heartbeat(&mut c, &[fresh.wire_id()], "w", t(6))
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -226,17 +272,17 @@ fn long_running_jobs_time_out_and_finished_ones_are_archived() {
     let db = db(&dir);
     add(&db, 3);
     let mut c = db.conn().unwrap();
-    for _ in 0..3 {
-        claim_one(&db, "w", 0).unwrap();
-    }
+    let jobs: Vec<JobRow> = (0..3).map(|_| claim_one(&db, "w", 0).unwrap()).collect();
     let ok = Finish {
         succeeded: true,
         error: None,
         output: None,
     };
-    assert!(finish(&mut c, "job-0", "w", 1, ok, t(10)).unwrap());
-    // job-1 keeps heartbeating but runs past the timeout.
-    heartbeat(&mut c, &["job-1".into(), "job-2".into()], "w", t(100)).unwrap();
+    let attempt = jobs[0].attempt.as_deref().unwrap();
+    assert!(finish(&mut c, "job-0", "w", attempt, ok, t(10)).unwrap());
+    // job-1 and job-2 keep heartbeating but run past the timeout.
+    let alive = [jobs[1].wire_id(), jobs[2].wire_id()];
+    assert!(heartbeat(&mut c, &alive, "w", t(100)).unwrap().is_empty());
     let mut timed_out =
         fail_timed_out(&mut c, t(50), "timeout: running longer than 50s", t(100)).unwrap();
     timed_out.sort();
@@ -267,13 +313,14 @@ fn list_hides_succeeded_jobs_unless_all() {
     let db = db(&dir);
     add(&db, 2);
     let mut c = db.conn().unwrap();
-    claim_one(&db, "w", 0).unwrap();
+    let job = claim_one(&db, "w", 0).unwrap();
     let ok = Finish {
         succeeded: true,
         error: None,
         output: None,
     };
-    assert!(finish(&mut c, "job-0", "w", 1, ok, t(1)).unwrap());
+    let attempt = job.attempt.as_deref().unwrap();
+    assert!(finish(&mut c, "job-0", "w", attempt, ok, t(1)).unwrap());
     assert_eq!(list(&mut c, false).unwrap().len(), 1);
     assert_eq!(list(&mut c, true).unwrap().len(), 2);
     assert!(remove(&mut c, "job-0").unwrap());
