@@ -26,7 +26,7 @@ use crate::wire::processor::{ready_line, ProcessorRequest, ProcessorResponse};
 /// Delay before a child that exited is started again.
 pub const RESTART_DELAY: Duration = Duration::from_secs(3);
 
-/// Longest line a child may print (a 32GiB C1 output is about 20 MB of JSON).
+/// Longest line a child may print (a 32GiB C1 output is tens of megabytes of JSON).
 pub const MAX_LINE: usize = 256 << 20;
 
 /// Longest stderr line logged as one; longer ones are logged in pieces.

@@ -12,6 +12,8 @@ use damocles_actors::wire::venus::WorkerInfo;
 use tokio::sync::oneshot;
 use tracing::warn;
 
+use damocles_actors::wire::jsonrpc::{RpcError, SERVER_ERROR, SERVICE_UNAVAILABLE};
+
 use crate::db::{self, Db, DbError};
 
 /// Largest batch written in one transaction.
@@ -23,7 +25,7 @@ pub const MAX_PENDING: usize = 20_000;
 pub struct HeartbeatWriter {
     db: Db,
     /// Pings waiting for the next batch, with the channel that answers each caller.
-    pending: Vec<(WorkerInfo, oneshot::Sender<Result<(), String>>)>,
+    pending: Vec<(WorkerInfo, oneshot::Sender<Result<(), RpcError>>)>,
     writing: bool,
 }
 
@@ -58,10 +60,9 @@ impl HeartbeatWriter {
             for (name, tx) in waiters {
                 let res = match &results {
                     Outcome::All(r) => r.clone(),
-                    Outcome::Each(by_name) => by_name
-                        .get(&name)
-                        .cloned()
-                        .unwrap_or_else(|| Err("ping lost in its batch".into())),
+                    Outcome::Each(by_name) => by_name.get(&name).cloned().unwrap_or_else(|| {
+                        Err(RpcError::new(SERVER_ERROR, "ping lost in its batch"))
+                    }),
                 };
                 let _ = tx.send(res);
             }
@@ -71,10 +72,20 @@ impl HeartbeatWriter {
     }
 }
 
+/// A ping the database did not take: "try again" when it is down, a server error (a value that
+/// `intake` let through but the database refused) otherwise.
+fn refusal(e: DbError) -> RpcError {
+    let code = match e {
+        DbError::Unavailable(_) => SERVICE_UNAVAILABLE,
+        _ => SERVER_ERROR,
+    };
+    RpcError::new(code, e.to_string())
+}
+
 /// How a batch went: one answer for every ping, or one per worker.
 enum Outcome {
-    All(Result<(), String>),
-    Each(HashMap<String, Result<(), String>>),
+    All(Result<(), RpcError>),
+    Each(HashMap<String, Result<(), RpcError>>),
 }
 
 /// Writes `rows` in one transaction; if the database refuses them for what they hold, writes
@@ -93,11 +104,11 @@ async fn write_batch(db: &Db, rows: Vec<WorkerInfo>) -> Outcome {
         Ok(()) => Outcome::All(Ok(())),
         Err(e @ DbError::Unavailable(_)) => {
             warn!(error = %e, "cannot write heartbeats");
-            Outcome::All(Err(e.to_string()))
+            Outcome::All(Err(refusal(e)))
         }
         Err(e) if single || rows.is_empty() => {
             warn!(error = %e, "cannot write heartbeats");
-            Outcome::All(Err(e.to_string()))
+            Outcome::All(Err(refusal(e)))
         }
         Err(e) => {
             warn!(error = %e, pings = rows.len(), "a batch of heartbeats was refused; writing them one by one");
@@ -110,14 +121,14 @@ async fn write_batch(db: &Db, rows: Vec<WorkerInfo>) -> Outcome {
                             if let Err(e) = &res {
                                 warn!(worker = %r.name, error = %e, "heartbeat refused");
                             }
-                            (r.name.clone(), res.map_err(|e| e.to_string()))
+                            (r.name.clone(), res.map_err(refusal))
                         })
                         .collect())
                 })
                 .await;
             match each {
                 Ok(by_name) => Outcome::Each(by_name),
-                Err(e) => Outcome::All(Err(e.to_string())),
+                Err(e) => Outcome::All(Err(refusal(e))),
             }
         }
     }
@@ -129,17 +140,20 @@ impl Actor for HeartbeatWriter {
 
 /// One ping to record; resolves once it is in the database.
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), RpcError>")]
 pub struct Ping(pub WorkerInfo);
 
 impl Handler<Ping> for HeartbeatWriter {
-    type Result = ResponseFuture<Result<(), String>>;
+    type Result = ResponseFuture<Result<(), RpcError>>;
 
     fn handle(&mut self, msg: Ping, ctx: &mut Self::Context) -> Self::Result {
         if self.pending.len() >= MAX_PENDING {
             return Box::pin(async {
-                Err(format!(
-                    "busy: {MAX_PENDING} heartbeats wait for the database; ping again later"
+                Err(RpcError::new(
+                    SERVICE_UNAVAILABLE,
+                    format!(
+                        "busy: {MAX_PENDING} heartbeats wait for the database; ping again later"
+                    ),
                 ))
             });
         }
@@ -147,8 +161,12 @@ impl Handler<Ping> for HeartbeatWriter {
         self.pending.push((msg.0, tx));
         self.flush(ctx);
         Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err("heartbeat writer stopped".into()))
+            rx.await.unwrap_or_else(|_| {
+                Err(RpcError::new(
+                    SERVICE_UNAVAILABLE,
+                    "heartbeat writer stopped",
+                ))
+            })
         })
     }
 }

@@ -13,8 +13,8 @@ pub const MAX_HEARTBEAT_IDS: usize = 1024;
 
 /// Most threads one ping may carry (a worker with more is misconfigured or hostile).
 pub const MAX_THREADS: usize = 1024;
-/// Longest age of a thread's state that is kept: 100 years.
-pub const MAX_ELAPSED_SECS: u64 = 100 * 365 * 24 * 3600;
+/// Longest age of a thread's state that is kept: 10 years (older would be a clock gone wrong).
+pub const MAX_ELAPSED_SECS: u64 = 10 * 365 * 24 * 3600;
 /// Longest `last_error` kept; the rest is cut (it is for a person to read).
 pub const MAX_ERROR_CHARS: usize = 4096;
 

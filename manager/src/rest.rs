@@ -425,10 +425,18 @@ pub async fn pledge(
         )));
     }
     let what = format!("{req:?}");
-    let grants = s.sched.pledge(req).await?;
+    let now = db::now();
+    let grants = audited(&s, &admin, "sectors.pledge", "*", move |c| {
+        let grants = crate::sched::pledge(c, &req, now)?;
+        let total: i32 = grants.iter().map(|(_, n)| n).sum();
+        let done = Done {
+            result: format!("pledged {total}"),
+            detail: Some(what),
+        };
+        Ok((grants, Some(done)))
+    })
+    .await?;
     let total: i32 = grants.iter().map(|(_, n)| n).sum();
-    let result = format!("pledged {total}");
-    record_done(&s, &admin, "sectors.pledge", "*", Some(what), &result).await;
     tracing::info!(total, grants = ?grants, by = %admin.0, "sectors pledged");
     let by_worker: BTreeMap<String, i32> = grants.into_iter().collect();
     Ok(HttpResponse::Ok().json(json!({"pledged": total, "workers": by_worker})))

@@ -96,7 +96,6 @@ async fn dispatch(method: &str, p: Value, s: &RpcState, a: &Asker) -> Result<Val
                     .send(Ping(info))
                     .await
                     .map_err(|e| RpcError::new(SERVICE_UNAVAILABLE, e.to_string()))?
-                    .map_err(|e| RpcError::new(SERVICE_UNAVAILABLE, e))
             })
             .await
         }

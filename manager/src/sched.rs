@@ -45,6 +45,35 @@ pub struct PledgeRequest {
     pub once_per_worker: bool,
 }
 
+/// Adds pledged sectors as `req` asks to the workers that pinged within `ALIVE` of `now`;
+/// returns what each worker got. Runs on the caller's connection, so the caller may put it in
+/// one transaction with its audit row.
+pub fn pledge(
+    c: &mut db::DbConnection,
+    req: &PledgeRequest,
+    now: chrono::NaiveDateTime,
+) -> Result<Vec<(String, i32)>, DbError> {
+    let alive_since = now - chrono::Duration::from_std(ALIVE).unwrap_or_default();
+    let active = db::sched::active_workers(c, alive_since)?;
+    let budgets: HashMap<String, i32> = db::sched::budgets(c)?.into_iter().collect();
+    let left = |w: &String| budgets.get(w).copied().unwrap_or(0);
+    let grants: Vec<(String, i32)> = if let Some(n) = req.count {
+        let have: Vec<(String, i32)> = active.iter().map(|w| (w.clone(), left(w))).collect();
+        spread(n, &have)
+    } else if req.fill {
+        let mut g = Vec::new();
+        for w in &active {
+            let idle = db::sched::idle_sealers(c, w)? as i32;
+            g.push((w.clone(), (idle - left(w)).max(0)));
+        }
+        g
+    } else {
+        active.iter().map(|w| (w.clone(), 1)).collect()
+    };
+    db::sched::add_pledges(c, &grants, now)?;
+    Ok(grants)
+}
+
 /// `n` pledges spread over `workers` (name, budget left): each goes to the worker with the least,
 /// ties by name, so the budgets end up as even as they can be.
 pub fn spread(n: u32, workers: &[(String, i32)]) -> Vec<(String, i32)> {
@@ -201,34 +230,6 @@ impl Scheduler {
             );
             self.write(worker, None, "refused", what, reason).await;
         }
-    }
-
-    /// Adds pledged sectors as `req` asks; returns what each worker got.
-    pub async fn pledge(&self, req: PledgeRequest) -> Result<Vec<(String, i32)>, DbError> {
-        let alive_since = db::now() - chrono::Duration::from_std(ALIVE).unwrap_or_default();
-        self.db
-            .run(move |c| {
-                let active = db::sched::active_workers(c, alive_since)?;
-                let budgets: HashMap<String, i32> = db::sched::budgets(c)?.into_iter().collect();
-                let left = |w: &String| budgets.get(w).copied().unwrap_or(0);
-                let grants: Vec<(String, i32)> = if let Some(n) = req.count {
-                    let have: Vec<(String, i32)> =
-                        active.iter().map(|w| (w.clone(), left(w))).collect();
-                    spread(n, &have)
-                } else if req.fill {
-                    let mut g = Vec::new();
-                    for w in &active {
-                        let idle = db::sched::idle_sealers(c, w)? as i32;
-                        g.push((w.clone(), (idle - left(w)).max(0)));
-                    }
-                    g
-                } else {
-                    active.iter().map(|w| (w.clone(), 1)).collect()
-                };
-                db::sched::add_pledges(c, &grants, db::now())?;
-                Ok(grants)
-            })
-            .await
     }
 
     /// `damocles_sched_decisions_total{decision,reason}` lines.

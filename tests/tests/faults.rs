@@ -1,8 +1,8 @@
 //! Faults, each with its figures in the output. Processor children that misbehave (print bytes
 //! that are not text, never answer, crash, die mid-task) fail their task with a readable error
 //! within its timeout, are started again, and the sector then seals. A worker killed with -9 in
-//! the middle of PC1, PC2 and C2 resumes its sector after a restart, and the manager verifies
-//! the proof. A manager killed with -9 while a WindowPoSt job runs comes back with the job still
+//! the middle of PC1, PC2, the copy to its store and C2 resumes its sector after a restart, and
+//! the manager verifies the proof; the WindowPoSt that follows reads the copied files. A manager killed with -9 while a WindowPoSt job runs comes back with the job still
 //! running, gives it its grace, and the job succeeds once, on its first try.
 
 // Test code: a panic is the failure report.
@@ -121,6 +121,68 @@ fn misbehaving_processors_fail_their_task_readably_and_the_sector_then_seals() {
     assert!(starts >= 5, "pc1 started {starts} times");
 }
 
+/// Kills the worker the moment its copy of `sector` to the store `remote` begins (a temporary
+/// `.copying` name appears), starts it again, and checks that the sector was not reported
+/// persisted: it is still at PCLanded and the manager knows no store for it. The copy then runs
+/// again; the WindowPoSt at the end of the test reads what it wrote.
+fn kill_while_persisting(
+    w: &mut Worker,
+    d: &Path,
+    config: &Path,
+    port: u16,
+    m: &Manager,
+    sector: &str,
+) -> Option<Worker> {
+    let store = d.join("remote");
+    let copying = |sub: &str| {
+        std::fs::read_dir(store.join(sub))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".copying"))
+    };
+    let watching = Instant::now();
+    let caught = loop {
+        if copying("sealed") || copying("cache") {
+            w.proc.signal(Signal::SIGKILL);
+            break true;
+        }
+        if store.join("cache").join(sector).exists() {
+            break false;
+        }
+        assert!(
+            watching.elapsed() < Duration::from_secs(600),
+            "no persist seen"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    if !caught {
+        println!("the copy of {sector} to the store ended before the watcher saw it: no kill");
+        return None;
+    }
+    assert!(w.proc.wait_exit(Duration::from_secs(10)).is_some());
+    let row = m
+        .sectors()
+        .into_iter()
+        .find(|s| format!("s-t0{}-{}", s["miner_id"], s["sector_number"]) == sector)
+        .unwrap();
+    assert!(row["persist_store"].is_null(), "reported persisted: {row}");
+    let again = Worker::start_config(d, "w", config.to_path_buf(), port);
+    // The copy is quick to redo: the record it started from is in the log.
+    let resumed = format!("sector=Some(\"{sector}\") state=PCLanded");
+    let log = again.proc.log_text();
+    assert!(
+        log.lines().any(
+            |l| l.contains("resuming the sector held before the restart") && l.contains(&resumed)
+        ),
+        "after a kill in the copy:\n{log}"
+    );
+    println!(
+        "worker killed -9 while copying {sector} to the store: not reported persisted, and back at PCLanded after the restart"
+    );
+    Some(again)
+}
+
 #[test]
 fn killed_worker_and_manager_lose_no_work() {
     let dir = tempfile::tempdir().unwrap();
@@ -167,6 +229,11 @@ fn killed_worker_and_manager_lose_no_work() {
             "worker killed -9 in {stage} of {sector}: back with the sector at {before} {:.1?} after the restart",
             since.elapsed()
         );
+        if stage == "pc2" {
+            if let Some(again) = kill_while_persisting(&mut w, d, &config, port, &m, &sector) {
+                w = again;
+            }
+        }
     }
     let sector = wait_for(Duration::from_secs(900), "the sector to be proven", || {
         m.sectors()

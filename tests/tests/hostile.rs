@@ -621,3 +621,82 @@ fn generated_requests_on_mysql() {
         hostile_input(Some(url), 3_000);
     }
 }
+
+/// The issue's own reproduction: rounds of 40 good pings sent at once with 3 bad ones (a
+/// thread's age of 10^16 seconds, a location longer than its column). Every good ping is
+/// written; a bad one is clamped or refused alone, with the reason.
+fn bad_pings_fail_no_good_ping(db: Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manager::start(dir.path(), db);
+    let workers: Vec<(String, String)> = (0..43)
+        .map(|i| {
+            let name = format!("w{i}");
+            (m.worker_token(&name), name)
+        })
+        .collect();
+    let ping = |name: &str, elapsed: u64, location: String| {
+        json!([{
+            "Name": name, "Dest": "127.0.0.1:9",
+            "Summary": {"Threads": 1, "Empty": 0, "Paused": 1, "Errors": 0},
+            "Threads": [{
+                "location": location, "plan": "sealer", "job_id": null, "index": 0,
+                "thread_state": {"state": "Paused", "elapsed": elapsed},
+                "job_state": "", "job_stage": null, "last_error": null
+            }]
+        }])
+    };
+    for round in 0..5 {
+        let results: Vec<(usize, Result<Value, Value>)> = std::thread::scope(|s| {
+            let calls: Vec<_> = workers
+                .iter()
+                .enumerate()
+                .map(|(i, (token, name))| {
+                    let params = match i {
+                        0 | 1 => ping(name, 10u64.pow(16), "/data".into()),
+                        2 => ping(name, 5, "/".repeat(2000)),
+                        _ => ping(name, 5, "/data".into()),
+                    };
+                    let m = &m;
+                    s.spawn(move || (i, m.rpc_with(Some(token), "Venus.WorkerPing", params)))
+                })
+                .collect();
+            calls.into_iter().map(|c| c.join().unwrap()).collect()
+        });
+        for (i, r) in results {
+            match i {
+                // Clamped: an age no timestamp can hold is kept as the longest one can.
+                0 | 1 => assert!(r.is_ok(), "round {round}: {r:?}"),
+                2 => {
+                    let e = r.unwrap_err();
+                    assert_eq!(e["code"], -32602, "{e}");
+                    assert!(
+                        e["message"]
+                            .as_str()
+                            .unwrap()
+                            .contains("location has 2000 characters; at most 1024"),
+                        "{e}"
+                    );
+                }
+                _ => assert!(r.is_ok(), "round {round}: good ping {i} refused: {r:?}"),
+            }
+        }
+    }
+    let (_, rows) = m.rest(Method::GET, "/workers", None);
+    assert_eq!(
+        rows.as_array().unwrap().len(),
+        42,
+        "every ping but the refused one is written"
+    );
+}
+
+#[test]
+fn bad_pings_fail_no_good_ping_on_sqlite() {
+    bad_pings_fail_no_good_ping(None);
+}
+
+#[test]
+fn bad_pings_fail_no_good_ping_on_mysql() {
+    if let Some(url) = mysql_database("badpings") {
+        bad_pings_fail_no_good_ping(Some(url));
+    }
+}

@@ -135,8 +135,10 @@ pub fn upsert_pings(
     .map_err(classify)
 }
 
-/// When a thread entered its state: `elapsed` seconds before `at`, or as long ago as a
-/// timestamp can say.
+const EPOCH: NaiveDateTime = chrono::DateTime::UNIX_EPOCH.naive_utc();
+
+/// When a thread entered its state: `elapsed` seconds before `at`, never before 1970 (MySQL
+/// binds an older time as NULL).
 fn since(at: NaiveDateTime, state: &ThreadState) -> NaiveDateTime {
     let elapsed = match state {
         ThreadState::Idle => 0,
@@ -149,6 +151,7 @@ fn since(at: NaiveDateTime, state: &ThreadState) -> NaiveDateTime {
         .and_then(chrono::Duration::try_seconds)
         .and_then(|d| at.checked_sub_signed(d))
         .unwrap_or(NaiveDateTime::MIN)
+        .max(EPOCH)
 }
 
 pub fn list(conn: &mut DbConnection) -> Result<Vec<WorkerRow>, DbError> {
