@@ -58,6 +58,7 @@ if [ -z "${DAMOCLES_TEST_MYSQL_URL:-}" ]; then
   /usr/sbin/mariadbd --no-defaults --user="$user" --datadir="$db_dir/data" \
     --socket="$db_dir/mysqld.sock" --pid-file="$db_dir/mysqld.pid" \
     --port="$port" --bind-address=127.0.0.1 --skip-name-resolve \
+    --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
     --max-connections=1000 --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=2 \
     >"$db_dir/mariadbd.log" 2>&1 &
   db_pid=$!

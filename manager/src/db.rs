@@ -223,17 +223,22 @@ pub fn redact(url: &str) -> String {
 /// Whether a diesel error means the server went away (503, retry) rather than a bad query.
 pub fn classify(e: diesel::result::Error) -> DbError {
     use diesel::result::Error as E;
+    let lost_server = |m: &str| {
+        m.contains("gone away") || m.contains("Lost connection") || m.contains("Can't connect")
+    };
     match &e {
         E::DatabaseError(diesel::result::DatabaseErrorKind::ClosedConnection, _) => {
             DbError::Unavailable(e.to_string())
         }
-        E::DatabaseError(_, info)
-            if info.message().contains("gone away")
-                || info.message().contains("Lost connection")
-                || info.message().contains("Can't connect") =>
-        {
+        E::DatabaseError(_, info) if lost_server(info.message()) => {
             DbError::Unavailable(e.to_string())
         }
+        // A commit cut by a lost connection fails twice (the commit, then the rollback): the
+        // transaction did not happen as far as the caller knows, and the server is gone.
+        E::RollbackErrorOnCommit { .. } if lost_server(&e.to_string()) => {
+            DbError::Unavailable(e.to_string())
+        }
+        E::BrokenTransactionManager => DbError::Unavailable(e.to_string()),
         _ => DbError::Query(e),
     }
 }
@@ -326,6 +331,25 @@ mod tests {
         db.skew_ms
             .store(15_000, std::sync::atomic::Ordering::Relaxed);
         assert!((db.now() - theirs).num_seconds() >= 14);
+    }
+
+    #[test]
+    fn a_lost_server_is_unavailable_whatever_the_error_shape() {
+        use diesel::result::{DatabaseErrorKind, Error as E};
+        let lost = |m: &str| E::DatabaseError(DatabaseErrorKind::Unknown, Box::new(m.to_string()));
+        let cut_commit = E::RollbackErrorOnCommit {
+            rollback_error: Box::new(lost("Server has gone away")),
+            commit_error: Box::new(lost("Lost connection to server during query")),
+        };
+        for e in [
+            lost("MySQL server has gone away"),
+            cut_commit,
+            E::BrokenTransactionManager,
+        ] {
+            assert!(matches!(classify(e), DbError::Unavailable(_)));
+        }
+        let bad_value = lost("Column 'state_since' cannot be null");
+        assert!(matches!(classify(bad_value), DbError::Query(_)));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use damocles_actors::wire::jsonrpc::{
 };
 use damocles_actors::wire::method::{serve, Method};
 use damocles_actors::wire::venus_methods::{self as m, ALL};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::auth::{Authenticator, Caller};
@@ -80,11 +81,16 @@ pub async fn handle(
         caller,
         thread: header(THREAD_HEADER).and_then(|v| v.trim().parse().ok()),
     };
-    let result = dispatch(&call.method, call.params, &state, &asker).await;
+    let result = dispatch(&call.method, call.params.as_deref(), &state, &asker).await;
     HttpResponse::Ok().json(Response::from_result(call.id, result))
 }
 
-async fn dispatch(method: &str, p: Value, s: &RpcState, a: &Asker) -> Result<Value, RpcError> {
+async fn dispatch(
+    method: &str,
+    p: Option<&RawValue>,
+    s: &RpcState,
+    a: &Asker,
+) -> Result<Value, RpcError> {
     let c = &s.chain;
     let who = &a.caller;
     match method {

@@ -775,7 +775,11 @@ impl OwnMariaDb {
                 self.dir.join("mysqld.pid").display()
             ))
             .arg(format!("--port={}", self.port))
-            .args(["--bind-address=127.0.0.1", "--skip-name-resolve"]);
+            .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
+            .args([
+                "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_general_ci",
+            ]);
         if nix::unistd::Uid::effective().is_root() {
             cmd.arg("--user=mysql");
         }

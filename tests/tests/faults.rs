@@ -400,7 +400,9 @@ fn mariadb_restarted_under_load_loses_and_duplicates_nothing() {
             "{what}: errors that are not retryable: {:?}",
             t.other
         );
-        assert!(t.ok > 0 && t.retryable > 0, "{what}: {t:?}");
+        // A call may also wait out the outage (a connection comes within the pool's 5 s):
+        // only "try again" may be answered, never anything else.
+        assert!(t.ok > 0, "{what}: {t:?}");
     }
 
     // Nothing handed out twice, nothing handed out lost.

@@ -512,15 +512,6 @@ fn a_garbage_proof_is_rejected() {
     assert_eq!(r["State"], 7, "ShouldAbort: {r}");
 }
 
-fn mysql_admin(sql: &str) -> String {
-    let out = std::process::Command::new("mysql")
-        .args(["-h", "127.0.0.1", "-u", "root", "-N", "-e", sql])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{sql}: {}", stderr(&out));
-    stdout(&out)
-}
-
 /// The database goes away under a running manager: operators get 503 (not 500, not a hang),
 /// workers get a retryable error, and everything works again once it is back.
 #[test]
@@ -528,12 +519,14 @@ fn a_database_outage_is_503_and_the_manager_recovers_mysql() {
     let Some(root_url) = mysql_database("outage") else {
         return;
     };
-    let db = root_url.rsplit('/').next().unwrap().to_string();
+    let (server, db) = root_url.rsplit_once('/').unwrap();
+    let hostport = server.rsplit('@').next().unwrap();
+    let mysql_admin = |sql: &str| mysql_exec(&root_url, sql);
     let user = format!("dmgr{}", std::process::id());
     mysql_admin(&format!(
         "DROP USER IF EXISTS '{user}'@'%'; CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT ALL ON {db}.* TO '{user}'@'%';"
     ));
-    let url = format!("mysql://{user}:pw@127.0.0.1:3306/{db}");
+    let url = format!("mysql://{user}:pw@{hostport}/{db}");
     let dir = tempfile::tempdir().unwrap();
     let m = Manager::start(dir.path(), Some(url.clone()));
     let w = Worker::start(dir.path(), "worker-d", &m, 1, IDLE);
@@ -546,9 +539,7 @@ fn a_database_outage_is_503_and_the_manager_recovers_mysql() {
     ))
     .split_whitespace()
     {
-        let _ = std::process::Command::new("mysql")
-            .args(["-h", "127.0.0.1", "-u", "root", "-e", &format!("KILL {id}")])
-            .output();
+        let _ = std::panic::catch_unwind(|| mysql_admin(&format!("KILL {id}")));
     }
     let (status, body) = m.rest(Method::GET, "/workers", None);
     assert_eq!(status, 503, "{body}");
@@ -596,9 +587,10 @@ fn a_database_outage_is_503_and_the_manager_recovers_mysql() {
     drop(m);
     mysql_admin(&format!("ALTER USER '{user}'@'%' ACCOUNT LOCK;"));
     let unlock = format!("ALTER USER '{user}'@'%' ACCOUNT UNLOCK;");
+    let admin_url = root_url.clone();
     let opener = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(4));
-        mysql_admin(&unlock);
+        mysql_exec(&admin_url, &unlock);
     });
     let m = Manager::start_on(dir.path(), Some(url), port);
     opener.join().unwrap();

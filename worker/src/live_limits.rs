@@ -171,6 +171,13 @@ fn with_limits(text: &str, changes: &BTreeMap<String, Option<usize>>) -> anyhow:
             t.set_implicit(true);
             toml_edit::Item::Table(t)
         });
+        // An inline table (`processors = { limitation = {} }`) cannot hold a table section:
+        // it becomes one.
+        if item.is_inline_table() {
+            if let Ok(t) = std::mem::take(item).into_table() {
+                *item = toml_edit::Item::Table(t);
+            }
+        }
         node = item
             .as_table_like_mut()
             .ok_or_else(|| anyhow!("{key} is not a table"))?;
@@ -270,6 +277,12 @@ mod tests {
         let cfg = write_limits(&path, &changes).unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(cfg.processors.limitation.concurrent, want);
         assert_eq!(cfg.processors.pc1.map(|p| p.len()), Some(1));
+
+        // A file an older version broke (an inline `processors` at the top) is mended too.
+        let broken = format!("processors = {{ limitation = {{}} }}\n{plain}");
+        std::fs::write(&path, &broken).unwrap_or_else(|e| panic!("{e}"));
+        let cfg = write_limits(&path, &changes).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(cfg.processors.limitation.concurrent, want);
 
         // A config that would not load is never written.
         std::fs::write(&path, "[sector_manager]\nrpc_client.addr = 5\n")

@@ -123,13 +123,18 @@ async fn handle(req: HttpRequest, body: web::Bytes, s: web::Data<State>) -> Http
         Err(resp) => return HttpResponse::Ok().json(resp),
     };
     let result = match s.guard.check(&req, &call.method, &body) {
-        Ok(caller) => dispatch(&call.method, call.params, &s, &caller).await,
+        Ok(caller) => dispatch(&call.method, call.params.as_deref(), &s, &caller).await,
         Err(e) => Err(e),
     };
     HttpResponse::Ok().json(Response::from_result(call.id, result))
 }
 
-async fn dispatch(method: &str, p: Value, s: &State, caller: &Caller) -> Result<Value, RpcError> {
+async fn dispatch(
+    method: &str,
+    p: Option<&serde_json::value::RawValue>,
+    s: &State,
+    caller: &Caller,
+) -> Result<Value, RpcError> {
     let unavailable = |e: actix::MailboxError| {
         RpcError::new(SERVER_ERROR, format!("worker is shutting down: {e}"))
     };

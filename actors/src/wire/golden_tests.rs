@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::method::{decode_params, Method};
+use super::method::{decode_params, raw, Method};
 use super::{venus_methods as v, worker_methods as w};
 
 fn golden(file: &str) -> Vec<Value> {
@@ -30,7 +30,8 @@ fn check<M: Method>(calls: &[Value]) {
         "{}: damocles' arity",
         M::NAME
     );
-    let decoded = decode_params::<M>(params.clone()).unwrap_or_else(|e| panic!("{}: {e}", M::NAME));
+    let decoded =
+        decode_params::<M>(Some(&raw(&params))).unwrap_or_else(|e| panic!("{}: {e}", M::NAME));
     let again = serde_json::to_value(&decoded).unwrap_or_default();
     assert_eq!(again, params, "{}: parameters round trip", M::NAME);
     let out: M::Output = serde_json::from_value(call["result"].clone())
@@ -111,7 +112,8 @@ fn a_wrong_arity_is_refused_for_every_method() {
             .map(|(_, a)| *a);
         assert_eq!(arity, Some(params.len() - 1), "{name}");
     }
-    let e = decode_params::<v::WaitSeed>(serde_json::json!([{"Miner": 1, "Number": 2}]));
+    let e =
+        decode_params::<v::WaitSeed>(Some(&raw(&serde_json::json!([{"Miner": 1, "Number": 2}]))));
     assert!(e.is_err_and(|e| e.message.contains("1 != 2")));
 }
 
@@ -119,7 +121,8 @@ fn a_wrong_arity_is_refused_for_every_method() {
 fn go_nil_slices_read_as_empty() {
     // A Go peer writes a nil slice as null.
     let p = serde_json::json!(["j", {"proofs": null, "faults": null}, ""]);
-    let (_, out, _) = decode_params::<v::WdPoStFinishJob>(p).unwrap_or_else(|e| panic!("{e}"));
+    let (_, out, _) =
+        decode_params::<v::WdPoStFinishJob>(Some(&raw(&p))).unwrap_or_else(|e| panic!("{e}"));
     let out = out.unwrap_or_else(|| panic!("output"));
     assert!(out.proofs.is_empty() && out.faults.is_empty());
 }

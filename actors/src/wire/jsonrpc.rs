@@ -34,13 +34,24 @@ pub const SERVICE_UNAVAILABLE: i64 = -32003;
 /// Generic server error.
 pub const SERVER_ERROR: i64 = -32000;
 
+/// A request as it arrives: the parameters stay raw text until the method's own types decode
+/// them (no tree of `Value`s in between).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Request {
     pub jsonrpc: String,
     pub id: Value,
     pub method: String,
     #[serde(default)]
-    pub params: Value,
+    pub params: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// A request as a client sends it, its parameters encoded straight from their types.
+#[derive(Serialize)]
+struct Outgoing<'a, P: Serialize> {
+    jsonrpc: &'static str,
+    id: u64,
+    method: &'static str,
+    params: &'a P,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -177,18 +188,15 @@ impl Client {
         params: M::Params,
         headers: impl FnOnce(&[u8]) -> Vec<(&'static str, String)>,
     ) -> Result<M::Output, CallError> {
-        let req = Request {
-            jsonrpc: "2.0".into(),
-            id: Value::from(1),
-            method: M::NAME.into(),
-            params: serde_json::to_value(params).map_err(|e| CallError::Decode {
-                url: self.url.clone(),
-                reason: format!("{}: cannot encode the parameters: {e}", M::NAME),
-            })?,
+        let req = Outgoing {
+            jsonrpc: "2.0",
+            id: 1,
+            method: M::NAME,
+            params: &params,
         };
         let body = serde_json::to_vec(&req).map_err(|e| CallError::Decode {
             url: self.url.clone(),
-            reason: format!("{}: {e}", M::NAME),
+            reason: format!("{}: cannot encode the parameters: {e}", M::NAME),
         })?;
         let transport = |e: reqwest::Error| CallError::Transport {
             url: self.url.clone(),
