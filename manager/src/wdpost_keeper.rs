@@ -172,21 +172,13 @@ impl JobKeeper {
 mod tests {
     use super::*;
     use crate::db::wdpost::{ClaimFilter, NewJob, FAILED, RUNNING};
-    use crate::db::DbSettings;
 
     /// A manager that starts with a job whose worker fell silent long ago (it was down itself):
     /// the job is left alone for one heartbeat timeout, then failed.
     #[actix_rt::test]
     async fn running_jobs_get_one_heartbeat_timeout_of_grace_after_a_start() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let db = Db::connect(&DbSettings {
-            url: dir.path().join("k.sqlite").display().to_string(),
-            min_connections: 1,
-            max_connections: 4,
-            idle_timeout: Duration::from_secs(60),
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
-        db.migrate().unwrap_or_else(|e| panic!("{e}"));
+        let db = db::temp(&dir);
         let long_ago = db::now() - chrono::Duration::hours(1);
         let state = |db: &Db| {
             let mut c = db.conn().unwrap_or_else(|e| panic!("{e}"));
