@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::wire::processor::STAGES;
+use crate::wire::processor::Stage;
+pub use crate::wire::worker_api::StageUse;
 
 /// How many of one stage may run at once (`None`: no limit) and how many do.
 #[derive(Debug, Default)]
@@ -71,13 +71,6 @@ impl Drop for GateGuard {
     }
 }
 
-/// One stage's concurrency as `worker limits` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StageUse {
-    pub limit: Option<usize>,
-    pub running: usize,
-}
-
 /// `stage=N` (or `stage=none` to lift the limit), checked against the known stages.
 pub fn parse_assignment(s: &str) -> Result<(String, Option<usize>), String> {
     let (stage, n) = s
@@ -96,15 +89,9 @@ pub fn parse_assignment(s: &str) -> Result<(String, Option<usize>), String> {
     Ok((stage.to_string(), limit))
 }
 
+/// Refuses a name that is not a processor stage, listing the valid ones.
 pub fn check_stage(stage: &str) -> Result<(), String> {
-    if STAGES.contains(&stage) || stage == "c1" {
-        Ok(())
-    } else {
-        Err(format!(
-            "unknown stage {stage:?}; valid stages: {}",
-            STAGES.join(", ")
-        ))
-    }
+    stage.parse::<Stage>().map(|_| ())
 }
 
 /// The table `worker limits` prints: one stage a line, `-` for no limit.
@@ -199,7 +186,8 @@ impl StageLimits {
     }
 
     /// Waits until `stage` may start: a concurrency slot, then its turn in the stagger.
-    pub async fn acquire(&self, stage: &str) -> StageGuard {
+    pub async fn acquire(&self, stage: Stage) -> StageGuard {
+        let stage = stage.name();
         let gate = Some(self.gate(stage).enter().await);
         let permits = Vec::new();
         if let Some((interval, next)) = self.staggered.get(stage) {
@@ -268,24 +256,24 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn concurrent_limit_blocks_the_extra_start_until_one_ends() {
         let l = Arc::new(limits(&[("pc1", 2)], &[]));
-        let a = l.acquire("pc1").await;
-        let _b = l.acquire("pc1").await;
+        let a = l.acquire(Stage::Pc1).await;
+        let _b = l.acquire(Stage::Pc1).await;
         let l2 = l.clone();
-        let third = tokio::spawn(async move { l2.acquire("pc1").await });
+        let third = tokio::spawn(async move { l2.acquire(Stage::Pc1).await });
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(!third.is_finished(), "a third pc1 must wait");
         drop(a);
         tokio::time::sleep(Duration::from_millis(1)).await;
         assert!(third.is_finished(), "the third starts once one ends");
         // An unlimited stage never waits.
-        let _x = l.acquire("c2").await;
+        let _x = l.acquire(Stage::C2).await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_lowered_limit_lets_running_work_finish_and_holds_new_work() {
         let l = Arc::new(limits(&[("pc1", 2)], &[]));
-        let a = l.acquire("pc1").await;
-        let b = l.acquire("pc1").await;
+        let a = l.acquire(Stage::Pc1).await;
+        let b = l.acquire(Stage::Pc1).await;
         assert_eq!(l.set_concurrent("pc1", Some(1)), Some(2));
         assert_eq!(
             l.concurrent().get("pc1"),
@@ -295,7 +283,7 @@ mod tests {
             })
         );
         let l2 = l.clone();
-        let third = tokio::spawn(async move { l2.acquire("pc1").await });
+        let third = tokio::spawn(async move { l2.acquire(Stage::Pc1).await });
         drop(a);
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(!third.is_finished(), "one still runs: at the new limit");
@@ -306,7 +294,7 @@ mod tests {
         // Raising a limit lets a waiting start go at once; None removes the limit.
         let _c = third.await.unwrap();
         let l3 = l.clone();
-        let fourth = tokio::spawn(async move { l3.acquire("pc1").await });
+        let fourth = tokio::spawn(async move { l3.acquire(Stage::Pc1).await });
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(!fourth.is_finished());
         l.set_concurrent("pc1", None);
@@ -319,9 +307,9 @@ mod tests {
     async fn staggered_starts_are_spaced_by_the_interval() {
         let l = limits(&[], &[("pc1", 60)]);
         let t0 = Instant::now();
-        let _a = l.acquire("pc1").await;
-        let _b = l.acquire("pc1").await;
-        let _c = l.acquire("pc1").await;
+        let _a = l.acquire(Stage::Pc1).await;
+        let _b = l.acquire(Stage::Pc1).await;
+        let _c = l.acquire(Stage::Pc1).await;
         assert_eq!(t0.elapsed().as_secs(), 120);
     }
 

@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
-use crate::wire::processor::{ready_line, ProcessorRequest, ProcessorResponse};
+use crate::wire::processor::{ready_line, ProcessorRequest, ProcessorResponse, Stage};
 
 /// Delay before a child that exited is started again.
 pub const RESTART_DELAY: Duration = Duration::from_secs(3);
@@ -37,16 +37,16 @@ const MAX_LOG_LINE: usize = 64 << 10;
 /// 32GiB, proportionally less for smaller sectors, never under 30 minutes (a small sector's
 /// first task also loads its parameters). A WindowPoSt is worthless after its 30-minute
 /// deadline, whatever the size.
-pub fn default_timeout(stage: &str, sector_size: u64) -> Duration {
+pub fn default_timeout(stage: Stage, sector_size: u64) -> Duration {
     const HOUR: u64 = 3600;
     const GIB32: u64 = 32 << 30;
     let at_32gib = match stage {
-        "window_post" => return Duration::from_secs(HOUR / 2),
-        "pc1" => 24 * HOUR,
-        "c2" | "snap_prove" | "unseal" => 12 * HOUR,
-        "pc2" | "snap_encode" => 6 * HOUR,
-        "add_pieces" => 2 * HOUR,
-        _ => HOUR, // tree_d, c1
+        Stage::WindowPost => return Duration::from_secs(HOUR / 2),
+        Stage::Pc1 => 24 * HOUR,
+        Stage::C2 | Stage::SnapProve | Stage::Unseal => 12 * HOUR,
+        Stage::Pc2 | Stage::SnapEncode => 6 * HOUR,
+        Stage::AddPieces => 2 * HOUR,
+        Stage::TreeD | Stage::C1 => HOUR,
     };
     let scaled = u128::from(at_32gib) * u128::from(sector_size) / u128::from(GIB32);
     Duration::from_secs(u64::try_from(scaled).unwrap_or(u64::MAX).max(HOUR / 2))
@@ -54,7 +54,7 @@ pub fn default_timeout(stage: &str, sector_size: u64) -> Duration {
 
 #[derive(Debug, Clone)]
 pub struct ProcessorSpec {
-    pub stage: String,
+    pub stage: Stage,
     /// Position among this stage's `[[processors.<stage>]]` entries.
     pub index: usize,
     pub bin: PathBuf,
@@ -400,7 +400,7 @@ impl Handler<ChildLine> for Processor {
             return;
         };
         if !child.ready {
-            if msg.line.trim() == ready_line(&self.spec.stage) {
+            if msg.line.trim() == ready_line(self.spec.stage) {
                 child.ready = true;
                 info!(processor = %name, pid = child.pid, "processor ready");
                 for line in self.queued.drain(..) {
@@ -408,7 +408,7 @@ impl Handler<ChildLine> for Processor {
                 }
             } else {
                 error!(processor = %name, line = %truncate(&msg.line), "unexpected first line from processor; killing it");
-                let why = format!("its first line was not {:?}", ready_line(&self.spec.stage));
+                let why = format!("its first line was not {:?}", ready_line(self.spec.stage));
                 self.kill_child_because(why);
             }
             return;
@@ -697,5 +697,4 @@ pub fn parse_cpuset(s: &str) -> Result<Vec<usize>, String> {
 }
 
 #[cfg(test)]
-#[path = "processor_tests.rs"]
 mod tests;

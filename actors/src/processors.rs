@@ -12,6 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::limits::StageLimits;
 use crate::processor::{default_timeout, Call, Processor};
+use crate::wire::processor::Stage;
 
 /// No `concurrent` set: effectively unlimited (damocles' selector assumes 64).
 const UNLIMITED: usize = 64;
@@ -48,11 +49,11 @@ impl ProcessorHandle {
 
 #[derive(Clone, Default)]
 pub struct Processors {
-    by_stage: HashMap<String, Vec<ProcessorHandle>>,
+    by_stage: HashMap<Stage, Vec<ProcessorHandle>>,
 }
 
 impl Processors {
-    pub fn new(by_stage: HashMap<String, Vec<ProcessorHandle>>) -> Self {
+    pub fn new(by_stage: HashMap<Stage, Vec<ProcessorHandle>>) -> Self {
         Processors { by_stage }
     }
 
@@ -63,7 +64,7 @@ impl Processors {
     /// the child is still busy with the task.
     pub async fn call<H: Send + 'static>(
         &self,
-        stage: &str,
+        stage: Stage,
         sector_size: u64,
         task: Value,
         limits: &StageLimits,
@@ -72,7 +73,7 @@ impl Processors {
     ) -> Result<Value, String> {
         let handles = self
             .by_stage
-            .get(stage)
+            .get(&stage)
             .filter(|h| !h.is_empty())
             .ok_or_else(|| format!("no processor configured for stage {stage}"))?;
         let (handle, slot) = pick(handles).await;
@@ -82,7 +83,6 @@ impl Processors {
             .timeout
             .unwrap_or_else(|| default_timeout(stage, sector_size));
         let answer = handle.addr.send(Call { task, timeout });
-        let stage = stage.to_string();
         let running = tokio::spawn(async move {
             let out = answer.await;
             drop((slot, locks, hold));

@@ -14,12 +14,15 @@ use tracing::{info, warn};
 
 use crate::processor::{self, Processor, ProcessorSpec};
 use crate::processors::{ProcessorHandle, Processors};
-use crate::sealing::steps::ThreadEnv;
-use crate::sealing_thread::SealingThread;
-use crate::thread_control::{GetInfo, Pause, Resume, ThreadHandle};
+use crate::sealing::env::ThreadEnv;
+use crate::sealing::sealer::SEALER;
+use crate::sealing::sector_plan::SectorPlan;
+use crate::thread::control::{Control, GetInfo, ThreadHandle};
+use crate::thread::runner::ThreadRunner;
+use crate::wdpost::slot::WdPostPlan;
 use crate::wdpost::steps::PostEnv;
-use crate::wdpost_slot::WdPostSlot;
 use crate::wire::jsonrpc::Client;
+use crate::wire::processor::Stage;
 use crate::wire::venus::{WorkerInfo, WorkerInfoSummary};
 use crate::wire::venus_methods::WorkerPing;
 use crate::wire::worker_api::{ThreadInfo, ThreadState};
@@ -79,11 +82,11 @@ impl Actor for WorkerSupervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let mut by_stage: HashMap<String, Vec<ProcessorHandle>> = HashMap::new();
+        let mut by_stage: HashMap<Stage, Vec<ProcessorHandle>> = HashMap::new();
         for entry in self.processor_entries.drain(..) {
             let pid = Arc::new(AtomicU32::new(0));
             let spec = entry.spec;
-            let stage = spec.stage.clone();
+            let stage = spec.stage;
             let timeout = spec.timeout;
             let pid2 = pid.clone();
             let addr = Supervisor::start(move |_| Processor::new(spec, pid2));
@@ -103,12 +106,12 @@ impl Actor for WorkerSupervisor {
         for (index, factory) in self.thread_factories.iter().enumerate() {
             let handle = match factory {
                 ThreadFactory::Sealer(f) => {
-                    let env = f(processors.clone());
-                    ThreadHandle::of(&Supervisor::start(move |_| SealingThread::new(index, env)))
+                    let plan = SectorPlan::new(&SEALER, f(processors.clone()));
+                    ThreadHandle::of(&Supervisor::start(move |_| ThreadRunner::new(index, plan)))
                 }
                 ThreadFactory::WdPost(f) => {
-                    let env = f(processors.clone());
-                    ThreadHandle::of(&Supervisor::start(move |_| WdPostSlot::new(index, env)))
+                    let plan = WdPostPlan::new(f(processors.clone()));
+                    ThreadHandle::of(&Supervisor::start(move |_| ThreadRunner::new(index, plan)))
                 }
             };
             self.threads.push(handle);
@@ -168,41 +171,24 @@ impl Handler<ListThreads> for WorkerSupervisor {
     }
 }
 
+/// An operator's order to thread `index`.
 #[derive(Message)]
 #[rtype(result = "Result<bool, ControlError>")]
-pub struct PauseThread {
+pub struct ControlThread {
+    /// The thread's place in the config file.
     pub index: usize,
+    /// Pause or resume.
+    pub control: Control,
 }
 
-impl Handler<PauseThread> for WorkerSupervisor {
+impl Handler<ControlThread> for WorkerSupervisor {
     type Result = ResponseFuture<Result<bool, ControlError>>;
-    fn handle(&mut self, msg: PauseThread, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ControlThread, _ctx: &mut Self::Context) -> Self::Result {
         let thread = self.thread(msg.index).cloned();
         Box::pin(async move {
             thread?
-                .pause
-                .send(Pause)
-                .await
-                .map_err(|e| ControlError::Unavailable(e.to_string()))
-        })
-    }
-}
-
-#[derive(Message)]
-#[rtype(result = "Result<bool, ControlError>")]
-pub struct ResumeThread {
-    pub index: usize,
-    pub state: Option<String>,
-}
-
-impl Handler<ResumeThread> for WorkerSupervisor {
-    type Result = ResponseFuture<Result<bool, ControlError>>;
-    fn handle(&mut self, msg: ResumeThread, _ctx: &mut Self::Context) -> Self::Result {
-        let thread = self.thread(msg.index).cloned();
-        Box::pin(async move {
-            thread?
-                .resume
-                .send(Resume { state: msg.state })
+                .control
+                .send(msg.control)
                 .await
                 .map_err(|e| ControlError::Unavailable(e.to_string()))?
                 .map_err(ControlError::Refused)

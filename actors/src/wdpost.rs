@@ -1,4 +1,6 @@
-//! The pure part of a WindowPoSt slot (its states and events) and the I/O of each step.
+//! WindowPoSt slots: the slot's states ([`state`], pure), the I/O of each step ([`steps`]), and
+//! the plan the thread runner runs ([`slot`]).
 
-pub mod plan;
+pub mod slot;
+pub mod state;
 pub mod steps;

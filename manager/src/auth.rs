@@ -22,7 +22,7 @@ use serde::Deserialize;
 use tracing::{info, warn};
 
 use crate::db::{self, Db};
-use crate::mock_chain::db_error;
+use crate::error::db_error;
 
 /// How long the cached list of tokens is trusted.
 const FRESH: Duration = Duration::from_secs(2);
@@ -245,4 +245,10 @@ impl Authenticator {
             Caller::Anonymous => self.anonymous_name(named).await,
         }
     }
+}
+
+/// Who asks: the worker (by its token) and, our extension, its thread (by a header).
+pub struct Asker {
+    pub caller: Caller,
+    pub thread: Option<u32>,
 }

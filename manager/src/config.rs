@@ -169,7 +169,8 @@ impl ManagerConfig {
         let cfg: Self = config_file::parse(text, file)?;
         let err = |key: &str, reason: String| ConfigError::new(file, key, reason);
         if let Some(size) = &cfg.mock.sector_size {
-            crate::mock_chain::proof_for_size(size).map_err(|r| err("mock.sector_size", r))?;
+            damocles_proof_types::seal_proof_for_size(size)
+                .map_err(|r| err("mock.sector_size", r))?;
         }
         if let Some(url) = &cfg.db.url {
             crate::db::backend_of(url).map_err(|e| err("db.url", e.to_string()))?;

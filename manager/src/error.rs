@@ -1,8 +1,11 @@
-//! One error type for the REST API, one status per variant, JSON bodies `{"error": "..."}`.
+//! One error type for the REST API, one status per variant, JSON bodies `{"error": "..."}`;
+//! and what a database failure is on the JSON-RPC side.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
+
+use damocles_actors::wire::jsonrpc::{RpcError, SERVER_ERROR, SERVICE_UNAVAILABLE};
 
 use crate::db::DbError;
 
@@ -77,5 +80,13 @@ impl ResponseError for ApiError {
             body["reason"] = json!(reason);
         }
         HttpResponse::build(self.status_code()).json(body)
+    }
+}
+
+/// A database failure as a JSON-RPC error: unavailable (retry later) or a server error.
+pub fn db_error(e: DbError) -> RpcError {
+    match e {
+        DbError::Unavailable(_) => RpcError::new(SERVICE_UNAVAILABLE, e.to_string()),
+        _ => RpcError::new(SERVER_ERROR, e.to_string()),
     }
 }

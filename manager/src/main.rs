@@ -10,6 +10,7 @@ mod error;
 mod heartbeat_writer;
 mod home;
 mod intake;
+mod metrics;
 mod mock_chain;
 mod rest;
 mod retention;
@@ -134,7 +135,8 @@ fn run_daemon(args: RunArgs, mock: bool) -> anyhow::Result<()> {
     let cfg = load_config(args.config)?;
     tracing::info!(config = ?cfg, "effective config");
     if let Some(size) = &args.sector_size {
-        mock_chain::proof_for_size(size).map_err(|e| anyhow::anyhow!("--sector-size: {e}"))?;
+        damocles_proof_types::seal_proof_for_size(size)
+            .map_err(|e| anyhow::anyhow!("--sector-size: {e}"))?;
     }
     let opts = server::RunOptions {
         listen: args.listen,

@@ -4,13 +4,10 @@
 //! manager carries on where it stopped.
 
 use base64::Engine;
-use damocles_actors::size::parse_size;
 use damocles_actors::wire::hex;
-use damocles_actors::wire::jsonrpc::{
-    RpcError, NOT_YOURS, SECTOR_STATE_NOT_FOUND, SERVER_ERROR, SERVICE_UNAVAILABLE,
-};
+use damocles_actors::wire::jsonrpc::{RpcError, NOT_YOURS, SECTOR_STATE_NOT_FOUND, SERVER_ERROR};
 use damocles_actors::wire::venus::{
-    prover_id, seal_proof, AllocateSectorSpec, AllocatedSector, OnChainState, PollStateResp,
+    prover_id, AllocateSectorSpec, AllocatedSector, OnChainState, PollStateResp,
     PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq, SectorId, SectorStateResp, Seed,
     StoreBasicInfo, SubmitResp, SubmitResult, Ticket, WaitSeedResp,
 };
@@ -19,11 +16,12 @@ use tracing::{info, warn};
 
 use std::sync::Arc;
 
+use crate::auth::Asker;
 use crate::auth::Caller;
 use crate::config::PersistStore;
 use crate::db::sectors::{Change, SectorRow};
-use crate::db::{self, Db, DbError};
-use crate::rpc::Asker;
+use crate::db::{self, Db};
+use crate::error::db_error;
 use crate::sched::Scheduler;
 
 #[derive(Clone)]
@@ -39,21 +37,6 @@ pub struct MockChain {
     /// Sectors per WindowPoSt partition of this sector size.
     pub partition_sectors: usize,
     pub sched: Arc<Scheduler>,
-}
-
-/// The V1_1 seal proof for a `--sector-size`, or an error listing the valid sizes.
-pub fn proof_for_size(size: &str) -> Result<u64, String> {
-    let bytes = parse_size(size)?;
-    seal_proof::for_size(bytes).ok_or_else(|| {
-        format!("{size:?} is not a sector size; valid sizes: 2KiB, 8MiB, 512MiB, 32GiB, 64GiB")
-    })
-}
-
-pub fn db_error(e: DbError) -> RpcError {
-    match e {
-        DbError::Unavailable(_) => RpcError::new(SERVICE_UNAVAILABLE, e.to_string()),
-        _ => RpcError::new(SERVER_ERROR, e.to_string()),
-    }
 }
 
 /// A value set a moment ago is gone: the row was removed meanwhile.

@@ -31,6 +31,7 @@ use crate::auth::Authenticator;
 use crate::db::workers::WorkerRow;
 use crate::db::{self, audit, Db};
 use crate::error::ApiError;
+use crate::metrics;
 use crate::sched::{PledgeRequest, Scheduler};
 
 pub struct RestState {
@@ -512,12 +513,12 @@ pub async fn metrics(s: web::Data<RestState>) -> HttpResponse {
         ] {
             out += &format!(
                 "damocles_worker_threads{{worker=\"{}\",state=\"{state}\"}} {n}\n",
-                label(&r.name)
+                metrics::label(&r.name)
             );
         }
         out += &format!(
             "damocles_worker_last_ping_age_seconds{{worker=\"{}\"}} {}\n",
-            label(&r.name),
+            metrics::label(&r.name),
             (now - r.last_ping_at).num_seconds()
         );
     }
@@ -539,21 +540,6 @@ pub async fn metrics(s: web::Data<RestState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(out)
-}
-
-/// A Prometheus label value: backslash, double quote and newline escaped, as the text format
-/// requires (a worker's name is whatever its operator chose).
-pub fn label(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Audits an action done outside the database (on a worker): written after it succeeded. The
@@ -638,13 +624,4 @@ pub(crate) async fn audited<T: Send + 'static>(
 /// nothing to change.
 pub(crate) fn changed(yes: bool, result: &str) -> (bool, Option<Done>) {
     (yes, yes.then(|| done(result)))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn label_values_are_escaped_for_the_text_format() {
-        assert_eq!(super::label("plain-1"), "plain-1");
-        assert_eq!(super::label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
 }

@@ -16,7 +16,7 @@ use damocles_actors::wire::venus_methods::{self as m, ALL};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::auth::{Authenticator, Caller};
+use crate::auth::{Asker, Authenticator};
 use crate::heartbeat_writer::{HeartbeatWriter, Ping};
 use crate::mock_chain::MockChain;
 use crate::wdpost::JobQueue;
@@ -26,12 +26,6 @@ pub struct RpcState {
     pub heartbeats: Addr<HeartbeatWriter>,
     pub jobs: JobQueue,
     pub auth: Arc<Authenticator>,
-}
-
-/// Who asks: the worker (by its token) and, our extension, its thread (by a header).
-pub struct Asker {
-    pub caller: Caller,
-    pub thread: Option<u32>,
 }
 
 /// Largest body of the biggest calls: a ping of `intake::MAX_THREADS` threads, a finished

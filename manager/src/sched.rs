@@ -239,8 +239,8 @@ impl Scheduler {
             for ((decision, reason), n) in c.iter() {
                 out += &format!(
                     "damocles_sched_decisions_total{{decision=\"{}\",reason=\"{}\"}} {n}\n",
-                    crate::rest::label(decision),
-                    crate::rest::label(reason)
+                    crate::metrics::label(decision),
+                    crate::metrics::label(reason)
                 );
             }
         }

@@ -16,7 +16,7 @@ use crate::config::{ManagerConfig, DEFAULT_LISTEN};
 use crate::db::{Db, DbError, DbSettings};
 use crate::deadline_clock::DeadlineClock;
 use crate::heartbeat_writer::HeartbeatWriter;
-use crate::mock_chain::{proof_for_size, MockChain};
+use crate::mock_chain::MockChain;
 use crate::rest::{self, RestState};
 use crate::rpc::{self, RpcState};
 use crate::sched::Scheduler;
@@ -86,7 +86,8 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
         .clone()
         .or(cfg.mock.sector_size.clone())
         .unwrap_or_else(|| "2KiB".into());
-    let proof_type = proof_for_size(&size).map_err(anyhow::Error::msg)?;
+    let proof_type =
+        damocles_proof_types::seal_proof_for_size(&size).map_err(anyhow::Error::msg)?;
     let listen = opts
         .listen
         .clone()

@@ -4,9 +4,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Result};
 use damocles_actors::wire::venus::{prover_id, PoStInput};
-use filecoin_proofs_api::{
-    post, seal, PublicReplicaInfo, RegisteredPoStProof, RegisteredSealProof, SectorId,
-};
+use damocles_proof_types as proof_types;
+use filecoin_proofs_api::{post, seal, PublicReplicaInfo, SectorId};
 
 /// Runs a verification on a blocking thread, at most one per core at once: every
 /// `SubmitProof` and `WdPoStFinishJob` verifies, and a burst of them (or a hostile caller) must
@@ -19,18 +18,6 @@ pub async fn limited<T: Send + 'static>(verify: impl FnOnce() -> T + Send + 'sta
     });
     let _slot = slots.acquire().await?;
     Ok(tokio::task::spawn_blocking(verify).await?)
-}
-
-fn seal_proof(code: u64) -> Result<RegisteredSealProof> {
-    use RegisteredSealProof::*;
-    Ok(match code {
-        5 => StackedDrg2KiBV1_1,
-        6 => StackedDrg8MiBV1_1,
-        7 => StackedDrg512MiBV1_1,
-        8 => StackedDrg32GiBV1_1,
-        9 => StackedDrg64GiBV1_1,
-        other => return Err(anyhow!("unsupported seal proof type {other}")),
-    })
 }
 
 /// True when `proof` is a valid PoRep of the sector; an error when it cannot be checked (for
@@ -46,7 +33,7 @@ pub fn verify_seal(
     seed: [u8; 32],
     proof: &[u8],
 ) -> Result<bool> {
-    let registered = seal_proof(proof_type)?;
+    let registered = proof_types::seal_proof(proof_type).map_err(|e| anyhow!(e))?;
     let vk = registered.cache_verifying_key_path()?;
     if !vk.exists() {
         return Err(anyhow!(
@@ -73,45 +60,25 @@ pub fn verify_seal(
     }
 }
 
-/// The current WindowPoSt proofs, one per sector size; their variant names are the wire names.
-const WINDOW_POSTS: [RegisteredPoStProof; 5] = [
-    RegisteredPoStProof::StackedDrgWindow2KiBV1_2,
-    RegisteredPoStProof::StackedDrgWindow8MiBV1_2,
-    RegisteredPoStProof::StackedDrgWindow512MiBV1_2,
-    RegisteredPoStProof::StackedDrgWindow32GiBV1_2,
-    RegisteredPoStProof::StackedDrgWindow64GiBV1_2,
-];
-
-fn window_post_of(seal_code: u64) -> Result<RegisteredPoStProof> {
-    let size = seal_proof(seal_code)?.sector_size();
-    WINDOW_POSTS
-        .into_iter()
-        .find(|p| p.sector_size() == size)
-        .ok_or_else(|| anyhow!("no WindowPoSt proof for seal proof {seal_code}"))
-}
-
 /// The WindowPoSt proof of a seal proof (`StackedDrgWindow2KiBV1_2` for 2KiB), as it is named
 /// on the wire.
 pub fn post_proof_name(seal_code: u64) -> Result<String> {
-    Ok(format!("{:?}", window_post_of(seal_code)?))
+    let proof = proof_types::window_post_of_seal(seal_code).map_err(|e| anyhow!(e))?;
+    Ok(proof_types::window_post_name(proof)
+        .map_err(|e| anyhow!(e))?
+        .to_string())
 }
 
 /// Sectors per WindowPoSt partition for a seal proof (2 for 2KiB, 2349 for 32GiB).
 pub fn partition_sectors(seal_code: u64) -> Result<usize> {
-    Ok(window_post_of(seal_code)?.sector_count())
-}
-
-fn post_proof_by_name(name: &str) -> Result<RegisteredPoStProof> {
-    WINDOW_POSTS
-        .into_iter()
-        .find(|p| format!("{p:?}") == name)
-        .ok_or_else(|| anyhow!("unsupported WindowPoSt proof type {name:?}"))
+    let proof = proof_types::window_post_of_seal(seal_code).map_err(|e| anyhow!(e))?;
+    Ok(proof.sector_count())
 }
 
 /// True when `proofs` is a valid WindowPoSt of the job's sectors; an error when it cannot be
 /// checked (unknown proof type, missing verifying key).
 pub fn verify_window_post(input: &PoStInput, proofs: &[Vec<u8>]) -> Result<bool> {
-    let registered = post_proof_by_name(&input.proof_type)?;
+    let registered = proof_types::window_post(&input.proof_type).map_err(|e| anyhow!(e))?;
     let vk = registered.cache_verifying_key_path()?;
     if !vk.exists() {
         return Err(anyhow!(
@@ -162,8 +129,6 @@ mod tests {
         );
         assert_eq!(partition_sectors(5).ok(), Some(2));
         assert_eq!(partition_sectors(8).ok(), Some(2349));
-        assert!(post_proof_by_name("StackedDrgWindow2KiBV1_2").is_ok());
-        assert!(post_proof_by_name("StackedDrgWinning2KiBV1").is_err());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use crate::auth::{Authenticator, Caller};
 use crate::db::wdpost::{split_wire_id, ClaimFilter, Finish, JobRow, RUNNING};
 use crate::db::{self, Db};
-use crate::mock_chain::db_error;
+use crate::error::db_error;
 use crate::sched::Scheduler;
 
 /// Most jobs one `WdPoStAllocateJobs` call may take.

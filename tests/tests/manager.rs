@@ -119,10 +119,13 @@ fn workers_are_seen_steered_expired_and_removed(db: Option<String>) {
     assert_eq!(status, 200, "{body}");
     let t1 = w.list().into_iter().find(|t| t["index"] == 1).unwrap();
     assert_ne!(t1["thread_state"]["state"], "Paused");
+    // The thread's span names it: `thread{thread=1 plan=sealer ...}: ... resumed ...`.
     assert!(w
         .proc
         .log_text()
-        .contains("resumed with a new state thread=1 state=Empty"));
+        .lines()
+        .any(|l| l.contains("thread{thread=1 ")
+            && l.contains("resumed with a new state state=Empty")));
 
     // The CLI does the same, through the REST API.
     let out = m.cli(&["util", "worker", "pause", "worker-a", "0"]);

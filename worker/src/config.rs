@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use damocles_actors::config_file;
 use damocles_actors::size::parse_size;
+use damocles_actors::thread::plan::PlanKind;
 use damocles_actors::wire::auth::bearer;
-use damocles_actors::wire::processor::STAGES;
+use damocles_actors::wire::processor::Stage;
 use damocles_actors::wire::venus::seal_proof;
 use damocles_actors::wire::worker_api::DEFAULT_PORT;
 use serde::Deserialize;
@@ -137,6 +138,16 @@ pub struct ThreadSection {
     pub sealing: Option<SealingSection>,
 }
 
+impl ThreadSection {
+    /// The thread's plan (`sealer` when unset; an unknown name is refused when the file loads).
+    pub fn plan(&self) -> PlanKind {
+        self.plan
+            .as_deref()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttachedSection {
@@ -214,8 +225,6 @@ pub struct EffectiveSealing {
     pub rpc_polling_interval: Duration,
 }
 
-pub const PLANS: &[&str] = &["sealer", "wdpost"];
-
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         Self::parse(&config_file::read(path)?, &path.display().to_string())
@@ -236,14 +245,11 @@ impl Config {
             ));
         }
         for (i, t) in self.sealing_thread.iter().enumerate() {
-            let plan = t.plan.as_deref().unwrap_or("sealer");
-            if !PLANS.contains(&plan) {
-                return Err(err(
-                    format!("sealing_thread[{i}].plan"),
-                    format!("unknown plan {plan:?}; valid plans: {}", PLANS.join(", ")),
-                ));
-            }
-            if plan != "wdpost" && t.location.as_deref().is_none_or(str::is_empty) {
+            let plan = match t.plan.as_deref().map(str::parse::<PlanKind>).transpose() {
+                Ok(p) => p.unwrap_or_default(),
+                Err(e) => return Err(err(format!("sealing_thread[{i}].plan"), e)),
+            };
+            if plan != PlanKind::WdPost && t.location.as_deref().is_none_or(str::is_empty) {
                 return Err(err(
                     format!("sealing_thread[{i}].location"),
                     format!("missing: a thread with plan {plan} needs a location"),
@@ -313,11 +319,8 @@ impl Config {
             ),
         ] {
             for stage in map {
-                if !STAGES.contains(&stage.as_str()) && stage != "c1" {
-                    return Err(err(
-                        format!("processors.limitation.{kind}.{stage}"),
-                        format!("unknown stage; valid stages: {}", STAGES.join(", ")),
-                    ));
+                if let Err(e) = stage.parse::<Stage>() {
+                    return Err(err(format!("processors.limitation.{kind}.{stage}"), e));
                 }
             }
         }
@@ -353,7 +356,7 @@ impl Config {
             && self
                 .sealing_thread
                 .iter()
-                .any(|t| t.plan.as_deref().unwrap_or("sealer") == "sealer")
+                .any(|t| t.plan() == PlanKind::Sealer)
         {
             return Err(err(
                 "attached".into(),
@@ -436,7 +439,7 @@ impl Config {
     }
 
     /// `(stage, entries)` for every stage with `[[processors.<stage>]]` entries.
-    pub fn processor_entries(&self) -> Vec<(&'static str, &Vec<ProcessorSection>)> {
+    pub fn processor_entries(&self) -> Vec<(Stage, &Vec<ProcessorSection>)> {
         self.processors.entries()
     }
 
@@ -535,18 +538,18 @@ impl SealingSection {
 }
 
 impl ProcessorsSection {
-    fn entries(&self) -> Vec<(&'static str, &Vec<ProcessorSection>)> {
+    fn entries(&self) -> Vec<(Stage, &Vec<ProcessorSection>)> {
         [
-            ("add_pieces", &self.add_pieces),
-            ("tree_d", &self.tree_d),
-            ("pc1", &self.pc1),
-            ("pc2", &self.pc2),
-            ("c1", &self.c1),
-            ("c2", &self.c2),
-            ("snap_encode", &self.snap_encode),
-            ("snap_prove", &self.snap_prove),
-            ("unseal", &self.unseal),
-            ("window_post", &self.window_post),
+            (Stage::AddPieces, &self.add_pieces),
+            (Stage::TreeD, &self.tree_d),
+            (Stage::Pc1, &self.pc1),
+            (Stage::Pc2, &self.pc2),
+            (Stage::C1, &self.c1),
+            (Stage::C2, &self.c2),
+            (Stage::SnapEncode, &self.snap_encode),
+            (Stage::SnapProve, &self.snap_prove),
+            (Stage::Unseal, &self.unseal),
+            (Stage::WindowPost, &self.window_post),
         ]
         .into_iter()
         .filter_map(|(s, e)| e.as_ref().map(|e| (s, e)))
@@ -555,7 +558,6 @@ impl ProcessorsSection {
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;
 
 /// The effective config is logged: the token in a header must not be.

@@ -12,26 +12,28 @@ use actix::{Actor, Addr};
 use anyhow::{anyhow, Context as _};
 use damocles_actors::limits::StageLimits;
 use damocles_actors::processor::{EnvOverlay, ProcessorSpec};
+use damocles_actors::sealing::env::{AttachedStore, ParamsStatus, SealingParams, ThreadEnv};
 use damocles_actors::sealing::quota::DiskQuota;
-use damocles_actors::sealing::steps::{AttachedStore, ParamsStatus, SealingParams, ThreadEnv};
+use damocles_actors::sealing::sealer;
 use damocles_actors::sealing::store::Location;
 use damocles_actors::supervisor::{
     PingSpec, ProcessorEntry, Shutdown, ThreadFactory, WorkerSupervisor,
 };
+use damocles_actors::thread::plan::PlanKind;
+use damocles_actors::wdpost::slot::HEARTBEAT_INTERVAL;
 use damocles_actors::wdpost::steps::PostEnv;
-use damocles_actors::wdpost_slot::HEARTBEAT_INTERVAL;
 use damocles_actors::wire::auth::{ControlKey, THREAD_HEADER};
 use damocles_actors::wire::jsonrpc::{CallError, Client};
+use damocles_actors::wire::processor::Stage;
 use damocles_actors::wire::venus::{seal_proof, AllocatePoStSpec};
 use damocles_actors::wire::venus_methods as m;
+use damocles_proof_types as proof_types;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, ProcessorSection, DEFAULT_PING_INTERVAL, DEFAULT_STABLE_WAIT};
 use crate::live_limits::LiveLimits;
-use crate::{manager_addr, mgmt_server, params, post, stages};
-
-const SEALER_STAGES: &[&str] = &["add_pieces", "tree_d", "pc1", "pc2", "c1", "c2"];
+use crate::{manager_addr, mgmt_server, params};
 
 pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let cfg = Config::load(config_path)?;
@@ -76,7 +78,7 @@ async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<(
         ignore_space,
         cfg.sealing_thread
             .iter()
-            .filter(|t| t.plan.as_deref() != Some("wdpost"))
+            .filter(|t| t.plan() != PlanKind::WdPost)
             .filter_map(|t| t.location.as_deref())
             .map(absolute)
             .collect(),
@@ -95,14 +97,15 @@ async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<(
             attached.clone(),
             name.clone(),
         );
-        if t.plan.as_deref() == Some("wdpost") {
+        if t.plan() == PlanKind::WdPost {
             let spec = AllocatePoStSpec {
                 allowed_miners: s.allowed_miners.clone(),
                 allowed_proof_types: s.allowed_sizes.as_ref().map(|sizes| {
                     sizes
                         .iter()
-                        .filter_map(|b| post::post_proof_for_size(*b).ok())
-                        .map(|p| format!("{p:?}"))
+                        .filter_map(|b| proof_types::window_post_for_size(*b).ok())
+                        .filter_map(|p| proof_types::window_post_name(p).ok())
+                        .map(String::from)
                         .collect()
                 }),
             };
@@ -273,7 +276,7 @@ fn start_params_generation(cfg: &Config) -> ParamsWatch {
         let mut v: Vec<u64> = cfg
             .sealing_thread
             .iter()
-            .filter(|t| (t.plan.as_deref() == Some("wdpost")) == wdpost)
+            .filter(|t| (t.plan() == PlanKind::WdPost) == wdpost)
             .flat_map(|t| {
                 cfg.sealing_for(t)
                     .allowed_sizes
@@ -287,13 +290,13 @@ fn start_params_generation(cfg: &Config) -> ParamsWatch {
     };
     let post: Vec<params::Circuit> = sizes(true)
         .into_iter()
-        .filter_map(|b| post::post_proof_for_size(b).ok())
+        .filter_map(|b| proof_types::window_post_for_size(b).ok())
         .map(params::Circuit::WindowPost)
         .collect();
     let seal: Vec<params::Circuit> = sizes(false)
         .into_iter()
         .filter_map(seal_proof::for_size)
-        .filter_map(|code| stages::seal_proof(code).ok())
+        .filter_map(|code| proof_types::seal_proof(code).ok())
         .map(params::Circuit::Seal)
         .collect();
     let checking = || {
@@ -354,24 +357,20 @@ fn processor_entries(
     env_overlay: &EnvOverlay,
 ) -> anyhow::Result<Vec<ProcessorEntry>> {
     let exe = std::env::current_exe().context("find the worker's own executable")?;
-    let configured: HashMap<&str, &Vec<ProcessorSection>> =
+    let configured: HashMap<Stage, &Vec<ProcessorSection>> =
         cfg.processor_entries().into_iter().collect();
     let default = vec![ProcessorSection::default()];
-    let plans = |p: &str| {
-        cfg.sealing_thread
-            .iter()
-            .any(|t| t.plan.as_deref().unwrap_or("sealer") == p)
-    };
-    let mut stages: Vec<&str> = Vec::new();
-    if plans("sealer") {
-        stages.extend(SEALER_STAGES);
+    let plans = |p: PlanKind| cfg.sealing_thread.iter().any(|t| t.plan() == p);
+    let mut stages: Vec<Stage> = Vec::new();
+    if plans(PlanKind::Sealer) {
+        stages.extend(sealer::STAGES);
     }
-    if plans("wdpost") {
-        stages.push("window_post");
+    if plans(PlanKind::WdPost) {
+        stages.push(Stage::WindowPost);
     }
     let mut out = Vec::new();
     for stage in stages {
-        let entries = configured.get(stage).copied().unwrap_or(&default);
+        let entries = configured.get(&stage).copied().unwrap_or(&default);
         for (index, e) in entries.iter().enumerate() {
             let mut envs = e.envs.clone().unwrap_or_default();
             if let Some(n) = e.numa_preferred {
@@ -379,7 +378,7 @@ fn processor_entries(
             }
             out.push(ProcessorEntry {
                 spec: ProcessorSpec {
-                    stage: stage.to_string(),
+                    stage,
                     index,
                     bin: e.bin.clone().map(Into::into).unwrap_or_else(|| exe.clone()),
                     args: e

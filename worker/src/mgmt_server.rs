@@ -15,9 +15,8 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use damocles_actors::processor::{check_env, EnvOverlay};
-use damocles_actors::supervisor::{
-    ControlError, ListThreads, PauseThread, ResumeThread, WorkerSupervisor,
-};
+use damocles_actors::supervisor::{ControlError, ControlThread, ListThreads, WorkerSupervisor};
+use damocles_actors::thread::control::Control;
 use damocles_actors::wire::auth::{unix_now, ControlKey, FORCE_HEADER};
 use damocles_actors::wire::jsonrpc::{
     decode_request, Response, RpcError, FORBIDDEN, METHOD_NOT_FOUND, NEEDS_FORCE, SERVER_ERROR,
@@ -148,7 +147,8 @@ async fn dispatch(
         WorkerVersion::NAME => method::serve::<WorkerVersion, _, _>(p, |_| async { Ok(version()) }).await,
         WorkerPause::NAME => {
             method::serve::<WorkerPause, _, _>(p, |(index,)| async move {
-                let r = s.sup.send(PauseThread { index }).await.map_err(unavailable)?;
+                let control = Control::Pause;
+                let r = s.sup.send(ControlThread { index, control }).await.map_err(unavailable)?;
                 r.map_err(control_error)
             })
             .await
@@ -165,7 +165,10 @@ async fn dispatch(
                 }
                 let r = s
                     .sup
-                    .send(ResumeThread { index, state })
+                    .send(ControlThread {
+                        index,
+                        control: Control::Resume { state },
+                    })
                     .await
                     .map_err(unavailable)?;
                 r.map_err(control_error)

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use bellperson::groth16;
 use blstrs::Bls12;
+use damocles_proof_types as proof_types;
 use filecoin_proofs::constants::{DefaultPieceHasher, SectorShape2KiB, SectorShape8MiB};
 use filecoin_proofs::parameters::{public_params, window_post_public_params};
 use filecoin_proofs_api::{RegisteredPoStProof, RegisteredSealProof};
@@ -74,12 +75,9 @@ impl Circuit {
 /// missing; prints where they are.
 pub fn ensure_for_sizes(sizes: &[String]) -> Result<()> {
     for size in sizes {
-        let bytes = damocles_actors::size::parse_size(size).map_err(|e| anyhow!(e))?;
-        let seal = damocles_actors::wire::venus::seal_proof::for_size(bytes).ok_or_else(|| {
-            anyhow!("{size:?} is not a sector size; valid sizes: 2KiB, 8MiB, 512MiB, 32GiB, 64GiB")
-        })?;
-        let seal = crate::stages::seal_proof(seal)?;
-        let post = crate::post::post_proof_for_size(bytes)?;
+        let code = proof_types::seal_proof_for_size(size).map_err(|e| anyhow!(e))?;
+        let seal = proof_types::seal_proof(code).map_err(|e| anyhow!(e))?;
+        let post = proof_types::window_post_of_seal(code).map_err(|e| anyhow!(e))?;
         for circuit in [Circuit::WindowPost(post), Circuit::Seal(seal)] {
             ensure(circuit)?;
             println!("{}", circuit.params_path()?.display());

@@ -5,39 +5,13 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, Result};
 use damocles_actors::wire::processor::{ProofBytes, WindowPoStOutput, WindowPoStTask};
 use damocles_actors::wire::venus::prover_id;
-use filecoin_proofs_api::{post, PrivateReplicaInfo, RegisteredPoStProof, SectorId};
+use filecoin_proofs_api::{post, PrivateReplicaInfo, SectorId};
 use serde_json::Value;
 
 use crate::params;
 
-/// The API's PoSt proof for its damocles name (`StackedDrgWindow2KiBV1_2`).
-pub fn post_proof(name: &str) -> Result<RegisteredPoStProof> {
-    use RegisteredPoStProof::*;
-    Ok(match name {
-        "StackedDrgWindow2KiBV1_2" => StackedDrgWindow2KiBV1_2,
-        "StackedDrgWindow8MiBV1_2" => StackedDrgWindow8MiBV1_2,
-        "StackedDrgWindow512MiBV1_2" => StackedDrgWindow512MiBV1_2,
-        "StackedDrgWindow32GiBV1_2" => StackedDrgWindow32GiBV1_2,
-        "StackedDrgWindow64GiBV1_2" => StackedDrgWindow64GiBV1_2,
-        other => return Err(anyhow!("unsupported WindowPoSt proof type {other:?}")),
-    })
-}
-
-/// The WindowPoSt proof (V1_2) for a sector size in bytes.
-pub fn post_proof_for_size(bytes: u64) -> Result<RegisteredPoStProof> {
-    use RegisteredPoStProof::*;
-    Ok(match bytes {
-        2048 => StackedDrgWindow2KiBV1_2,
-        0x80_0000 => StackedDrgWindow8MiBV1_2,
-        0x2000_0000 => StackedDrgWindow512MiBV1_2,
-        0x8_0000_0000 => StackedDrgWindow32GiBV1_2,
-        0x10_0000_0000 => StackedDrgWindow64GiBV1_2,
-        other => return Err(anyhow!("no WindowPoSt proof for {other} byte sectors")),
-    })
-}
-
 pub fn window_post(t: WindowPoStTask) -> Result<Value> {
-    let proof = post_proof(&t.proof_type)?;
+    let proof = damocles_proof_types::window_post(&t.proof_type).map_err(|e| anyhow!(e))?;
     let circuit = params::Circuit::WindowPost(proof);
     if !params::present(circuit)? {
         return Err(anyhow!(

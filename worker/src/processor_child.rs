@@ -8,18 +8,13 @@
 use std::io::{BufRead, Write};
 use std::sync::{Arc, Mutex};
 
-use damocles_actors::wire::processor::{ready_line, ProcessorRequest, ProcessorResponse, STAGES};
+use damocles_actors::wire::processor::{ready_line, ProcessorRequest, ProcessorResponse, Stage};
 use tracing::{info, warn};
 
 use crate::stages;
 
 pub fn run(stage: &str) -> anyhow::Result<()> {
-    if !STAGES.contains(&stage) && stage != "c1" {
-        anyhow::bail!(
-            "unknown stage {stage:?}; valid stages: c1, {}",
-            STAGES.join(", ")
-        );
-    }
+    let stage: Stage = stage.parse().map_err(anyhow::Error::msg)?;
     let stdout = Arc::new(Mutex::new(std::io::stdout()));
     {
         let mut out = stdout
@@ -28,30 +23,29 @@ pub fn run(stage: &str) -> anyhow::Result<()> {
         writeln!(out, "{}", ready_line(stage))?;
         out.flush()?;
     }
-    info!(stage, pid = std::process::id(), "processor ready");
+    info!(%stage, pid = std::process::id(), "processor ready");
     for line in std::io::stdin().lock().lines() {
         let line = line?;
         let req: ProcessorRequest = match serde_json::from_str(&line) {
             Ok(r) => r,
             Err(e) => {
-                warn!(stage, error = %e, "skipping a request line that does not parse");
+                warn!(%stage, error = %e, "skipping a request line that does not parse");
                 continue;
             }
         };
         let stdout = stdout.clone();
-        let stage = stage.to_string();
         std::thread::spawn(move || {
             let started = std::time::Instant::now();
             let task = req.task;
-            let resp = respond(req.id, || stages::run(&stage, task));
-            info!(stage, id = req.id, ok = resp.err_msg.is_none(), elapsed = ?started.elapsed(), "task done");
+            let resp = respond(req.id, || stages::run(stage, task));
+            info!(%stage, id = req.id, ok = resp.err_msg.is_none(), elapsed = ?started.elapsed(), "task done");
             if let (Ok(line), Ok(mut out)) = (serde_json::to_string(&resp), stdout.lock()) {
                 let _ = writeln!(out, "{line}");
                 let _ = out.flush();
             }
         });
     }
-    info!(stage, "stdin closed: the worker is gone, exiting");
+    info!(%stage, "stdin closed: the worker is gone, exiting");
     std::process::exit(0)
 }
 

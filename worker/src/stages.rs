@@ -6,7 +6,7 @@ use std::io::Read;
 use anyhow::{anyhow, Context, Result};
 use damocles_actors::wire::processor::{
     AddPiecesOutput, AddPiecesTask, C1Task, C2Output, C2Task, PC1Task, PC2Output, PC2Task,
-    PieceInfo, TreeDOutput, TreeDTask,
+    PieceInfo, Stage, TreeDOutput, TreeDTask,
 };
 use filecoin_proofs_api::seal::{
     self, SealCommitPhase1Output, SealPreCommitPhase1Output, SealPreCommitPhase2Output,
@@ -17,16 +17,18 @@ use serde_json::Value;
 
 use crate::params;
 
-pub fn run(stage: &str, task: Value) -> Result<Value> {
+pub fn run(stage: Stage, task: Value) -> Result<Value> {
     match stage {
-        "add_pieces" => add_pieces(parse(task)?),
-        "tree_d" => tree_d(parse(task)?),
-        "pc1" => pc1(parse(task)?),
-        "pc2" => pc2(parse(task)?),
-        "c1" => c1(parse(task)?),
-        "c2" => c2(parse(task)?),
-        "window_post" => crate::post::window_post(parse(task)?),
-        other => Err(anyhow!("stage {other} is not served by this processor")),
+        Stage::AddPieces => add_pieces(parse(task)?),
+        Stage::TreeD => tree_d(parse(task)?),
+        Stage::Pc1 => pc1(parse(task)?),
+        Stage::Pc2 => pc2(parse(task)?),
+        Stage::C1 => c1(parse(task)?),
+        Stage::C2 => c2(parse(task)?),
+        Stage::WindowPost => crate::post::window_post(parse(task)?),
+        Stage::SnapEncode | Stage::SnapProve | Stage::Unseal => {
+            Err(anyhow!("stage {stage} is not served by this processor yet"))
+        }
     }
 }
 
@@ -34,21 +36,9 @@ fn parse<T: DeserializeOwned>(task: Value) -> Result<T> {
     serde_json::from_value(task).context("task does not match the stage")
 }
 
-/// The API's seal proof for a wire integer (V1_1 only: what the mock chain hands out).
-pub fn seal_proof(code: u64) -> Result<RegisteredSealProof> {
-    use RegisteredSealProof::*;
-    Ok(match code {
-        5 => StackedDrg2KiBV1_1,
-        6 => StackedDrg8MiBV1_1,
-        7 => StackedDrg512MiBV1_1,
-        8 => StackedDrg32GiBV1_1,
-        9 => StackedDrg64GiBV1_1,
-        other => {
-            return Err(anyhow!(
-                "unsupported seal proof type {other}; supported: 5-9 (V1_1)"
-            ))
-        }
-    })
+/// The proofs library's seal proof for a task's wire integer.
+fn seal_proof(code: u64) -> Result<RegisteredSealProof> {
+    damocles_proof_types::seal_proof(code).map_err(anyhow::Error::msg)
 }
 
 fn to_api(p: &PieceInfo) -> filecoin_proofs_api::PieceInfo {

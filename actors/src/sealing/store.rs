@@ -117,7 +117,7 @@ pub fn copy_into(src: &Path, dst: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sealing::plan::State;
+    use crate::sealing::state::State;
 
     #[test]
     fn a_saved_record_loads_back_and_wipe_forgets_it() {

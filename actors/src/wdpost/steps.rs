@@ -9,11 +9,11 @@ use tokio::sync::watch;
 
 use crate::limits::StageLimits;
 use crate::processors::Processors;
-use crate::sealing::steps::{
-    run_stage, wait_for_params, ActivityCell, AttachedStore, ParamsStatus,
-};
+use crate::sealing::calls::{run_stage, wait_for_params};
+use crate::sealing::env::{AttachedStore, ParamsStatus};
+use crate::thread::activity::ActivityCell;
 use crate::wire::jsonrpc::{CallError, Client, METHOD_NOT_FOUND, NOT_YOURS};
-use crate::wire::processor::{PoStReplica, WindowPoStOutput, WindowPoStTask};
+use crate::wire::processor::{PoStReplica, Stage, WindowPoStOutput, WindowPoStTask};
 use crate::wire::venus::{AllocatePoStSpec, AllocatedPoStJob, SectorId};
 use crate::wire::venus_methods as m;
 
@@ -119,7 +119,7 @@ pub async fn prove(
         &env.processors,
         &env.limits,
         activity,
-        "window_post",
+        Stage::WindowPost,
         0,
         &task,
     )

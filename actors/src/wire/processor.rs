@@ -4,21 +4,70 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The stages a processor can serve.
-pub const STAGES: &[&str] = &[
-    "add_pieces",
-    "tree_d",
-    "pc1",
-    "pc2",
-    "c1",
-    "c2",
-    "snap_encode",
-    "snap_prove",
-    "unseal",
-    "window_post",
-];
+use crate::names::by_name;
 
-pub fn ready_line(stage: &str) -> String {
+/// A processor stage: what a `[[processors.<stage>]]` child computes, the key of its limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Writes the sector's pieces (zeros for CC) into the staged file.
+    AddPieces,
+    /// Builds the data tree and its root, CommD.
+    TreeD,
+    /// PreCommit phase 1: the labelling layers.
+    Pc1,
+    /// PreCommit phase 2: the sealed replica and CommR.
+    Pc2,
+    /// Commit phase 1: the challenged proofs' inputs.
+    C1,
+    /// Commit phase 2: the SNARK.
+    C2,
+    /// Snap-up: encodes deal data into a CC replica.
+    SnapEncode,
+    /// Snap-up: proves the encoding.
+    SnapProve,
+    /// Recovers a piece's bytes from a replica.
+    Unseal,
+    /// A WindowPoSt over a partition's sectors.
+    WindowPost,
+}
+
+impl Stage {
+    /// Every stage, in pipeline order.
+    pub const ALL: &'static [Stage] = &[
+        Stage::AddPieces,
+        Stage::TreeD,
+        Stage::Pc1,
+        Stage::Pc2,
+        Stage::C1,
+        Stage::C2,
+        Stage::SnapEncode,
+        Stage::SnapProve,
+        Stage::Unseal,
+        Stage::WindowPost,
+    ];
+
+    /// The name in config files, on the wire and on the child's command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::AddPieces => "add_pieces",
+            Stage::TreeD => "tree_d",
+            Stage::Pc1 => "pc1",
+            Stage::Pc2 => "pc2",
+            Stage::C1 => "c1",
+            Stage::C2 => "c2",
+            Stage::SnapEncode => "snap_encode",
+            Stage::SnapProve => "snap_prove",
+            Stage::Unseal => "unseal",
+            Stage::WindowPost => "window_post",
+        }
+    }
+}
+
+by_name!(Stage, "stage");
+
+/// The first line a child of `stage` prints once it is ready.
+pub fn ready_line(stage: Stage) -> String {
     format!("{stage} processor ready")
 }
 

@@ -191,3 +191,12 @@ mod tests {
         );
     }
 }
+
+/// One stage's concurrency as `worker limits` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageUse {
+    /// At most this many at once (none: no limit).
+    pub limit: Option<usize>,
+    /// Running now.
+    pub running: usize,
+}

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::method::{arity, method};
 use super::worker_api::ThreadInfo;
-use crate::limits::StageUse;
+use crate::wire::worker_api::StageUse;
 
 method!(
     WorkerList = "VenusWorker.WorkerList" () -> Vec<ThreadInfo>

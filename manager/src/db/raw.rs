@@ -108,26 +108,71 @@ pub fn in_list(n: usize) -> String {
 /// Most values bound in one statement: under SQLite's 32,766 and MySQL's 65,535.
 pub const MAX_BOUND: usize = 30_000;
 
-/// Inserts `rows` (each with one value per column of `cols`) with as few statements as the
-/// placeholder limits allow, updating `update` on a duplicate `key`.
-pub fn upsert_rows(
-    conn: &mut DbConnection,
-    table: &str,
-    cols: &[&str],
-    key: &[&str],
-    update: &[&str],
-    rows: Vec<Vec<Val>>,
-) -> QueryResult<()> {
-    let tail = upsert_clause(is_mysql(conn), key, update);
+/// What a duplicate key does to a column of an upserted row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDup {
+    /// Part of the key.
+    Key,
+    /// Keeps the stored value (`first_seen_at`).
+    Keep,
+    /// Takes the new value.
+    Refresh,
+}
+
+/// One column of a row to upsert: its name, what a duplicate key does to it, and its value.
+/// A row is written as one list of cells, so names and values cannot drift apart.
+pub struct Cell {
+    pub col: &'static str,
+    pub on_dup: OnDup,
+    pub val: Val,
+}
+
+impl Cell {
+    pub fn new(col: &'static str, on_dup: OnDup, val: Val) -> Self {
+        Cell { col, on_dup, val }
+    }
+}
+
+/// Inserts `rows` with as few statements as the placeholder limits allow; on a duplicate key,
+/// the `Refresh` cells are updated. Every row must have the first row's columns, in order.
+pub fn upsert_rows(conn: &mut DbConnection, table: &str, rows: Vec<Vec<Cell>>) -> QueryResult<()> {
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let names: Vec<&'static str> = first.iter().map(|c| c.col).collect();
+    let pick = |want: OnDup| -> Vec<&str> {
+        first
+            .iter()
+            .filter(|c| c.on_dup == want)
+            .map(|c| c.col)
+            .collect()
+    };
+    let (key, update) = (pick(OnDup::Key), pick(OnDup::Refresh));
+    if rows
+        .iter()
+        .any(|r| !r.iter().map(|c| c.col).eq(names.iter().copied()))
+    {
+        return Err(diesel::result::Error::QueryBuilderError(
+            format!("rows for {table} do not all have the columns {names:?}").into(),
+        ));
+    }
+    let tail = upsert_clause(is_mysql(conn), &key, &update);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<Vec<Val>> = rows.by_ref().take(rows_per_statement(cols.len())).collect();
+        let chunk: Vec<Vec<Cell>> = rows
+            .by_ref()
+            .take(rows_per_statement(names.len()))
+            .collect();
         let sql = format!(
             "INSERT INTO {table} ({}) VALUES {}{tail}",
-            cols.join(", "),
-            placeholders(chunk.len(), cols.len()),
+            names.join(", "),
+            placeholders(chunk.len(), names.len()),
         );
-        execute(conn, &sql, chunk.into_iter().flatten().collect())?;
+        execute(
+            conn,
+            &sql,
+            chunk.into_iter().flatten().map(|c| c.val).collect(),
+        )?;
     }
     Ok(())
 }
@@ -168,16 +213,19 @@ mod tests {
             vec![],
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let rows = |tag: &str| -> Vec<Vec<Val>> {
+        let rows = |tag: &str| -> Vec<Vec<Cell>> {
             (0..25_000)
-                .map(|i| vec![Val::Int(i), Val::Text(tag.into()), Val::Text("x".into())])
+                .map(|i| {
+                    vec![
+                        Cell::new("k", OnDup::Key, Val::Int(i)),
+                        Cell::new("a", OnDup::Refresh, Val::Text(tag.into())),
+                        Cell::new("b", OnDup::Keep, Val::Text(tag.into())),
+                    ]
+                })
                 .collect()
         };
-        let cols = ["k", "a", "b"];
-        upsert_rows(&mut conn, "t", &cols, &["k"], &["a"], rows("first"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        upsert_rows(&mut conn, "t", &cols, &["k"], &["a"], rows("second"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        upsert_rows(&mut conn, "t", rows("first")).unwrap_or_else(|e| panic!("{e}"));
+        upsert_rows(&mut conn, "t", rows("second")).unwrap_or_else(|e| panic!("{e}"));
         #[derive(QueryableByName)]
         struct N {
             #[diesel(sql_type = BigInt)]
@@ -185,10 +233,15 @@ mod tests {
         }
         let n: Vec<N> = load(
             &mut conn,
-            "SELECT COUNT(*) AS n FROM t WHERE a = 'second'",
+            "SELECT COUNT(*) AS n FROM t WHERE a = 'second' AND b = 'first'",
             vec![],
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(n.first().map(|r| r.n), Some(25_000));
+        assert_eq!(n.first().map(|r| r.n), Some(25_000), "a refreshed, b kept");
+
+        let mut odd = rows("third");
+        odd[1].swap(1, 2);
+        let err = upsert_rows(&mut conn, "t", odd).unwrap_err().to_string();
+        assert!(err.contains("do not all have the columns"), "{err}");
     }
 }

@@ -553,5 +553,4 @@ pub fn archive(
 }
 
 #[cfg(test)]
-#[path = "wdpost_tests.rs"]
 mod tests;

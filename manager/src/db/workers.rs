@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use damocles_actors::wire::worker_api::ThreadState;
 
-use super::raw::{execute, rows_per_statement, upsert_rows, Val};
+use super::raw::OnDup::{Keep, Key, Refresh};
+use super::raw::{execute, rows_per_statement, upsert_rows, Cell, Val};
 use super::schema::{worker_threads, workers};
 use super::{classify, DbConnection, DbError};
 
@@ -40,82 +41,59 @@ pub fn upsert_pings(
         return Ok(());
     }
     conn.transaction::<_, diesel::result::Error, _>(|c| {
-        let cols = [
-            "name",
-            "dest",
-            "version",
-            "threads",
-            "empty_threads",
-            "paused_threads",
-            "running_threads",
-            "waiting_threads",
-            "error_threads",
-            "first_seen_at",
-            "last_ping_at",
-        ];
         let count = |n: u64| Val::Int(i64::try_from(n).unwrap_or(i64::MAX));
         let rows = pings
             .iter()
             .map(|p| {
                 let s = &p.summary;
                 vec![
-                    Val::Text(p.name.clone()),
-                    Val::Text(p.dest.clone()),
-                    Val::Text(p.version.clone()),
-                    count(s.threads),
-                    count(s.empty),
-                    count(s.paused),
-                    count(s.running),
-                    count(s.waiting),
-                    count(s.errors),
-                    Val::Time(at),
-                    Val::Time(at),
+                    Cell::new("name", Key, Val::Text(p.name.clone())),
+                    Cell::new("dest", Refresh, Val::Text(p.dest.clone())),
+                    Cell::new("version", Refresh, Val::Text(p.version.clone())),
+                    Cell::new("threads", Refresh, count(s.threads)),
+                    Cell::new("empty_threads", Refresh, count(s.empty)),
+                    Cell::new("paused_threads", Refresh, count(s.paused)),
+                    Cell::new("running_threads", Refresh, count(s.running)),
+                    Cell::new("waiting_threads", Refresh, count(s.waiting)),
+                    Cell::new("error_threads", Refresh, count(s.errors)),
+                    Cell::new("first_seen_at", Keep, Val::Time(at)),
+                    Cell::new("last_ping_at", Refresh, Val::Time(at)),
                 ]
             })
             .collect();
-        // Everything but the key and first_seen_at is refreshed.
-        let update: Vec<&str> = cols[1..9].iter().chain(&cols[10..]).copied().collect();
-        upsert_rows(c, "workers", &cols, &["name"], &update, rows)?;
+        upsert_rows(c, "workers", rows)?;
 
-        let tcols = [
-            "worker_name",
-            "thread_index",
-            "location",
-            "plan",
-            "job_id",
-            "job_state",
-            "job_stage",
-            "thread_state",
-            "state_since",
-            "last_error",
-            "updated_at",
-        ];
         let mut rows = Vec::new();
         for p in pings {
             for t in p.threads.iter().flatten() {
                 rows.push(vec![
-                    Val::Text(p.name.clone()),
-                    Val::Int(i64::try_from(t.index).unwrap_or(i64::MAX)),
-                    Val::Text(t.location.clone()),
-                    Val::Text(t.plan.clone()),
-                    Val::OptText(t.job_id.clone()),
-                    Val::Text(t.job_state.clone()),
-                    Val::OptText(t.job_stage.clone()),
-                    Val::Text(t.thread_state.name().to_string()),
-                    Val::Time(since(at, &t.thread_state)),
-                    Val::OptText(t.last_error.clone()),
-                    Val::Time(at),
+                    Cell::new("worker_name", Key, Val::Text(p.name.clone())),
+                    Cell::new(
+                        "thread_index",
+                        Key,
+                        Val::Int(i64::try_from(t.index).unwrap_or(i64::MAX)),
+                    ),
+                    Cell::new("location", Refresh, Val::Text(t.location.clone())),
+                    Cell::new("plan", Refresh, Val::Text(t.plan.clone())),
+                    Cell::new("job_id", Refresh, Val::OptText(t.job_id.clone())),
+                    Cell::new("job_state", Refresh, Val::Text(t.job_state.clone())),
+                    Cell::new("job_stage", Refresh, Val::OptText(t.job_stage.clone())),
+                    Cell::new(
+                        "thread_state",
+                        Refresh,
+                        Val::Text(t.thread_state.name().to_string()),
+                    ),
+                    Cell::new(
+                        "state_since",
+                        Refresh,
+                        Val::Time(since(at, &t.thread_state)),
+                    ),
+                    Cell::new("last_error", Refresh, Val::OptText(t.last_error.clone())),
+                    Cell::new("updated_at", Refresh, Val::Time(at)),
                 ]);
             }
         }
-        upsert_rows(
-            c,
-            "worker_threads",
-            &tcols,
-            &["worker_name", "thread_index"],
-            &tcols[2..],
-            rows,
-        )?;
+        upsert_rows(c, "worker_threads", rows)?;
         let with_threads: Vec<&WorkerInfo> = pings.iter().filter(|p| p.threads.is_some()).collect();
         for chunk in with_threads.chunks(rows_per_statement(2)) {
             let conds = vec!["(worker_name = ? AND thread_index >= ?)"; chunk.len()].join(" OR ");

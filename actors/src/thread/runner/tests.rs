@@ -6,10 +6,14 @@ use std::time::Instant as StdInstant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
+use std::sync::Arc;
+
 use super::*;
 use crate::limits::StageLimits;
 use crate::processors::Processors;
-use crate::sealing::steps::{ParamsStatus, SealingParams};
+use crate::sealing::env::{ParamsStatus, SealingParams, ThreadEnv};
+use crate::sealing::sealer::SEALER;
+use crate::sealing::sector_plan::SectorPlan;
 use crate::sealing::store::Location;
 use crate::wire::jsonrpc::Client;
 
@@ -76,7 +80,8 @@ async fn a_thread_that_cannot_save_is_restarted_with_backoff() {
         },
         params,
     });
-    let addr = Supervisor::start(move |_| SealingThread::new(0, env));
+    let plan = SectorPlan::new(&SEALER, env);
+    let addr = Supervisor::start(move |_| ThreadRunner::new(0, plan));
     // First run: allocate, fail to save, stop; the supervisor restarts it and it backs off
     // 2s before allocating again.
     let deadline = StdInstant::now() + Duration::from_secs(20);

@@ -61,7 +61,7 @@ fn spec(first_line: Option<&str>, stable_wait: Duration) -> ProcessorSpec {
         args.push(l.to_string());
     }
     ProcessorSpec {
-        stage: "pc1".into(),
+        stage: Stage::Pc1,
         index: 0,
         bin: "python3".into(),
         args,
@@ -149,12 +149,12 @@ async fn a_dropped_call_keeps_its_capacity_until_the_child_answers() {
     use crate::processors::{ProcessorHandle, Processors};
     let (addr, pid) = start(spec(None, Duration::from_secs(10)));
     let handle = ProcessorHandle::new(addr, pid, Some(1), vec![], None);
-    let procs = Processors::new(HashMap::from([("pc1".to_string(), vec![handle])]));
+    let procs = Processors::new(HashMap::from([(Stage::Pc1, vec![handle])]));
     let limits = StageLimits::default();
     let running = || limits.concurrent().get("pc1").map_or(0, |u| u.running);
-    let slot = limits.acquire("pc1").await;
+    let slot = limits.acquire(Stage::Pc1).await;
     let task = json!({"op": "sleep", "secs": 1.5});
-    let call = procs.call("pc1", 2048, task, &limits, slot, |_| {});
+    let call = procs.call(Stage::Pc1, 2048, task, &limits, slot, |_| {});
     assert!(tokio::time::timeout(Duration::from_millis(500), call)
         .await
         .is_err());
@@ -186,13 +186,13 @@ async fn lines_are_read_whole_or_cut_at_the_limit() {
 #[test]
 fn default_timeouts_follow_the_stage_and_the_size() {
     let h = |n: u64| Duration::from_secs(n * 3600);
-    assert_eq!(default_timeout("pc1", 32 << 30), h(24));
-    assert_eq!(default_timeout("pc1", 64 << 30), h(48));
-    assert_eq!(default_timeout("c2", 32 << 30), h(12));
-    assert_eq!(default_timeout("pc1", 2048), Duration::from_secs(1800));
-    assert_eq!(default_timeout("pc1", 8 << 30), h(6));
+    assert_eq!(default_timeout(Stage::Pc1, 32 << 30), h(24));
+    assert_eq!(default_timeout(Stage::Pc1, 64 << 30), h(48));
+    assert_eq!(default_timeout(Stage::C2, 32 << 30), h(12));
+    assert_eq!(default_timeout(Stage::Pc1, 2048), Duration::from_secs(1800));
+    assert_eq!(default_timeout(Stage::Pc1, 8 << 30), h(6));
     assert_eq!(
-        default_timeout("window_post", 64 << 30),
+        default_timeout(Stage::WindowPost, 64 << 30),
         Duration::from_secs(1800)
     );
 }

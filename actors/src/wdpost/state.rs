@@ -1,7 +1,7 @@
 //! A WindowPoSt slot's states: `Empty` (looking for a job), `Allocated` (holds a job, proving),
 //! `Generated` (holds the proof or the error, handing it back). Plain data, no actix.
 
-use crate::wire::processor::WindowPoStOutput;
+use crate::wire::processor::{Stage, WindowPoStOutput};
 use crate::wire::venus::AllocatedPoStJob;
 
 #[derive(Debug, Clone, Default)]
@@ -37,7 +37,7 @@ impl SlotState {
     pub fn stage(&self) -> Option<&'static str> {
         match self {
             SlotState::Empty => None,
-            SlotState::Allocated(_) => Some("window_post"),
+            SlotState::Allocated(_) => Some(Stage::WindowPost.name()),
             SlotState::Generated(..) => Some("finish"),
         }
     }
