@@ -9,12 +9,15 @@ use std::io::Write;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use damocles_actors::wire::worker_api::{ThreadInfo, ThreadState};
 use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tabwriter::TabWriter;
 
 use crate::config::DEFAULT_LISTEN;
 use crate::home;
+use crate::rest::workers;
 
 #[derive(Debug, Args)]
 pub struct UtilCmd {
@@ -157,6 +160,19 @@ impl Api {
     }
 }
 
+/// An answer read as the type its handler wrote: a field renamed on one side is an error that
+/// says so, not a column of dashes.
+fn decode<T: DeserializeOwned>(what: &str, v: Value) -> anyhow::Result<T> {
+    serde_json::from_value(v).map_err(|e| {
+        anyhow::anyhow!("the manager's answer to {what} is not what this CLI reads ({e}): are the manager and the CLI the same version?")
+    })
+}
+
+/// A time as the REST API writes it (`2026-12-01T00:00:00`).
+fn iso(t: &chrono::NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()
+}
+
 /// Go's `time.Duration` text (`2.756922465s`, `13m42s`, `1h2m3.5s`, `1.5ms`), as damocles
 /// prints it.
 pub fn go_duration(d: Duration) -> String {
@@ -197,12 +213,9 @@ fn table(header: &str, rows: Vec<Vec<String>>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn s(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
+/// An optional cell: `-` when unset.
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".into(), T::to_string)
 }
 
 impl UtilCmd {
@@ -251,8 +264,8 @@ impl UtilCmd {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&r)?);
                 } else {
-                    let limits = serde_json::from_value(r["limits"].clone())?;
-                    print!("{}", damocles_actors::limits::limits_table(&limits));
+                    let r: workers::Limits = decode(&path, r)?;
+                    print!("{}", damocles_actors::limits::limits_table(&r.limits));
                 }
                 Ok(())
             }
@@ -262,25 +275,26 @@ impl UtilCmd {
                     println!("{}", serde_json::to_string_pretty(&list)?);
                     return Ok(());
                 }
+                let list: Vec<workers::WorkerView> = decode("GET /workers", list)?;
                 let rows = list
-                    .as_array()
                     .into_iter()
-                    .flatten()
                     .map(|w| {
-                        let age = Duration::from_nanos(w["last_ping_age_ns"].as_u64().unwrap_or(0));
+                        let ns = u64::try_from(w.last_ping_age_ns).unwrap_or(0);
+                        let age = Duration::from_nanos(ns);
                         let mut ping = go_duration(age);
                         if age > expiration {
                             ping.push_str(" (!)");
                         }
+                        let r = &w.row;
                         vec![
-                            s(&w["name"]),
-                            s(&w["dest"]),
-                            s(&w["threads"]),
-                            s(&w["empty_threads"]),
-                            s(&w["paused_threads"]),
-                            s(&w["error_threads"]),
+                            r.name.clone(),
+                            r.dest.clone(),
+                            r.threads.to_string(),
+                            r.empty_threads.to_string(),
+                            r.paused_threads.to_string(),
+                            r.error_threads.to_string(),
                             ping,
-                            s(&w["mode"]),
+                            w.mode.name().to_string(),
                         ]
                     })
                     .collect();
@@ -291,46 +305,14 @@ impl UtilCmd {
                 )
             }
             WorkerSub::Info { worker, json } => {
-                let info = api
-                    .call(Method::GET, &format!("/workers/{worker}"), None)
-                    .await?;
+                let path = format!("/workers/{worker}");
+                let info = api.call(Method::GET, &path, None).await?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&info)?);
                     return Ok(());
                 }
-                let rows = info["threads"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|t| {
-                        let ts = &t["thread_state"];
-                        let paused = ts["state"] == "Paused";
-                        let elapsed = if paused {
-                            go_duration(Duration::from_secs(ts["elapsed"].as_u64().unwrap_or(0)))
-                        } else {
-                            "-".into()
-                        };
-                        let mut state = match t["job_state"].as_str() {
-                            Some("") | None => "Empty".to_string(),
-                            Some(st) => st.to_string(),
-                        };
-                        // Why a thread waits (a stage limit, parameters, the disk quota).
-                        if let (Some("Waiting"), Some(why)) =
-                            (ts["state"].as_str(), ts["reason"].as_str())
-                        {
-                            state = format!("{state} (waiting: {why})");
-                        }
-                        vec![
-                            s(&t["index"]),
-                            s(&t["location"]),
-                            s(&t["job_id"]),
-                            paused.to_string(),
-                            elapsed,
-                            state,
-                            s(&t["last_error"]),
-                        ]
-                    })
-                    .collect();
+                let info: workers::WorkerThreads = decode(&path, info)?;
+                let rows = info.threads.iter().map(thread_row).collect();
                 table(
                     "Index\tLoc\tSectorID\tPaused\tPausedElapsed\tState\tLastErr",
                     rows,
@@ -350,10 +332,13 @@ impl UtilCmd {
                     .await?;
                 if json {
                     println!("{r}");
-                } else if r["paused"] == true {
-                    println!("thread #{index} of {} paused", s(&r["worker"]));
+                    return Ok(());
+                }
+                let r: workers::Paused = decode("pause", r)?;
+                if r.paused {
+                    println!("thread #{index} of {} paused", r.worker);
                 } else {
-                    println!("thread #{index} of {} was already paused", s(&r["worker"]));
+                    println!("thread #{index} of {} was already paused", r.worker);
                 }
                 Ok(())
             }
@@ -374,19 +359,18 @@ impl UtilCmd {
                     .await?;
                 if json {
                     println!("{r}");
-                } else if r["resumed"] == false {
-                    println!(
+                    return Ok(());
+                }
+                let r: workers::Resumed = decode("resume", r)?;
+                match (r.resumed, r.state) {
+                    (false, _) => println!(
                         "thread #{index} of {} was not paused: nothing to resume",
-                        s(&r["worker"])
-                    );
-                } else {
-                    match state {
-                        Some(st) => println!(
-                            "thread #{index} of {} resumed from state {st}",
-                            s(&r["worker"])
-                        ),
-                        None => println!("thread #{index} of {} resumed", s(&r["worker"])),
+                        r.worker
+                    ),
+                    (true, Some(st)) => {
+                        println!("thread #{index} of {} resumed from state {st}", r.worker)
                     }
+                    (true, None) => println!("thread #{index} of {} resumed", r.worker),
                 }
                 Ok(())
             }
@@ -403,6 +387,35 @@ impl UtilCmd {
             }
         }
     }
+}
+
+/// One line of `util worker info`.
+fn thread_row(t: &ThreadInfo) -> Vec<String> {
+    let paused = matches!(t.thread_state, ThreadState::Paused { .. });
+    let elapsed = match t.thread_state {
+        ThreadState::Paused { elapsed } => go_duration(Duration::from_secs(elapsed)),
+        _ => "-".into(),
+    };
+    let mut state = match t.job_state.as_str() {
+        "" => "Empty".to_string(),
+        st => st.to_string(),
+    };
+    // Why a thread waits (a stage limit, parameters, the disk quota).
+    if let ThreadState::Waiting {
+        reason: Some(why), ..
+    } = &t.thread_state
+    {
+        state = format!("{state} (waiting: {why})");
+    }
+    vec![
+        t.index.to_string(),
+        t.location.clone(),
+        opt(&t.job_id),
+        paused.to_string(),
+        elapsed,
+        state,
+        opt(&t.last_error),
+    ]
 }
 
 #[cfg(test)]

@@ -186,6 +186,46 @@ impl Db {
     }
 }
 
+/// A transaction that may write after it reads. On SQLite it takes the write lock as it
+/// begins (`BEGIN IMMEDIATE`): a deferred one that read first fails with "database is locked"
+/// when another connection wrote meanwhile, and no busy_timeout can fix that (its snapshot is
+/// stale). Transactions nested inside become savepoints, as with `Connection::transaction`.
+pub fn write_transaction<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let Some(c) = as_sqlite(conn) else {
+        return diesel::Connection::transaction(conn, f);
+    };
+    AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE").map_err(classify)?;
+    let out = f(conn);
+    let Some(c) = as_sqlite(conn) else {
+        return Err(DbError::Invalid("the connection changed backend".into()));
+    };
+    match out {
+        Ok(v) => {
+            AnsiTransactionManager::commit_transaction(c).map_err(classify)?;
+            Ok(v)
+        }
+        Err(e) => {
+            if let Err(r) = AnsiTransactionManager::rollback_transaction(c) {
+                tracing::warn!(error = %r, "rollback failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The SQLite connection inside, if it is one.
+fn as_sqlite(conn: &mut DbConnection) -> Option<&mut SqliteConnection> {
+    match conn {
+        DbConnection::Sqlite(c) => Some(c),
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(_) => None,
+    }
+}
+
 /// `sqlite` or `mysql` for a `[db] url`, or an error saying what is supported.
 pub fn backend_of(url: &str) -> Result<&'static str, DbError> {
     if url.starts_with("mysql://") {
@@ -362,5 +402,37 @@ mod tests {
             "mysql://root:***@127.0.0.1:3306/test"
         );
         assert_eq!(redact("mysql://root@h/db"), "mysql://root@h/db");
+    }
+
+    #[test]
+    fn a_transaction_that_reads_then_writes_is_not_locked_out_by_a_writer() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let db = temp(&dir);
+        let count =
+            |c: &mut DbConnection| -> Result<usize, DbError> { Ok(workers::list(c)?.len()) };
+        let (a, b) = (db.clone(), db.clone());
+        let reader_writer = std::thread::spawn(move || {
+            let mut c = a.conn()?;
+            write_transaction(&mut c, |c| {
+                let before = count(c)?;
+                std::thread::sleep(Duration::from_millis(300));
+                workers::set_draining(c, "nobody", true)?;
+                Ok(before)
+            })
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        // Another connection writes while the first has read and not yet written.
+        let mut c = b.conn().unwrap_or_else(|e| panic!("{e}"));
+        let info = damocles_actors::wire::venus::WorkerInfo {
+            name: "w".into(),
+            dest: "127.0.0.1:1".into(),
+            version: "t".into(),
+            summary: Default::default(),
+            threads: None,
+        };
+        workers::upsert_pings(&mut c, &[info], now()).unwrap_or_else(|e| panic!("{e}"));
+        let first = reader_writer.join().unwrap_or_else(|_| panic!("thread"));
+        assert_eq!(first.ok(), Some(0), "the first transaction committed");
+        assert_eq!(count(&mut c).ok(), Some(1));
     }
 }

@@ -11,7 +11,7 @@ use damocles_actors::wire::venus::{AllocatePoStSpec, AllocatedPoStJob, PoStInput
 use tracing::{info, warn};
 
 use crate::auth::{Authenticator, Caller};
-use crate::db::wdpost::{split_wire_id, ClaimFilter, Finish, JobRow, RUNNING};
+use crate::db::wdpost::{split_wire_id, ClaimFilter, Finish, JobRow, JobState};
 use crate::db::{self, Db};
 use crate::error::db_error;
 use crate::sched::Scheduler;
@@ -145,7 +145,8 @@ impl JobQueue {
             (Caller::Anonymous, None) => true,
         };
         let in_force = |r: &JobRow| r.attempt.is_some() && r.attempt == attempt;
-        let Some(row) = row.filter(|r| r.state == RUNNING && owner_ok && in_force(r)) else {
+        let Some(row) = row.filter(|r| r.state == JobState::Running && owner_ok && in_force(r))
+        else {
             return Err(self.refusal(&wire, worker).await);
         };
         let outcome = self.judge(&row, output, error).await?;

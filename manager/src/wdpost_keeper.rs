@@ -171,7 +171,7 @@ impl JobKeeper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::wdpost::{ClaimFilter, NewJob, FAILED, RUNNING};
+    use crate::db::wdpost::{ClaimFilter, JobState, NewJob};
 
     /// A manager that starts with a job whose worker fell silent long ago (it was down itself):
     /// the job is left alone for one heartbeat timeout, then failed.
@@ -209,11 +209,11 @@ mod tests {
         };
         JobKeeper::new(db.clone(), rules).start();
         tokio::time::sleep(Duration::from_millis(2000)).await;
-        assert_eq!(state(&db), Some((RUNNING.to_string(), None)));
+        assert_eq!(state(&db), Some((JobState::Running, None)));
         tokio::time::sleep(Duration::from_millis(2500)).await;
         assert_eq!(
             state(&db),
-            Some((FAILED.to_string(), Some("heartbeat timeout".to_string())))
+            Some((JobState::Failed, Some("heartbeat timeout".to_string())))
         );
     }
 }

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Subcommand};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::{s, Api};
+use super::{decode, iso, Api};
+use crate::db::sched::DecisionRow;
+use crate::rest::Pledged;
 
 #[derive(Debug, Subcommand)]
 pub enum SealerSub {
@@ -54,8 +56,9 @@ impl SealerSub {
         let r = api
             .call(Method::POST, "/sealer/sectors/pledge", Some(body))
             .await?;
-        println!("pledged {} sectors", s(&r["pledged"]));
-        for (worker, n) in r["workers"].as_object().into_iter().flatten() {
+        let r: Pledged = decode("pledge", r)?;
+        println!("pledged {} sectors", r.pledged);
+        for (worker, n) in r.workers {
             println!("  {worker}: {n}");
         }
         Ok(())
@@ -78,23 +81,21 @@ pub async fn sched_log(
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    for r in rows.as_array().into_iter().flatten() {
+    let rows: Vec<DecisionRow> = decode(&path, rows)?;
+    for r in &rows {
         println!("{}", line(r));
     }
     Ok(())
 }
 
-fn line(r: &Value) -> String {
-    let (at, worker, work) = (s(&r["at"]), s(&r["worker_name"]), s(&r["work"]));
-    if r["decision"] == "granted" {
-        match r["thread_index"].as_u64() {
+fn line(r: &DecisionRow) -> String {
+    let (at, worker, work) = (iso(&r.at), &r.worker_name, &r.work);
+    if r.decision == "granted" {
+        match r.thread_index {
             Some(i) => format!("{at} sched: granted {work} to {worker} #{i}"),
             None => format!("{at} sched: granted {work} to {worker}"),
         }
     } else {
-        format!(
-            "{at} sched: not scheduling {worker}: {} ({work})",
-            s(&r["reason"])
-        )
+        format!("{at} sched: not scheduling {worker}: {} ({work})", r.reason)
     }
 }

@@ -3,7 +3,9 @@
 use clap::Subcommand;
 use reqwest::Method;
 
-use super::{s, table, Api};
+use super::{decode, iso, table, Api};
+use crate::db::tokens::TokenRow;
+use crate::rest::tokens::TokenCreated;
 
 #[derive(Debug, Subcommand)]
 pub enum TokenSub {
@@ -30,11 +32,9 @@ impl TokenSub {
                 let r = api
                     .call(Method::POST, &format!("/workers/{name}/token"), None)
                     .await?;
-                let token = r["token"]
-                    .as_str()
-                    .ok_or_else(|| anyhow::anyhow!("the manager sent no token: {r}"))?;
+                let r: TokenCreated = decode("token create", r)?;
                 // The token alone on stdout, so it can go straight into a file.
-                println!("{token}");
+                println!("{}", r.token);
                 eprintln!("token of worker {name} created: it is shown only now");
                 Ok(())
             }
@@ -44,17 +44,15 @@ impl TokenSub {
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                     return Ok(());
                 }
+                let rows: Vec<TokenRow> = decode("GET /tokens", rows)?;
                 let rows = rows
-                    .as_array()
                     .into_iter()
-                    .flatten()
                     .map(|t| {
-                        let state = if t["revoked_at"].is_null() {
-                            "active".to_string()
-                        } else {
-                            format!("revoked {}", s(&t["revoked_at"]))
+                        let state = match &t.revoked_at {
+                            None => "active".to_string(),
+                            Some(at) => format!("revoked {}", iso(at)),
                         };
-                        vec![s(&t["worker_name"]), s(&t["created_at"]), state]
+                        vec![t.worker_name, iso(&t.created_at), state]
                     })
                     .collect();
                 table("Worker\tCreated\tState", rows)

@@ -6,9 +6,9 @@ use std::time::Duration;
 use chrono::{Local, NaiveDateTime, TimeZone};
 use clap::Subcommand;
 use reqwest::Method;
-use serde_json::Value;
 
-use super::{go_duration, s, table, Api};
+use super::{decode, go_duration, table, Api};
+use crate::rest::wdpost::{JobView, RemovedJobs};
 
 #[derive(Debug, Subcommand)]
 pub enum WdpostSub {
@@ -41,66 +41,69 @@ pub enum WdpostSub {
 }
 
 /// `MM-DD HH:MM:SS` in local time, as damocles prints job times; `-` when unset.
-fn local_time(v: &Value) -> String {
-    v.as_str()
-        .and_then(|t| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").ok())
-        .map(|t| {
-            Local
-                .from_utc_datetime(&t)
-                .format("%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|| "-".into())
+fn local_time(t: Option<&NaiveDateTime>) -> String {
+    t.map(|t| {
+        Local
+            .from_utc_datetime(t)
+            .format("%m-%d %H:%M:%S")
+            .to_string()
+    })
+    .unwrap_or_else(|| "-".into())
 }
 
-fn secs(v: &Value) -> Option<Duration> {
-    v.as_u64().map(Duration::from_secs)
+fn secs(v: Option<i64>) -> Option<Duration> {
+    v.and_then(|n| u64::try_from(n).ok())
+        .map(Duration::from_secs)
 }
 
 /// One table cell: no tabs or newlines, `-` when empty.
-fn cell(v: &Value) -> String {
-    if v.is_null() || v.as_str() == Some("") {
-        "-".into()
-    } else {
-        s(v).replace(['\t', '\n'], " ")
+fn cell(v: Option<&str>) -> String {
+    match v {
+        None | Some("") => "-".into(),
+        Some(s) => s.replace(['\t', '\n'], " "),
     }
 }
 
-fn row(j: &Value, detail: bool) -> Vec<String> {
-    let partitions = j["partitions"].as_str().unwrap_or_default().to_string();
-    let elapsed = match (secs(&j["elapsed_secs"]), j["finished_at"].is_null()) {
+fn row(j: &JobView, detail: bool) -> Vec<String> {
+    let r = &j.row;
+    let elapsed = match (secs(j.elapsed_secs), r.finished_at.is_none()) {
         (Some(d), true) => go_duration(d),
         (Some(d), false) => format!("{}(done)", go_duration(d)),
         (None, _) => "-".into(),
     };
-    let heartbeat = secs(&j["heartbeat_age_secs"])
+    let heartbeat = secs(j.heartbeat_age_secs)
         .map(go_duration)
         .unwrap_or_else(|| "-".into());
-    let mut r = vec![
-        s(&j["id"]),
-        s(&j["miner_id"]),
-        s(&j["deadline_idx"]),
-        if partitions.is_empty() {
-            "-".into()
-        } else {
-            partitions
-        },
+    let mut out = vec![
+        r.id.clone(),
+        r.miner_id.to_string(),
+        r.deadline_idx.to_string(),
+        cell(Some(&r.partitions)),
     ];
     if detail {
-        r.push(s(&j["sectors"]));
+        out.push(r.sectors.to_string());
     }
-    r.extend([cell(&j["worker_name"]), s(&j["state"]), s(&j["try_num"])]);
-    r.push(local_time(&j["created_at"]));
+    out.extend([
+        cell(r.worker_name.as_deref()),
+        r.state.to_string(),
+        r.try_num.to_string(),
+    ]);
+    out.push(local_time(Some(&r.created_at)));
     if detail {
-        for k in ["started_at", "heartbeat_at", "finished_at", "updated_at"] {
-            r.push(local_time(&j[k]));
+        for t in [
+            r.started_at,
+            r.heartbeat_at,
+            r.finished_at,
+            Some(r.updated_at),
+        ] {
+            out.push(local_time(t.as_ref()));
         }
-        r.push(elapsed);
+        out.push(elapsed);
     } else {
-        r.extend([elapsed, heartbeat]);
+        out.extend([elapsed, heartbeat]);
     }
-    r.push(cell(&j["error_reason"]));
-    r
+    out.push(cell(r.error_reason.as_deref()));
+    out
 }
 
 impl WdpostSub {
@@ -113,12 +116,8 @@ impl WdpostSub {
                     println!("{}", serde_json::to_string_pretty(&jobs)?);
                     return Ok(());
                 }
-                let rows = jobs
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|j| row(j, detail))
-                    .collect();
+                let jobs: Vec<JobView> = decode(&path, jobs)?;
+                let rows = jobs.iter().map(|j| row(j, detail)).collect();
                 let header = if detail {
                     "JobID\tMinerID\tDDL\tPartitions\tSectors\tWorker\tState\tTry\tCreateAt\tStartedAt\tHeartbeatAt\tFinishedAt\tUpdatedAt\tElapsed\tError"
                 } else {
@@ -131,7 +130,7 @@ impl WdpostSub {
             WdpostSub::RemoveAll { really_do_it } => {
                 let path = format!("/wdpost/jobs?really_do_it={really_do_it}");
                 let r = api.call(Method::DELETE, &path, None).await?;
-                let jobs: Vec<String> = r["jobs"].as_array().into_iter().flatten().map(s).collect();
+                let jobs = decode::<RemovedJobs>(&path, r)?.jobs;
                 if really_do_it {
                     for id in &jobs {
                         println!("wdpost job {id} removed");

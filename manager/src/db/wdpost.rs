@@ -5,18 +5,22 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::raw::{execute, in_list, is_mysql, load, Val};
 use super::schema::wdpost_jobs;
 use super::{classify, DbConnection, DbError};
 
-pub const READY: &str = "ReadyToRun";
-pub const RUNNING: &str = "Running";
-pub const SUCCEED: &str = "Succeed";
-pub const FAILED: &str = "Failed";
+mod state;
+pub use state::JobState;
+use JobState::{Failed, ReadyToRun, Running, Succeed};
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+/// A state as a statement binds it.
+fn st(s: JobState) -> Val {
+    Val::Text(s.name().into())
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize)]
 #[diesel(table_name = wdpost_jobs)]
 pub struct JobRow {
     pub id: String,
@@ -25,7 +29,8 @@ pub struct JobRow {
     pub partitions: String,
     pub proof_type: String,
     pub sectors: i32,
-    pub state: String,
+    #[diesel(deserialize_as = String)]
+    pub state: JobState,
     pub try_num: i32,
     pub worker_name: Option<String>,
     pub error_reason: Option<String>,
@@ -36,12 +41,12 @@ pub struct JobRow {
     pub finished_at: Option<NaiveDateTime>,
     pub updated_at: NaiveDateTime,
     /// The job's JSON; the REST view shows it parsed, and only on request.
-    #[serde(skip_serializing)]
+    #[serde(skip)]
     pub input: String,
-    #[serde(skip_serializing)]
+    #[serde(skip)]
     pub output: Option<String>,
     /// The claim in force (`None` until claimed, and after a reset).
-    #[serde(skip_serializing)]
+    #[serde(skip)]
     pub attempt: Option<String>,
 }
 
@@ -117,7 +122,7 @@ pub fn create(conn: &mut DbConnection, job: &NewJob, at: NaiveDateTime) -> Resul
             Val::Text(job.partitions.clone()),
             Val::Text(job.proof_type.clone()),
             Val::Int(job.sectors.into()),
-            Val::Text(READY.into()),
+            st(ReadyToRun),
             Val::Time(job.deadline_open_at),
             Val::Time(at),
             Val::Time(at),
@@ -130,8 +135,8 @@ pub fn create(conn: &mut DbConnection, job: &NewJob, at: NaiveDateTime) -> Resul
 
 /// `WHERE state = 'ReadyToRun'` plus the filter, and the values it binds.
 fn ready_clause(f: &ClaimFilter) -> (String, Vec<Val>) {
-    let mut sql = format!("state = '{READY}'");
-    let mut vals = Vec::new();
+    let mut sql = "state = ?".to_string();
+    let mut vals = vec![st(ReadyToRun)];
     if let Some(m) = f.miners.as_ref().filter(|m| !m.is_empty()) {
         sql += &format!(" AND miner_id IN {}", in_list(m.len()));
         vals.extend(m.iter().map(|v| Val::Int(*v as i64)));
@@ -243,8 +248,8 @@ fn claim_conditional(
     let mut won = Vec::new();
     for c in candidates {
         let mut vals = claim_vals(worker, at);
-        vals.push(Val::Text(c.id.clone()));
-        let sql = format!("UPDATE wdpost_jobs SET {CLAIM_SET} WHERE id = ? AND state = '{READY}'");
+        vals.extend([Val::Text(c.id.clone()), st(ReadyToRun)]);
+        let sql = format!("UPDATE wdpost_jobs SET {CLAIM_SET} WHERE id = ? AND state = ?");
         if execute(conn, &sql, vals)? == 1 {
             won.push(c.id);
             if won.len() == n {
@@ -274,7 +279,7 @@ pub fn not_owned(
     let (id, attempt) = split_wire_id(wire);
     Ok(match get(conn, id)? {
         None => format!("wdpost job {id} does not exist (it was removed)"),
-        Some(j) if j.state != RUNNING => format!(
+        Some(j) if j.state != Running => format!(
             "wdpost job {id} is {}, not running: this worker no longer owns it",
             j.state
         ),
@@ -306,7 +311,7 @@ pub fn heartbeat(
         let n = diesel::update(
             wdpost_jobs::table
                 .filter(wdpost_jobs::id.eq(id))
-                .filter(wdpost_jobs::state.eq(RUNNING))
+                .filter(wdpost_jobs::state.eq(Running.name()))
                 .filter(wdpost_jobs::worker_name.eq(worker))
                 .filter(wdpost_jobs::attempt.eq(attempt.unwrap_or(""))),
         )
@@ -343,12 +348,12 @@ pub fn finish(
     let n = diesel::update(
         wdpost_jobs::table
             .filter(wdpost_jobs::id.eq(id))
-            .filter(wdpost_jobs::state.eq(RUNNING))
+            .filter(wdpost_jobs::state.eq(Running.name()))
             .filter(wdpost_jobs::worker_name.eq(worker))
             .filter(wdpost_jobs::attempt.eq(attempt)),
     )
     .set((
-        wdpost_jobs::state.eq(if f.succeeded { SUCCEED } else { FAILED }),
+        wdpost_jobs::state.eq(if f.succeeded { Succeed } else { Failed }.name()),
         wdpost_jobs::error_reason.eq(f.error),
         wdpost_jobs::output.eq(f.output),
         wdpost_jobs::finished_at.eq(at),
@@ -366,7 +371,7 @@ pub fn list(conn: &mut DbConnection, all: bool) -> Result<Vec<JobRow>, DbError> 
         .order((wdpost_jobs::created_at.desc(), wdpost_jobs::id.asc()))
         .into_boxed();
     if !all {
-        q = q.filter(wdpost_jobs::state.ne(SUCCEED));
+        q = q.filter(wdpost_jobs::state.ne(Succeed.name()));
     }
     q.load(conn).map_err(classify)
 }
@@ -395,7 +400,7 @@ pub fn reset(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> Result<boo
     let none: Option<NaiveDateTime> = None;
     let n = diesel::update(wdpost_jobs::table.filter(wdpost_jobs::id.eq(id)))
         .set((
-            wdpost_jobs::state.eq(READY),
+            wdpost_jobs::state.eq(ReadyToRun.name()),
             wdpost_jobs::try_num.eq(0),
             wdpost_jobs::worker_name.eq(None::<String>),
             wdpost_jobs::error_reason.eq(None::<String>),
@@ -446,11 +451,11 @@ fn fail_running_where(
     reason: &str,
     at: NaiveDateTime,
 ) -> Result<Vec<String>, DbError> {
-    let cond = format!("state = '{RUNNING}' AND {column} < ?");
+    let cond = format!("state = ? AND {column} < ?");
     let stale: Vec<IdRow> = load(
         conn,
         &format!("SELECT id FROM wdpost_jobs WHERE {cond}"),
-        vec![Val::Time(cutoff)],
+        vec![st(Running), Val::Time(cutoff)],
     )
     .map_err(classify)?;
     let mut failed = Vec::new();
@@ -458,14 +463,16 @@ fn fail_running_where(
         let n = execute(
             conn,
             &format!(
-                "UPDATE wdpost_jobs SET state = '{FAILED}', error_reason = ?, finished_at = ?, \
+                "UPDATE wdpost_jobs SET state = ?, error_reason = ?, finished_at = ?, \
                  updated_at = ? WHERE id = ? AND {cond}"
             ),
             vec![
+                st(Failed),
                 Val::Text(reason.into()),
                 Val::Time(at),
                 Val::Time(at),
                 Val::Text(row.id.clone()),
+                st(Running),
                 Val::Time(cutoff),
             ],
         )
@@ -486,11 +493,11 @@ pub fn retry_failed(
     let none: Option<NaiveDateTime> = None;
     diesel::update(
         wdpost_jobs::table
-            .filter(wdpost_jobs::state.eq(FAILED))
+            .filter(wdpost_jobs::state.eq(Failed.name()))
             .filter(wdpost_jobs::try_num.lt(max_retry as i32)),
     )
     .set((
-        wdpost_jobs::state.eq(READY),
+        wdpost_jobs::state.eq(ReadyToRun.name()),
         wdpost_jobs::output.eq(None::<String>),
         wdpost_jobs::started_at.eq(none),
         wdpost_jobs::finished_at.eq(none),
@@ -508,10 +515,15 @@ pub fn archive(
     cutoff: NaiveDateTime,
     max_retry: u32,
 ) -> Result<usize, DbError> {
-    let done = format!(
-        "finished_at < ? AND (state = '{SUCCEED}' OR (state = '{FAILED}' AND try_num >= ?))"
-    );
-    let done_vals = || vec![Val::Time(cutoff), Val::Int(i64::from(max_retry))];
+    let done = "finished_at < ? AND (state = ? OR (state = ? AND try_num >= ?))";
+    let done_vals = || {
+        vec![
+            Val::Time(cutoff),
+            st(Succeed),
+            st(Failed),
+            Val::Int(i64::from(max_retry)),
+        ]
+    };
     let mut vals = done_vals();
     vals.push(Val::Int(1000));
     let ids: Vec<IdRow> = load(

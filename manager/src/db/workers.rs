@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use damocles_actors::wire::venus::WorkerInfo;
 use diesel::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use damocles_actors::wire::worker_api::ThreadState;
 
@@ -12,7 +12,7 @@ use super::raw::{execute, rows_per_statement, upsert_rows, Cell, Val};
 use super::schema::{worker_threads, workers};
 use super::{classify, DbConnection, DbError};
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize)]
 #[diesel(table_name = workers)]
 pub struct WorkerRow {
     pub name: String,

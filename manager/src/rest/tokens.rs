@@ -5,9 +5,10 @@ use actix_web::{web, HttpResponse};
 use damocles_actors::wire::auth::token_hash;
 use damocles_actors::wire::hex;
 use rand::RngCore;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use super::{audited, changed, Admin, RestState};
+use super::audit::change_one;
+use super::{Admin, RestState};
 use crate::db;
 use crate::error::ApiError;
 
@@ -40,22 +41,28 @@ pub async fn create(
     check_name(&name)?;
     let token = new_token();
     let hash = hex::encode(&token_hash(&token));
-    let n = name.clone();
-    let created = audited(&s, &admin, "token.create", &name, move |c| {
-        Ok(changed(
-            db::tokens::create(c, &n, &hash, db::now())?,
-            "created",
+    let act = move |c: &mut db::DbConnection, n: &str| db::tokens::create(c, n, &hash, db::now());
+    let taken = |n: &str| {
+        ApiError::Conflict(format!(
+            "worker {n:?} already has a token: revoke it first (`util worker token revoke {n}`), then create a new one"
         ))
-    })
-    .await?;
-    if !created {
-        return Err(ApiError::Conflict(format!(
-            "worker {name:?} already has a token: revoke it first (`util worker token revoke {name}`), then create a new one"
-        )));
-    }
+    };
+    change_one(&s, &admin, "token.create", &name, "created", act, taken).await?;
     s.auth.invalidate();
     tracing::info!(worker = %name, by = %admin.0, "worker token created");
-    Ok(HttpResponse::Created().json(json!({"worker": name, "token": token})))
+    Ok(HttpResponse::Created().json(TokenCreated {
+        worker: name,
+        token,
+    }))
+}
+
+/// The answer to `token create`: the token, shown this once.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TokenCreated {
+    /// Whose.
+    pub worker: String,
+    /// The token itself.
+    pub token: String,
 }
 
 pub async fn list(_admin: Admin, s: web::Data<RestState>) -> Result<HttpResponse, ApiError> {
@@ -69,17 +76,26 @@ pub async fn revoke(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = path.into_inner();
-    let n = name.clone();
-    let revoked = audited(&s, &admin, "token.revoke", &name, move |c| {
-        Ok(changed(db::tokens::revoke(c, &n, db::now())?, "revoked"))
-    })
-    .await?;
-    if !revoked {
-        return Err(ApiError::NotFound(format!(
-            "worker {name:?} has no token in force: `util worker token list` shows them"
-        )));
-    }
+    let act = |c: &mut db::DbConnection, n: &str| db::tokens::revoke(c, n, db::now());
+    let none = |n: &str| {
+        ApiError::NotFound(format!(
+            "worker {n:?} has no token in force: `util worker token list` shows them"
+        ))
+    };
+    change_one(&s, &admin, "token.revoke", &name, "revoked", act, none).await?;
     s.auth.invalidate();
     tracing::info!(worker = %name, by = %admin.0, "worker token revoked");
-    Ok(HttpResponse::Ok().json(json!({"worker": name, "revoked": true})))
+    Ok(HttpResponse::Ok().json(TokenRevoked {
+        worker: name,
+        revoked: true,
+    }))
+}
+
+/// The answer to `token revoke`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TokenRevoked {
+    /// Whose.
+    pub worker: String,
+    /// Always true: a token that was not in force is a 404.
+    pub revoked: bool,
 }

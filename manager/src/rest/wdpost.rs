@@ -4,16 +4,18 @@
 use actix_web::{web, HttpResponse};
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::{audited, changed, Admin, Done, RestState};
-use crate::db::wdpost::{JobRow, RUNNING};
+use super::audit::{audited, change_one, Done};
+use super::workers::Removed;
+use super::{Admin, RestState};
+use crate::db::wdpost::{JobRow, JobState};
 use crate::db::{self};
 use crate::error::ApiError;
 
 /// One job as operators see it: the row, with `input`/`output` parsed and only with
 /// `detail=true`.
-#[derive(Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct JobView {
     #[serde(flatten)]
     pub row: JobRow,
@@ -23,14 +25,14 @@ pub struct JobView {
     pub elapsed_secs: Option<i64>,
     /// Seconds since the last heartbeat, while running.
     pub heartbeat_age_secs: Option<i64>,
-    #[serde(rename = "input", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "input", default, skip_serializing_if = "Option::is_none")]
     pub input_json: Option<Value>,
-    #[serde(rename = "output", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "output", default, skip_serializing_if = "Option::is_none")]
     pub output_json: Option<Value>,
 }
 
 fn view(row: JobRow, now: NaiveDateTime, max_retry: u32, detail: bool) -> JobView {
-    let running = row.state == RUNNING;
+    let running = row.state == JobState::Running;
     let end = if running { Some(now) } else { row.finished_at };
     let json = |s: &str| serde_json::from_str(s).unwrap_or(Value::String(s.to_string()));
     JobView {
@@ -85,12 +87,17 @@ pub async fn reset(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let i = id.clone();
-    let reset = audited(&s, &admin, "wdpost.reset", &id, move |c| {
-        Ok(changed(db::wdpost::reset(c, &i, db::now())?, "reset"))
-    })
-    .await?;
-    one_job(&admin, id, reset, "reset")
+    let act = |c: &mut db::DbConnection, i: &str| db::wdpost::reset(c, i, db::now());
+    change_one(&s, &admin, "wdpost.reset", &id, "reset", act, unknown).await?;
+    tracing::info!(job = %id, by = %admin.0, "wdpost job reset");
+    Ok(HttpResponse::Ok().json(Reset { reset: id }))
+}
+
+/// The answer to a reset: the job's id.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Reset {
+    /// The job.
+    pub reset: String,
 }
 
 pub async fn remove(
@@ -99,21 +106,18 @@ pub async fn remove(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let i = id.clone();
-    let removed = audited(&s, &admin, "wdpost.remove", &id, move |c| {
-        Ok(changed(db::wdpost::remove(c, &i)?, "removed"))
-    })
+    change_one(
+        &s,
+        &admin,
+        "wdpost.remove",
+        &id,
+        "removed",
+        db::wdpost::remove,
+        unknown,
+    )
     .await?;
-    one_job(&admin, id, removed, "removed")
-}
-
-/// Answers an action on one job; 404 when the job did not exist.
-fn one_job(admin: &Admin, id: String, done: bool, what: &str) -> Result<HttpResponse, ApiError> {
-    if !done {
-        return Err(unknown(&id));
-    }
-    tracing::info!(job = %id, by = %admin.0, "wdpost job {what}");
-    Ok(HttpResponse::Ok().json(json!({ what: id })))
+    tracing::info!(job = %id, by = %admin.0, "wdpost job removed");
+    Ok(HttpResponse::Ok().json(Removed { removed: id }))
 }
 
 #[derive(Deserialize)]
@@ -131,7 +135,10 @@ pub async fn remove_all(
 ) -> Result<HttpResponse, ApiError> {
     let ids = s.db.run(db::wdpost::ids).await?;
     if !q.really_do_it {
-        return Ok(HttpResponse::Ok().json(json!({"dry_run": true, "jobs": ids})));
+        return Ok(HttpResponse::Ok().json(RemovedJobs {
+            dry_run: true,
+            jobs: ids,
+        }));
     }
     let removed = audited(&s, &admin, "wdpost.remove_all", "*", move |c| {
         let mut removed = Vec::new();
@@ -148,5 +155,17 @@ pub async fn remove_all(
     })
     .await?;
     tracing::info!(jobs = removed.len(), by = %admin.0, "all wdpost jobs removed");
-    Ok(HttpResponse::Ok().json(json!({"dry_run": false, "jobs": removed})))
+    Ok(HttpResponse::Ok().json(RemovedJobs {
+        dry_run: false,
+        jobs: removed,
+    }))
+}
+
+/// The answer to removing every job: which (or, in a dry run, which it would).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RemovedJobs {
+    /// Nothing was removed: `jobs` is what would have been.
+    pub dry_run: bool,
+    /// The jobs' ids.
+    pub jobs: Vec<String>,
 }

@@ -87,7 +87,7 @@ fn concurrent_claimers_take_every_job_exactly_once() {
     assert!(list(&mut c, true)
         .unwrap()
         .iter()
-        .all(|j| j.state == RUNNING && j.try_num == 1));
+        .all(|j| j.state == JobState::Running && j.try_num == 1));
 }
 
 #[test]
@@ -141,8 +141,8 @@ fn a_stale_worker_cannot_heartbeat_or_finish_and_the_row_stays_as_it_was() {
     );
     let failed = get(&mut c, &job.id).unwrap().unwrap();
     assert_eq!(
-        (failed.state.as_str(), failed.error_reason.as_deref()),
-        (FAILED, Some("heartbeat timeout"))
+        (failed.state, failed.error_reason.as_deref()),
+        (JobState::Failed, Some("heartbeat timeout"))
     );
     assert_eq!(retry_failed(&mut c, 2, t(21)).unwrap(), 1);
     let again = claim_one(&db, "b", 22).unwrap();
@@ -214,12 +214,15 @@ fn a_job_that_used_its_tries_stays_failed_until_reset() {
     fail(&mut c, &second, 5);
     assert_eq!(retry_failed(&mut c, 2, t(6)).unwrap(), 0);
     assert!(claim_one(&db, "w", 7).is_none());
-    assert_eq!(get(&mut c, "job-0").unwrap().unwrap().state, FAILED);
+    assert_eq!(
+        get(&mut c, "job-0").unwrap().unwrap().state,
+        JobState::Failed
+    );
 
     assert!(reset(&mut c, "job-0", t(8)).unwrap());
     assert!(!reset(&mut c, "nope", t(8)).unwrap());
     let r = get(&mut c, "job-0").unwrap().unwrap();
-    assert_eq!((r.state.as_str(), r.try_num), (READY, 0));
+    assert_eq!((r.state, r.try_num), (JobState::ReadyToRun, 0));
     assert!(r.worker_name.is_none() && r.error_reason.is_none() && r.started_at.is_none());
     assert!(r.attempt.is_none());
     assert_eq!(claim_one(&db, "w", 9).unwrap().try_num, 1);
