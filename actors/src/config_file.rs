@@ -9,12 +9,16 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {key}: {reason}")]
 pub struct ConfigError {
+    /// The file it came from.
     pub file: String,
+    /// The key that is wrong (`sealing_thread[0].plan`).
     pub key: String,
+    /// What is wrong, and what is allowed.
     pub reason: String,
 }
 
 impl ConfigError {
+    /// An error about `key` in `file`.
     pub fn new(file: &str, key: impl Into<String>, reason: impl Into<String>) -> Self {
         ConfigError {
             file: file.to_string(),
@@ -96,6 +100,7 @@ pub fn mutated(text: &str, edits: &[(usize, u8, String)]) -> String {
     lines.join("\n")
 }
 
+/// The text of a config file, or an error naming it.
 pub fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| {
         ConfigError::new(

@@ -2,6 +2,7 @@
 //!
 //! Architecture invariant: this crate knows nothing of databases, HTTP servers or proofs. It
 //! speaks to the manager through [`wire::jsonrpc`] and to proofs through processor children.
+#![warn(missing_docs)]
 
 pub mod config_file;
 pub mod durable;

@@ -105,6 +105,7 @@ pub fn limits_table(stages: &BTreeMap<String, StageUse>) -> String {
     out
 }
 
+/// The worker's stage limits, shared by every thread: concurrency gates, staggered starts, external locks.
 #[derive(Debug, Default)]
 pub struct StageLimits {
     /// Every stage that ever ran or had a limit, so running counts are known for all.
@@ -122,6 +123,7 @@ pub struct StageGuard {
 }
 
 impl StageLimits {
+    /// The limits of a config file's `[processors.limitation]` and `ext_locks`.
     pub fn new(
         concurrent: &HashMap<String, usize>,
         staggered: &HashMap<String, Duration>,

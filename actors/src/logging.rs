@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 
 const DEFAULT: &str = "info,storage_proofs_core=warn,storage_proofs_porep=warn,storage_proofs_post=warn,filecoin_proofs=warn,bellperson=warn";
 
+/// Sets up logging to stderr, filtered by the environment variable `env_var` (default `info`).
 pub fn init(env_var: &str) {
     let filter = std::env::var(env_var)
         .or_else(|_| std::env::var("RUST_LOG"))

@@ -52,17 +52,26 @@ pub fn default_timeout(stage: Stage, sector_size: u64) -> Duration {
     Duration::from_secs(u64::try_from(scaled).unwrap_or(u64::MAX).max(HOUR / 2))
 }
 
+/// How to start and keep one processor child.
 #[derive(Debug, Clone)]
 pub struct ProcessorSpec {
+    /// The stage it serves.
     pub stage: Stage,
     /// Position among this stage's `[[processors.<stage>]]` entries.
     pub index: usize,
+    /// The program (the worker itself by default).
     pub bin: PathBuf,
+    /// Its arguments (`processor <stage>` by default).
     pub args: Vec<String>,
+    /// Variables set in its environment.
     pub envs: HashMap<String, String>,
+    /// Whether it inherits the worker's environment too.
     pub inherit_envs: bool,
+    /// How long it has to print its ready line.
     pub stable_wait: Duration,
+    /// Whether it is started again after it exits.
     pub auto_restart: bool,
+    /// The CPUs it may run on (`0-3,8`).
     pub cpuset: Option<String>,
     /// Where to put cgroups when `cpuset` is set (cgroup v2 mount).
     pub cgroup_root: PathBuf,
@@ -102,6 +111,7 @@ struct Child {
     killed_because: Option<String>,
 }
 
+/// The actor that owns one processor child.
 pub struct Processor {
     spec: ProcessorSpec,
     /// Bumped at every spawn, so late events of a previous child are ignored.
@@ -120,6 +130,7 @@ pub struct Processor {
 }
 
 impl Processor {
+    /// An actor for `spec`; `pid` shows the running child's process id.
     pub fn new(spec: ProcessorSpec, pid: Arc<AtomicU32>) -> Self {
         Processor {
             spec,
@@ -325,7 +336,9 @@ impl Supervised for Processor {
 #[derive(Message)]
 #[rtype(result = "Result<Value, String>")]
 pub struct Call {
+    /// The task, as the stage's JSON.
     pub task: Value,
+    /// How long the child has to answer before it is killed.
     pub timeout: Duration,
 }
 
@@ -610,8 +623,11 @@ fn set_parent_death_signal(cmd: &mut tokio::process::Command) {
 /// How a child was pinned to its cpuset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pinning {
+    /// Pinned through a cgroup v2 cpuset at this path.
     Cgroup(std::path::PathBuf),
+    /// Pinned with CPU affinity (no cpuset controller).
     Affinity,
+    /// Not pinned: why.
     Failed(String),
 }
 

@@ -17,19 +17,23 @@ use crate::wire::processor::Stage;
 /// No `concurrent` set: effectively unlimited (damocles' selector assumes 64).
 const UNLIMITED: usize = 64;
 
+/// One processor child as callers pick it: its actor, capacity, locks and timeout.
 #[derive(Clone)]
 pub struct ProcessorHandle {
+    /// The child's actor.
     pub addr: Addr<Processor>,
     /// The child's pid, kept current by the actor.
     pub pid: Arc<AtomicU32>,
     /// In-flight capacity of this child.
     slots: Arc<Semaphore>,
+    /// The `ext_locks` a task on it holds.
     pub locks: Vec<String>,
     /// `[[processors.<stage>]] timeout`, if set.
     timeout: Option<Duration>,
 }
 
 impl ProcessorHandle {
+    /// A handle on a started processor.
     pub fn new(
         addr: Addr<Processor>,
         pid: Arc<AtomicU32>,
@@ -47,12 +51,14 @@ impl ProcessorHandle {
     }
 }
 
+/// Every processor child of the worker, by stage.
 #[derive(Clone, Default)]
 pub struct Processors {
     by_stage: HashMap<Stage, Vec<ProcessorHandle>>,
 }
 
 impl Processors {
+    /// The worker's processors, grouped by stage.
     pub fn new(by_stage: HashMap<Stage, Vec<ProcessorHandle>>) -> Self {
         Processors { by_stage }
     }

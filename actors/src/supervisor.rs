@@ -18,6 +18,7 @@ use crate::sealing::env::ThreadEnv;
 use crate::sealing::sealer::SEALER;
 use crate::sealing::sector_plan::SectorPlan;
 use crate::thread::control::{Control, GetInfo, ThreadHandle};
+use crate::thread::plan::Plan;
 use crate::thread::runner::ThreadRunner;
 use crate::wdpost::slot::WdPostPlan;
 use crate::wdpost::steps::PostEnv;
@@ -29,27 +30,38 @@ use crate::wire::worker_api::{ThreadInfo, ThreadState};
 
 /// One `[[processors.<stage>]]` entry, resolved.
 pub struct ProcessorEntry {
+    /// How to start it.
     pub spec: ProcessorSpec,
+    /// How many tasks it takes at once (none: one).
     pub concurrent: Option<usize>,
+    /// The `ext_locks` each task holds.
     pub locks: Vec<String>,
 }
 
 /// How and where to ping the manager.
 #[derive(Clone)]
 pub struct PingSpec {
+    /// The manager, with the worker's token.
     pub manager: Client,
+    /// The worker's name.
     pub name: String,
+    /// Its management address, as the manager reaches it.
     pub dest: String,
+    /// Its version.
     pub version: String,
+    /// How often.
     pub interval: Duration,
 }
 
 /// Builds one thread's environment once the processors exist.
 pub enum ThreadFactory {
+    /// A sealer thread's environment.
     Sealer(Box<dyn Fn(Processors) -> Arc<ThreadEnv>>),
+    /// A WindowPoSt slot's environment.
     WdPost(Box<dyn Fn(Processors) -> Arc<PostEnv>>),
 }
 
+/// The actor at the root of a worker: its processors, threads and pings.
 pub struct WorkerSupervisor {
     processor_entries: Vec<ProcessorEntry>,
     thread_factories: Vec<ThreadFactory>,
@@ -59,6 +71,7 @@ pub struct WorkerSupervisor {
 }
 
 impl WorkerSupervisor {
+    /// A supervisor for these processors and threads, pinging as `ping` says.
     pub fn new(
         processor_entries: Vec<ProcessorEntry>,
         thread_factories: Vec<ThreadFactory>,
@@ -107,11 +120,15 @@ impl Actor for WorkerSupervisor {
             let handle = match factory {
                 ThreadFactory::Sealer(f) => {
                     let plan = SectorPlan::new(&SEALER, f(processors.clone()));
-                    ThreadHandle::of(&Supervisor::start(move |_| ThreadRunner::new(index, plan)))
+                    let kind = plan.kind();
+                    let addr = Supervisor::start(move |_| ThreadRunner::new(index, plan));
+                    ThreadHandle::of(&addr, kind)
                 }
                 ThreadFactory::WdPost(f) => {
                     let plan = WdPostPlan::new(f(processors.clone()));
-                    ThreadHandle::of(&Supervisor::start(move |_| ThreadRunner::new(index, plan)))
+                    let kind = plan.kind();
+                    let addr = Supervisor::start(move |_| ThreadRunner::new(index, plan));
+                    ThreadHandle::of(&addr, kind)
                 }
             };
             self.threads.push(handle);
@@ -133,14 +150,18 @@ impl Actor for WorkerSupervisor {
 /// Why a control call was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ControlError {
+    /// No thread has that index.
     #[error("worker #{0} not found")]
     NotFound(usize),
+    /// The thread refused (a state it cannot take).
     #[error("{0}")]
     Refused(String),
+    /// The thread's actor did not answer.
     #[error("thread actor unavailable: {0}")]
     Unavailable(String),
 }
 
+/// Every thread's info, in index order.
 #[derive(Message)]
 #[rtype(result = "Vec<ThreadInfo>")]
 pub struct ListThreads;
@@ -149,15 +170,17 @@ impl Handler<ListThreads> for WorkerSupervisor {
     type Result = ResponseFuture<Vec<ThreadInfo>>;
     fn handle(&mut self, _: ListThreads, _ctx: &mut Self::Context) -> Self::Result {
         let asks: Vec<_> = self.threads.iter().map(|t| t.info.send(GetInfo)).collect();
+        let plans: Vec<_> = self.threads.iter().map(|t| t.plan).collect();
         Box::pin(async move {
             join_all(asks)
                 .await
                 .into_iter()
+                .zip(plans)
                 .enumerate()
-                .map(|(index, r)| {
+                .map(|(index, (r, plan))| {
                     r.unwrap_or_else(|e| ThreadInfo {
                         location: "-".into(),
-                        plan: "sealer".into(),
+                        plan: plan.to_string(),
                         job_id: None,
                         index,
                         thread_state: ThreadState::Idle,

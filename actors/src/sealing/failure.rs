@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+/// How bad a failure is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     /// Worth retrying: retried `max_retries` times, `recover_interval` apart, then permanent.
@@ -26,28 +27,36 @@ impl Level {
     }
 }
 
+/// A step that failed, and how badly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
+    /// How bad.
     pub level: Level,
+    /// What went wrong, and what to do about it.
     pub message: String,
 }
 
 impl Failure {
+    /// A failure of `level`.
     pub fn new(level: Level, message: impl Into<String>) -> Self {
         Failure {
             level,
             message: message.into(),
         }
     }
+    /// Worth retrying.
     pub fn temp(message: impl Into<String>) -> Self {
         Self::new(Level::Temporary, message)
     }
+    /// Needs an operator.
     pub fn perm(message: impl Into<String>) -> Self {
         Self::new(Level::Permanent, message)
     }
+    /// The sector is lost.
     pub fn abort(message: impl Into<String>) -> Self {
         Self::new(Level::Abort, message)
     }
+    /// A bug or a broken invariant.
     pub fn critical(message: impl Into<String>) -> Self {
         Self::new(Level::Critical, message)
     }
@@ -80,6 +89,7 @@ pub enum Reaction {
     Abort(String),
 }
 
+/// What the thread does about `failure`, after `retries_used` of `max_retries` retries.
 pub fn react(failure: &Failure, retries_used: u32, max_retries: u32) -> Reaction {
     match failure.level {
         Level::Temporary if retries_used < max_retries => Reaction::Retry,

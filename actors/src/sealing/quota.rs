@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::size::format_size;
 use crate::wire::venus::seal_proof;
 
+/// The worker's `disk_quota`: how much its sealer locations may hold before threads stop asking for sectors.
 #[derive(Debug, Default)]
 pub struct DiskQuota {
     /// Bytes; 0 means no quota.
@@ -38,6 +39,7 @@ pub fn disk_usage(path: &Path) -> u64 {
 }
 
 impl DiskQuota {
+    /// A quota of `bytes` over `locations` (none: no limit); `ignore` skips the free-space check.
     pub fn new(bytes: u64, ignore: bool, locations: Vec<PathBuf>) -> Self {
         DiskQuota {
             bytes: AtomicU64::new(bytes),

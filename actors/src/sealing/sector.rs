@@ -12,28 +12,41 @@ use crate::wire::venus::{AllocatedSector, SectorId, Seed, Ticket};
 /// A sector thread's record: the state and everything the steps produced so far.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sector {
+    /// Where the sector is (none: `Empty`).
     pub state: Option<State>,
     /// Temporary failures retried so far; damocles keeps it for the sector's whole life.
     pub retry: u32,
+    /// The sector the manager gave, with its proof type.
     pub allocated: Option<AllocatedSector>,
+    /// Its pieces (one zero piece for CC).
     pub pieces: Vec<PieceInfo>,
+    /// Its data commitment, from TreeD or PC2.
     pub comm_d: Option<[u8; 32]>,
+    /// The ticket PC1 sealed with.
     pub ticket: Option<Ticket>,
+    /// PC1's output, for PC2.
     pub pc1_out: Option<Value>,
+    /// Its replica commitment, from PC2.
     pub comm_r: Option<[u8; 32]>,
+    /// The store it was persisted to.
     pub persist_instance: Option<String>,
+    /// The seed C1 proves with.
     pub seed: Option<Seed>,
+    /// C1's output, for C2.
     pub c1_out: Option<Value>,
+    /// The PoRep proof, from C2.
     pub proof: Option<Vec<u8>>,
     /// Why the sector is being aborted, for `ReportAborted`.
     pub abort_reason: Option<String>,
 }
 
 impl Sector {
+    /// The state (`Empty` when none).
     pub fn state(&self) -> State {
         self.state.unwrap_or(State::Empty)
     }
 
+    /// The sector's id, once allocated.
     pub fn id(&self) -> Option<SectorId> {
         self.allocated.as_ref().map(|a| a.id)
     }

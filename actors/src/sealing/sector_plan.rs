@@ -50,7 +50,7 @@ impl SectorPlan {
         self.sector.state = Some(next);
         info!(sector = ?self.sector_name(), %prev, %next, "state changed");
         let report = self.sector.id().map(|id| {
-            let fut = report_state(self.env.clone(), id, prev, next, format!("{event:?}"), None);
+            let fut = report_state(self.env.clone(), id, prev, next, event.to_string(), None);
             Box::pin(fut) as StepFuture<()>
         });
         Settled {

@@ -9,6 +9,7 @@ use crate::names::by_name;
 macro_rules! states {
     ($($name:ident),* $(,)?) => {
         /// Every sector state damocles knows (the spelling `Persistance` is damocles').
+        #[allow(missing_docs)] // damocles' names say it
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum State { $($name),* }
 
@@ -54,10 +55,26 @@ states!(
 
 by_name!(State, "state");
 
-/// What moved a sector from one state to the next (damocles' event names).
-#[allow(missing_docs)] // damocles' names say it
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
+macro_rules! events {
+    ($($name:ident),* $(,)?) => {
+        /// What moved a sector from one state to the next (damocles' event names, as they
+        /// travel in `ReportState`).
+        #[allow(missing_docs)] // damocles' names say it
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum EventKind { $($name),* }
+
+        impl EventKind {
+            /// Every event.
+            pub const ALL: &'static [EventKind] = &[$(EventKind::$name),*];
+            /// The event's name, as damocles spells it.
+            pub fn name(self) -> &'static str {
+                match self { $(EventKind::$name => stringify!($name)),* }
+            }
+        }
+    };
+}
+
+events!(
     Allocate,
     AcquireDeals,
     AddPiece,
@@ -76,4 +93,6 @@ pub enum EventKind {
     SubmitProof,
     ReSubmitProof,
     Finish,
-}
+);
+
+by_name!(EventKind, "event");

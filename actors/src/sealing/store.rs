@@ -10,16 +10,19 @@ use crate::durable;
 use super::sector::Sector;
 use crate::wire::venus::SectorId;
 
+/// A thread's directory: its sector record and the files of the sector it seals.
 #[derive(Debug, Clone)]
 pub struct Location {
     root: PathBuf,
 }
 
 impl Location {
+    /// The location rooted at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Location { root: root.into() }
     }
 
+    /// The directory itself.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -32,12 +35,15 @@ impl Location {
         Ok(())
     }
 
+    /// The staged (unsealed) file of sector `id`.
     pub fn staged(&self, id: SectorId) -> PathBuf {
         self.root.join("data/staged").join(id.to_string())
     }
+    /// The cache directory of sector `id`.
     pub fn cache(&self, id: SectorId) -> PathBuf {
         self.root.join("data/cache").join(id.to_string())
     }
+    /// The sealed replica of sector `id`.
     pub fn sealed(&self, id: SectorId) -> PathBuf {
         self.root.join("data/sealed").join(id.to_string())
     }

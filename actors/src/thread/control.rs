@@ -3,6 +3,7 @@
 
 use actix::prelude::*;
 
+use super::plan::PlanKind;
 use crate::wire::worker_api::ThreadInfo;
 
 /// What the thread is and does, for `worker list`.
@@ -31,17 +32,20 @@ pub struct ThreadHandle {
     pub info: Recipient<GetInfo>,
     /// Pauses and resumes it.
     pub control: Recipient<Control>,
+    /// Its plan, shown even when the actor cannot answer.
+    pub plan: PlanKind,
 }
 
 impl ThreadHandle {
     /// The handle of a running thread actor.
-    pub fn of<A>(addr: &Addr<A>) -> Self
+    pub fn of<A>(addr: &Addr<A>, plan: PlanKind) -> Self
     where
         A: Actor<Context = Context<A>> + Handler<GetInfo> + Handler<Control>,
     {
         ThreadHandle {
             info: addr.clone().recipient(),
             control: addr.clone().recipient(),
+            plan,
         }
     }
 }

@@ -4,14 +4,19 @@
 use crate::wire::processor::{Stage, WindowPoStOutput};
 use crate::wire::venus::AllocatedPoStJob;
 
+/// What a slot holds.
 #[derive(Debug, Clone, Default)]
 pub enum SlotState {
+    /// Nothing: it asks for a job.
     #[default]
     Empty,
+    /// A job it proves.
     Allocated(AllocatedPoStJob),
+    /// A job and its proof (or why there is none), to hand back.
     Generated(AllocatedPoStJob, Result<WindowPoStOutput, String>),
 }
 
+/// What happened to the slot's job.
 #[derive(Debug, Clone)]
 pub enum SlotEvent {
     /// The manager gave us this job.
@@ -25,6 +30,7 @@ pub enum SlotEvent {
 }
 
 impl SlotState {
+    /// The state's name, as `worker list` shows it.
     pub fn name(&self) -> &'static str {
         match self {
             SlotState::Empty => "Empty",
@@ -42,6 +48,7 @@ impl SlotState {
         }
     }
 
+    /// The job held, if any.
     pub fn job(&self) -> Option<&AllocatedPoStJob> {
         match self {
             SlotState::Empty => None,
@@ -49,6 +56,7 @@ impl SlotState {
         }
     }
 
+    /// The state after `event`, or an error when the event makes no sense here.
     pub fn apply(self, event: SlotEvent) -> Result<SlotState, String> {
         use SlotEvent as E;
         use SlotState as S;
@@ -63,6 +71,7 @@ impl SlotState {
 }
 
 impl SlotEvent {
+    /// The event's name, for the log.
     pub fn name(&self) -> &'static str {
         match self {
             SlotEvent::Claimed(_) => "Claimed",

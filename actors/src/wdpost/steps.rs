@@ -19,16 +19,21 @@ use crate::wire::venus_methods as m;
 
 /// Everything a slot's steps need from the worker.
 pub struct PostEnv {
+    /// The worker's name.
     pub instance: String,
     /// The manager, with this slot's token and thread index in every call's headers.
     pub manager: Client,
+    /// The worker's processor children.
     pub processors: Processors,
+    /// The worker's stage limits.
     pub limits: Arc<StageLimits>,
+    /// The stores whose files a job names.
     pub attached: Vec<AttachedStore>,
     /// Which jobs this slot takes (`sealing.allowed_miners` / `allowed_sizes`).
     pub spec: AllocatePoStSpec,
     /// How long to wait before asking again when there is no job.
     pub recover_interval: Duration,
+    /// How often a held job is heartbeated.
     pub heartbeat_interval: Duration,
     /// Tries of `WdPoStFinishJob` when the manager cannot be reached.
     pub max_retries: u32,
@@ -142,6 +147,7 @@ fn job_call_error(e: CallError) -> JobCallError {
     }
 }
 
+/// Keeps job `id` alive; refused when it is not this worker's any more.
 pub async fn heartbeat(env: &PostEnv, id: &str) -> Result<(), JobCallError> {
     env.manager
         .call::<m::WdPoStHeartbeatJobs>((vec![id.to_string()], env.instance.clone()))

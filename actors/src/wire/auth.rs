@@ -62,12 +62,16 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 /// Why the worker refused a signed call.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ControlError {
+    /// No signature was sent.
     #[error("this call changes the worker and carries no credential of its manager: send it through the manager (`damocles-manager util worker ...`) or run `damocles-worker worker -c <config>` on the worker's machine")]
     Missing,
+    /// The header is not `DamoclesControl <secs>.<hex>`.
     #[error("malformed {CONTROL_SCHEME} credential: expected `{CONTROL_SCHEME} <unix secs>.<hex signature>`")]
     Malformed,
+    /// The signature's time is this many seconds away from the clock.
     #[error("the credential is {0}s away from this worker's clock (at most {MAX_SKEW_SECS}s): check both clocks")]
     Stale(i64),
+    /// The signature does not match the body.
     #[error("the credential was not made with this worker's token: the manager holds another token for this worker name, or the call was altered")]
     BadSignature,
 }
@@ -83,10 +87,12 @@ impl std::fmt::Debug for ControlKey {
 }
 
 impl ControlKey {
+    /// The key both sides derive from the worker token's SHA-256.
     pub fn from_token_hash(hash: &[u8; 32]) -> Self {
         ControlKey(hmac(hash, &[b"damocles worker control v1"]))
     }
 
+    /// The key of a worker token.
     pub fn from_token(token: &str) -> Self {
         Self::from_token_hash(&token_hash(token))
     }

@@ -38,9 +38,13 @@ pub const SERVER_ERROR: i64 = -32000;
 /// them (no tree of `Value`s in between).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Request {
+    /// Always `2.0`.
     pub jsonrpc: String,
+    /// The caller's id, echoed in the answer.
     pub id: Value,
+    /// The method's wire name.
     pub method: String,
+    /// The positional parameters, decoded only by the method that takes them.
     #[serde(default)]
     pub params: Option<Box<serde_json::value::RawValue>>,
 }
@@ -54,9 +58,12 @@ struct Outgoing<'a, P: Serialize> {
     params: &'a P,
 }
 
+/// A JSON-RPC error: a code (see the constants above) and a message.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RpcError {
+    /// What kind of error.
     pub code: i64,
+    /// What went wrong, for people.
     pub message: String,
 }
 
@@ -67,6 +74,7 @@ impl std::fmt::Display for RpcError {
 }
 
 impl RpcError {
+    /// An error with `code`.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
         RpcError {
             code,
@@ -74,22 +82,29 @@ impl RpcError {
         }
     }
 
+    /// Parameters that do not fit the method.
     pub fn invalid_params(message: impl Into<String>) -> Self {
         Self::new(INVALID_PARAMS, message)
     }
 }
 
+/// A JSON-RPC answer: a result or an error.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Response {
+    /// Always `2.0`.
     pub jsonrpc: String,
+    /// The request's id.
     pub id: Value,
+    /// The result, when the call succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
+    /// The error, when it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RpcError>,
 }
 
 impl Response {
+    /// The answer to request `id`.
     pub fn from_result(id: Value, result: Result<Value, RpcError>) -> Self {
         match result {
             Ok(v) => Response {
@@ -124,12 +139,25 @@ pub fn decode_request(body: &[u8]) -> Result<Request, Box<Response>> {
 /// Why a call failed: the peer could not be reached, or it answered with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
+    /// The peer could not be reached.
     #[error("cannot reach {url}: {reason}")]
-    Transport { url: String, reason: String },
+    Transport {
+        /// Where.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The peer answered with an error.
     #[error("rpc error: {0}")]
     Rpc(RpcError),
+    /// The answer could not be read.
     #[error("bad response from {url}: {reason}")]
-    Decode { url: String, reason: String },
+    Decode {
+        /// Where from.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Largest reply a client reads.
@@ -173,6 +201,7 @@ impl Client {
         self
     }
 
+    /// The URL calls go to.
     pub fn url(&self) -> &str {
         &self.url
     }

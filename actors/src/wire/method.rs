@@ -22,6 +22,7 @@ pub trait Method {
     const PARAMS: &'static [&'static str];
     /// A tuple of the parameters (`[(); 0]` when there are none: it is `[]` on the wire).
     type Params: Serialize + DeserializeOwned + Send + 'static;
+    /// What the method answers.
     type Output: Serialize + DeserializeOwned + Send + 'static;
 }
 
@@ -31,6 +32,7 @@ pub type NoParams = [(); 0];
 /// Declares a method type. `Name = "Ns.Name" (param: Type, ...) -> Output`.
 macro_rules! method {
     ($(#[$doc:meta])* $ty:ident = $name:literal () -> $out:ty) => {
+        #[doc = concat!("The `", $name, "` method.")]
         $(#[$doc])*
         #[derive(Debug, Clone, Copy)]
         pub struct $ty;
@@ -42,6 +44,7 @@ macro_rules! method {
         }
     };
     ($(#[$doc:meta])* $ty:ident = $name:literal ($($p:ident: $pt:ty),+) -> $out:ty) => {
+        #[doc = concat!("The `", $name, "` method.")]
         $(#[$doc])*
         #[derive(Debug, Clone, Copy)]
         pub struct $ty;

@@ -71,23 +71,32 @@ pub fn ready_line(stage: Stage) -> String {
     format!("{stage} processor ready")
 }
 
+/// One task sent to a child, one JSON line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcessorRequest {
+    /// Matches an answer to its request.
     pub id: u64,
+    /// The task, as the stage's JSON.
     pub task: Value,
 }
 
+/// A child's answer to one task, one JSON line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcessorResponse {
+    /// Matches an answer to its request.
     pub id: u64,
+    /// Why the task failed, if it did.
     pub err_msg: Option<String>,
+    /// The stage's output, if it succeeded.
     pub output: Option<Value>,
 }
 
 /// A piece in a sector: its padded size and commitment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PieceInfo {
+    /// Unpadded size in bytes.
     pub size: u64,
+    /// The piece commitment.
     pub comm_p: [u8; 32],
 }
 
@@ -95,80 +104,123 @@ pub struct PieceInfo {
 /// one zero piece filling the sector.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AddPiecesTask {
+    /// The seal proof type (its wire integer).
     pub seal_proof: u64,
+    /// The sector's staged (unsealed) file.
     pub staged_file: String,
 }
 
+/// `add_pieces`' output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AddPiecesOutput {
+    /// The sector's pieces.
     pub pieces: Vec<PieceInfo>,
 }
 
 /// `tree_d`: the data commitment of the pieces.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TreeDTask {
+    /// The seal proof type (its wire integer).
     pub seal_proof: u64,
+    /// The sector's pieces.
     pub pieces: Vec<PieceInfo>,
 }
 
+/// `tree_d`'s output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TreeDOutput {
+    /// The data commitment.
     pub comm_d: [u8; 32],
 }
 
+/// The `pc1` task.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PC1Task {
+    /// The seal proof type (its wire integer).
     pub seal_proof: u64,
+    /// The sector's cache directory.
     pub cache_dir: String,
+    /// The sector's staged (unsealed) file.
     pub staged_file: String,
+    /// The sector's sealed replica.
     pub sealed_file: String,
+    /// The miner's prover id.
     pub prover_id: [u8; 32],
+    /// The sector's number.
     pub sector_number: u64,
+    /// The ticket the sector was sealed with.
     pub ticket: [u8; 32],
+    /// The sector's pieces.
     pub pieces: Vec<PieceInfo>,
 }
 
+/// The `pc2` task.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PC2Task {
+    /// The seal proof type (its wire integer).
     pub seal_proof: u64,
+    /// PC1's output.
     pub pc1_out: Value,
     /// PC2 encodes the sealed file in place; it is restored from here first, so PC2 can run
     /// again (resume from PC1Done) and give the same CommR.
     pub staged_file: String,
+    /// The sector's cache directory.
     pub cache_dir: String,
+    /// The sector's sealed replica.
     pub sealed_file: String,
 }
 
+/// `pc2`'s output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PC2Output {
+    /// The replica commitment.
     pub comm_r: [u8; 32],
+    /// The data commitment.
     pub comm_d: [u8; 32],
 }
 
+/// The `c1` task.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct C1Task {
+    /// The seal proof type (its wire integer).
     pub seal_proof: u64,
+    /// The sector's cache directory.
     pub cache_dir: String,
+    /// The sector's sealed replica.
     pub sealed_file: String,
+    /// The miner's prover id.
     pub prover_id: [u8; 32],
+    /// The sector's number.
     pub sector_number: u64,
+    /// The ticket the sector was sealed with.
     pub ticket: [u8; 32],
+    /// The interactive seed (randomness from the chain).
     pub seed: [u8; 32],
+    /// The sector's pieces.
     pub pieces: Vec<PieceInfo>,
+    /// The replica commitment.
     pub comm_r: [u8; 32],
+    /// The data commitment.
     pub comm_d: [u8; 32],
 }
 
+/// The `c2` task.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct C2Task {
+    /// The seal proof type (its wire integer).
     pub seal_proof: u64,
+    /// C1's output.
     pub c1_out: Value,
+    /// The miner's prover id.
     pub prover_id: [u8; 32],
+    /// The sector's number.
     pub sector_number: u64,
 }
 
+/// `c2`'s output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct C2Output {
+    /// The proof bytes.
     #[serde(with = "super::venus::b64")]
     pub proof: Vec<u8>,
 }
@@ -176,23 +228,33 @@ pub struct C2Output {
 /// One sector of a WindowPoSt job, with the paths the worker resolved for it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PoStReplica {
+    /// The sector's number.
     pub sector_id: u64,
+    /// The replica commitment.
     pub comm_r: [u8; 32],
+    /// The sector's cache directory.
     pub cache_dir: String,
+    /// The sector's sealed replica.
     pub sealed_file: String,
 }
 
 /// `window_post` (damocles' task shape).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WindowPoStTask {
+    /// The miner.
     pub miner_id: u64,
+    /// The WindowPoSt proof type, by damocles' name.
     pub proof_type: String,
+    /// The sectors' files, in order.
     pub replicas: Vec<PoStReplica>,
+    /// The interactive seed (randomness from the chain).
     pub seed: [u8; 32],
 }
 
+/// `window_post`'s output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WindowPoStOutput {
+    /// One proof per partition.
     #[serde(deserialize_with = "super::venus::null_as_default")]
     pub proofs: Vec<ProofBytes>,
     /// Go writes no faults as `null`.
@@ -200,6 +262,7 @@ pub struct WindowPoStOutput {
     pub faults: Vec<u64>,
 }
 
+/// Proof bytes, base64 on the wire.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ProofBytes(#[serde(with = "super::venus::b64")] pub Vec<u8>);

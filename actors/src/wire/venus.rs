@@ -3,13 +3,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The namespace of the manager's methods.
 pub const NAMESPACE: &str = "Venus";
 
 /// `s-t0<miner>-<number>` on screen, `{"Miner":..,"Number":..}` on the wire.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SectorId {
+    /// The miner's actor id.
     pub miner: u64,
+    /// The sector's number within the miner.
     pub number: u64,
 }
 
@@ -51,43 +54,58 @@ pub fn prover_id(miner: u64) -> [u8; 32] {
     out
 }
 
+/// What a thread may take (`AllocateSector`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct AllocateSectorSpec {
+    /// Miners it seals for (none: any).
     pub allowed_miners: Option<Vec<u64>>,
     /// Seal proof types as integers (0 = 2KiB V1, 5 = 2KiB V1_1, ...).
     pub allowed_proof_types: Option<Vec<u64>>,
 }
 
+/// A sector the manager gave a thread.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AllocatedSector {
+    /// Which sector.
     #[serde(rename = "ID")]
     pub id: SectorId,
+    /// Its seal proof type (wire integer).
     #[serde(rename = "ProofType")]
     pub proof_type: u64,
 }
 
+/// The randomness PC1 seals with.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct Ticket {
+    /// The ticket bytes.
     #[serde(with = "b64")]
     pub ticket: Vec<u8>,
+    /// The chain epoch it was drawn at.
     pub epoch: i64,
 }
 
+/// The randomness C1 proves with.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct Seed {
+    /// The seed bytes.
     #[serde(with = "b64")]
     pub seed: Vec<u8>,
+    /// The chain epoch it was drawn at.
     pub epoch: i64,
 }
 
+/// `WaitSeed`'s answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct WaitSeedResp {
+    /// Not yet: ask again after `delay`.
     pub should_wait: bool,
+    /// Seconds to wait before asking again.
     pub delay: u64,
+    /// The seed, once it is there.
     pub seed: Option<Seed>,
 }
 
@@ -95,8 +113,11 @@ pub struct WaitSeedResp {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PreCommitOnChainInfo {
+    /// The replica commitment.
     pub comm_r: [u8; 32],
+    /// The data commitment.
     pub comm_d: [u8; 32],
+    /// The ticket it was sealed with.
     pub ticket: Ticket,
 }
 
@@ -104,8 +125,10 @@ pub struct PreCommitOnChainInfo {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct AcquireDealsSpec {
+    /// At most this many deals (none: no limit).
     #[serde(default)]
     pub max_deals: Option<u64>,
+    /// At least this much of the sector filled (none: no minimum).
     #[serde(default)]
     pub min_used_space: Option<u64>,
 }
@@ -113,6 +136,7 @@ pub struct AcquireDealsSpec {
 /// A CID as Go's JSON writes it: `{"/": "baga6ea4sea..."}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Cid {
+    /// The CID's text.
     #[serde(rename = "/")]
     pub root: String,
 }
@@ -122,15 +146,20 @@ pub struct Cid {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct SectorPiece {
+    /// The piece.
     pub piece: PieceInfo,
+    /// The deal behind it, kept as it came.
     #[serde(default)]
     pub deal_info: Option<serde_json::Value>,
 }
 
+/// A piece: its padded size and CID.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PieceInfo {
+    /// Padded size in bytes.
     #[serde(rename = "Size")]
     pub size: u64,
+    /// The piece commitment as a CID.
     #[serde(rename = "PieceCID")]
     pub piece_cid: Cid,
 }
@@ -139,7 +168,9 @@ pub struct PieceInfo {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct AllocateSnapUpSpec {
+    /// The sectors it may take.
     pub sector: AllocateSectorSpec,
+    /// The deals it may take.
     pub deals: AcquireDealsSpec,
 }
 
@@ -147,18 +178,25 @@ pub struct AllocateSnapUpSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SnapUpOnChainInfo {
+    /// The new replica commitment.
     pub comm_r: [u8; 32],
+    /// The new data commitment.
     pub comm_d: [u8; 32],
+    /// The store the update files were persisted to.
     pub access_instance: String,
+    /// The pieces the sector now holds.
     #[serde(default, deserialize_with = "null_as_default")]
     pub pieces: Vec<Cid>,
+    /// The update proof.
     #[serde(with = "b64")]
     pub proof: Vec<u8>,
 }
 
+/// `SubmitProof`'s second parameter.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ProofOnChainInfo {
+    /// The PoRep proof.
     #[serde(with = "b64")]
     pub proof: Vec<u8>,
 }
@@ -166,14 +204,20 @@ pub struct ProofOnChainInfo {
 /// Result of a submit: damocles' integer enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubmitResult {
+    /// Taken.
     Accepted = 1,
+    /// Taken before; the same again.
     DuplicateSubmit = 2,
+    /// Another submission was taken for the sector.
     MismatchedSubmission = 3,
+    /// Refused: the sector is aborted.
     Rejected = 4,
+    /// Refused: the files are not where they should be.
     FilesMissed = 5,
 }
 
 impl SubmitResult {
+    /// The result of its wire integer.
     pub fn from_code(code: u64) -> Option<Self> {
         use SubmitResult::*;
         [
@@ -188,26 +232,37 @@ impl SubmitResult {
     }
 }
 
+/// The answer to a submit.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SubmitResp {
+    /// A `SubmitResult` as its integer.
     pub res: u64,
+    /// Why, when it was not taken.
     pub desc: Option<String>,
 }
 
 /// On-chain state of a message: damocles' integer enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnChainState {
+    /// Sent, not yet on chain.
     Pending = 1,
+    /// In a message the chain has not yet run.
     Packed = 2,
+    /// On chain.
     Landed = 3,
+    /// The chain knows no such message.
     NotFound = 4,
+    /// Failed on chain; submit again.
     Failed = 5,
+    /// Failed on chain for good.
     PermFailed = 6,
+    /// The sector cannot go on: abort it.
     ShouldAbort = 7,
 }
 
 impl OnChainState {
+    /// The state of its wire integer.
     pub fn from_code(code: u64) -> Option<Self> {
         use OnChainState::*;
         [
@@ -224,49 +279,70 @@ impl OnChainState {
     }
 }
 
+/// `PollPreCommitState` / `PollProofState`'s answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PollStateResp {
+    /// An `OnChainState` as its integer.
     pub state: u64,
+    /// What the chain said.
     pub desc: Option<String>,
 }
 
+/// Which worker and thread location a report comes from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct WorkerIdentifier {
+    /// The worker's name.
     pub instance: String,
+    /// The thread's location.
     pub location: String,
 }
 
+/// A transition of a sector's state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SectorStateChange {
+    /// The state it left.
     pub prev: String,
+    /// The state it entered.
     pub next: String,
+    /// The event that moved it.
     pub event: String,
 }
 
+/// A failure a thread reports with a transition.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SectorFailure {
+    /// Its level (`temporary`, `permanent`, ...).
     pub level: String,
+    /// What went wrong.
     pub desc: String,
 }
 
+/// `ReportState`'s second parameter.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ReportStateReq {
+    /// Who reports.
     pub worker: WorkerIdentifier,
+    /// The transition.
     pub state_change: SectorStateChange,
+    /// The failure, if one moved it.
     pub failure: Option<SectorFailure>,
 }
 
+/// `SectorState`'s answer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SectorStateResp {
+    /// Which sector.
     #[serde(rename = "Id")]
     pub id: SectorId,
+    /// Whether it was finalized.
     #[serde(rename = "Finalized")]
     pub finalized: bool,
+    /// Why it was aborted, if it was.
     #[serde(rename = "AbortReason")]
     pub abort_reason: Option<String>,
 }
@@ -275,14 +351,20 @@ pub struct SectorStateResp {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct StoreBasicInfo {
+    /// The store's name.
     pub name: String,
+    /// Its path on the manager's host.
     pub path: String,
+    /// Whether its path must exist.
     #[serde(default)]
     pub strict: bool,
+    /// Never persisted to.
     #[serde(default)]
     pub read_only: bool,
+    /// Preference among stores with room (higher first).
     #[serde(default)]
     pub weight: u64,
+    /// Free-form labels.
     #[serde(default)]
     pub meta: Option<std::collections::BTreeMap<String, String>>,
 }
@@ -291,10 +373,14 @@ pub struct StoreBasicInfo {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct WorkerInfo {
+    /// The worker's name.
     pub name: String,
+    /// Its management address.
     pub dest: String,
+    /// Its version.
     #[serde(default)]
     pub version: String,
+    /// Its threads, counted by what they do.
     pub summary: WorkerInfoSummary,
     /// Our extension: the per-thread rows, so the manager's `worker_threads` table stays current
     /// without calling back. A damocles worker omits it.
@@ -302,16 +388,23 @@ pub struct WorkerInfo {
     pub threads: Option<Vec<super::worker_api::ThreadInfo>>,
 }
 
+/// A worker's threads, counted by what they do.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct WorkerInfoSummary {
+    /// All of them.
     pub threads: u64,
+    /// Holding no sector or job.
     pub empty: u64,
+    /// Parked.
     pub paused: u64,
+    /// Running a processor.
     #[serde(default)]
     pub running: u64,
+    /// Held back (limit, parameters, quota).
     #[serde(default)]
     pub waiting: u64,
+    /// Showing an error (`last_error`).
     pub errors: u64,
 }
 
@@ -319,6 +412,7 @@ pub struct WorkerInfoSummary {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct AllocatePoStSpec {
+    /// Miners it proves for (none: any).
     pub allowed_miners: Option<Vec<u64>>,
     /// PoSt proof names such as `StackedDrgWindow2KiBV1_2`.
     pub allowed_proof_types: Option<Vec<String>>,
@@ -328,18 +422,25 @@ pub struct AllocatePoStSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct PoStSectorAccesses {
+    /// The store holding the sealed (or updated) replica.
     pub sealed_file: String,
+    /// The store holding the cache.
     pub cache_dir: String,
 }
 
+/// One sector of a WindowPoSt job.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PoStSectorInfo {
+    /// Its number.
     #[serde(rename = "SectorId")]
     pub sector_id: u64,
+    /// Its replica commitment.
     #[serde(rename = "CommR")]
     pub comm_r: [u8; 32],
+    /// Snapped up: prove over the update files.
     #[serde(rename = "Upgrade", default)]
     pub upgrade: bool,
+    /// Where its files are.
     #[serde(rename = "Accesses")]
     pub accesses: PoStSectorAccesses,
 }
@@ -347,12 +448,16 @@ pub struct PoStSectorInfo {
 /// What a WindowPoSt job proves. Its JSON (in this field order) hashes to the job id.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PoStInput {
+    /// The sectors to prove.
     #[serde(rename = "Sectors")]
     pub sectors: Vec<PoStSectorInfo>,
+    /// The miner.
     #[serde(rename = "MinerId")]
     pub miner_id: u64,
+    /// The WindowPoSt proof type, by damocles' name.
     #[serde(rename = "ProofType")]
     pub proof_type: String,
+    /// The challenge randomness.
     #[serde(rename = "Seed")]
     pub seed: [u8; 32],
 }
@@ -360,8 +465,10 @@ pub struct PoStInput {
 /// One job handed to a worker by `WdPoStAllocateJobs`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AllocatedPoStJob {
+    /// The job's id, as the worker echoes it (`<id>@<attempt>`).
     #[serde(rename = "Id")]
     pub id: String,
+    /// What to prove.
     #[serde(rename = "Input")]
     pub input: PoStInput,
 }
@@ -380,10 +487,12 @@ pub mod b64 {
     use base64::Engine;
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes bytes as base64.
     pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
     }
 
+    /// Reads base64 into bytes.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
         base64::engine::general_purpose::STANDARD
@@ -394,10 +503,15 @@ pub mod b64 {
 
 /// Seal proof integers used on the wire (damocles' abi.RegisteredSealProof).
 pub mod seal_proof {
+    /// 2KiB, V1_1.
     pub const STACKED_DRG_2KIB_V1_1: u64 = 5;
+    /// 8MiB, V1_1.
     pub const STACKED_DRG_8MIB_V1_1: u64 = 6;
+    /// 512MiB, V1_1.
     pub const STACKED_DRG_512MIB_V1_1: u64 = 7;
+    /// 32GiB, V1_1.
     pub const STACKED_DRG_32GIB_V1_1: u64 = 8;
+    /// 64GiB, V1_1.
     pub const STACKED_DRG_64GIB_V1_1: u64 = 9;
 
     /// The V1_1 seal proof for a sector size in bytes.

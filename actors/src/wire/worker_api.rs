@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The namespace of the worker's management methods.
 pub const NAMESPACE: &str = "VenusWorker";
+/// The management port when none is configured.
 pub const DEFAULT_PORT: u16 = 17890;
 
 /// One sealing thread as `WorkerList` returns it.
@@ -11,15 +13,19 @@ pub const DEFAULT_PORT: u16 = 17890;
 pub struct ThreadInfo {
     /// Absolute store path, or `-` for threads without one (wdpost).
     pub location: String,
+    /// The thread's plan (`sealer`, `wdpost`).
     pub plan: String,
     /// `s-t010000-2` for a sector, the job id for wdpost, null when empty.
     pub job_id: Option<String>,
+    /// Its place in the config file.
     pub index: usize,
+    /// What it is doing.
     pub thread_state: ThreadState,
     /// State name (`C1Done`), empty when there is no job.
     pub job_state: String,
     /// What the thread will do next (`C2`), null when nothing.
     pub job_stage: Option<String>,
+    /// The error that parked it, if any.
     pub last_error: Option<String>,
 }
 
@@ -27,15 +33,23 @@ pub struct ThreadInfo {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "state")]
 pub enum ThreadState {
+    /// Between steps.
     Idle,
+    /// Parked until an operator resumes it.
     Paused {
+        /// Seconds since it was paused.
         elapsed: u64,
     },
+    /// A processor is at work for it.
     Running {
+        /// Seconds since the processor took the task.
         elapsed: u64,
+        /// Which processor.
         proc: Option<String>,
     },
+    /// Held back (a stage limit, parameters, a quota).
     Waiting {
+        /// Seconds it has waited.
         elapsed: u64,
         /// Our extension: what the thread waits for (a stage limit, parameters, a quota).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,10 +58,12 @@ pub enum ThreadState {
 }
 
 impl ThreadState {
+    /// Whether it is parked.
     pub fn is_paused(&self) -> bool {
         matches!(self, ThreadState::Paused { .. })
     }
 
+    /// The state's name, as the `worker_threads` table stores it.
     pub fn name(&self) -> &'static str {
         match self {
             ThreadState::Idle => "Idle",

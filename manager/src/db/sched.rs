@@ -1,6 +1,7 @@
 //! `pledge_budget` (sectors pledged to each worker) and `sched_log` (every scheduling decision).
 
 use chrono::NaiveDateTime;
+use damocles_actors::thread::plan::PlanKind;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -140,7 +141,7 @@ pub fn active_workers(
 pub fn idle_sealers(conn: &mut DbConnection, worker: &str) -> Result<i64, DbError> {
     worker_threads::table
         .filter(worker_threads::worker_name.eq(worker))
-        .filter(worker_threads::plan.eq("sealer"))
+        .filter(worker_threads::plan.eq(PlanKind::Sealer.name()))
         .filter(worker_threads::job_id.is_null())
         .filter(worker_threads::thread_state.ne("Paused"))
         .count()
