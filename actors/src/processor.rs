@@ -9,7 +9,6 @@
 //! while it runs, or a task not answered within its timeout.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -17,11 +16,18 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use serde_json::Value;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
-use crate::wire::processor::{ready_line, ProcessorRequest, ProcessorResponse, Stage};
+use crate::wire::processor::{ready_line, ProcessorRequest, ProcessorResponse};
+
+mod os;
+mod spec;
+
+pub use os::{kill_group, parse_cpuset, pin_to_cpuset, Pinning};
+use os::{read_line, set_parent_death_signal, truncate, Line};
+pub use spec::{check_env, default_timeout, EnvOverlay, ProcessorSpec};
 
 /// Delay before a child that exited is started again.
 pub const RESTART_DELAY: Duration = Duration::from_secs(3);
@@ -31,76 +37,6 @@ pub const MAX_LINE: usize = 256 << 20;
 
 /// Longest stderr line logged as one; longer ones are logged in pieces.
 const MAX_LOG_LINE: usize = 64 << 10;
-
-/// How long a task of `stage` on a sector of `sector_size` bytes may run before its child is
-/// killed, when `[[processors.<stage>]] timeout` is not set: generous for a CPU-only machine at
-/// 32GiB, proportionally less for smaller sectors, never under 30 minutes (a small sector's
-/// first task also loads its parameters). A WindowPoSt is worthless after its 30-minute
-/// deadline, whatever the size.
-pub fn default_timeout(stage: Stage, sector_size: u64) -> Duration {
-    const HOUR: u64 = 3600;
-    const GIB32: u64 = 32 << 30;
-    let at_32gib = match stage {
-        Stage::WindowPost => return Duration::from_secs(HOUR / 2),
-        Stage::Pc1 => 24 * HOUR,
-        Stage::C2 | Stage::SnapProve | Stage::Unseal => 12 * HOUR,
-        Stage::Pc2 | Stage::SnapEncode => 6 * HOUR,
-        Stage::AddPieces => 2 * HOUR,
-        Stage::TreeD | Stage::C1 => HOUR,
-    };
-    let scaled = u128::from(at_32gib) * u128::from(sector_size) / u128::from(GIB32);
-    Duration::from_secs(u64::try_from(scaled).unwrap_or(u64::MAX).max(HOUR / 2))
-}
-
-/// How to start and keep one processor child.
-#[derive(Debug, Clone)]
-pub struct ProcessorSpec {
-    /// The stage it serves.
-    pub stage: Stage,
-    /// Position among this stage's `[[processors.<stage>]]` entries.
-    pub index: usize,
-    /// The program (the worker itself by default).
-    pub bin: PathBuf,
-    /// Its arguments (`processor <stage>` by default).
-    pub args: Vec<String>,
-    /// Variables set in its environment.
-    pub envs: HashMap<String, String>,
-    /// Whether it inherits the worker's environment too.
-    pub inherit_envs: bool,
-    /// How long it has to print its ready line.
-    pub stable_wait: Duration,
-    /// Whether it is started again after it exits.
-    pub auto_restart: bool,
-    /// The CPUs it may run on (`0-3,8`).
-    pub cpuset: Option<String>,
-    /// Where to put cgroups when `cpuset` is set (cgroup v2 mount).
-    pub cgroup_root: PathBuf,
-    /// `[[processors.<stage>]] timeout`: how long a task may run before the child is killed
-    /// (`None`: `default_timeout` of the stage and the sector's size).
-    pub timeout: Option<Duration>,
-    /// Longest line of output accepted from the child (`MAX_LINE`).
-    pub max_line: usize,
-    /// The worker's environment changes made through `WorkerSetEnv` / `WorkerRemoveEnv`,
-    /// shared by every processor: a child started afterwards inherits them (with
-    /// `inherit_envs`), as it would have inherited the worker's own environment.
-    pub env_overlay: EnvOverlay,
-}
-
-/// Variables set (`Some`) or removed (`None`) in the environment processor children inherit.
-pub type EnvOverlay = Arc<std::sync::RwLock<std::collections::BTreeMap<String, Option<String>>>>;
-
-/// Refuses what no environment can hold: an empty name, `=` or NUL in the name, NUL in the value.
-pub fn check_env(name: &str, value: Option<&str>) -> Result<(), String> {
-    if name.is_empty() || name.contains('=') || name.contains('\0') {
-        return Err(format!(
-            "invalid environment variable name {name:?}: it must be non-empty, without '=' or NUL"
-        ));
-    }
-    if value.is_some_and(|v| v.contains('\0')) {
-        return Err(format!("invalid value for {name}: it contains NUL"));
-    }
-    Ok(())
-}
 
 struct Child {
     pid: u32,
@@ -542,174 +478,6 @@ impl Handler<Shutdown> for Processor {
         self.kill_child();
         self.fail_all("worker is shutting down");
     }
-}
-
-/// How `read_line` ended.
-#[derive(Debug, PartialEq, Eq)]
-enum Line {
-    /// `buf` holds a whole line, without its `\n` (or `\r\n`).
-    Whole,
-    /// `buf` holds the first `max` bytes of a longer line; the rest is still unread.
-    TooLong,
-    /// The stream ended (a last line without `\n` counts as `Whole` first).
-    Eof,
-}
-
-/// Reads one line into `buf` (appending), never holding more than `max` bytes of it.
-async fn read_line<R: AsyncBufRead + Unpin>(
-    r: &mut R,
-    max: usize,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<Line> {
-    loop {
-        let chunk = r.fill_buf().await?;
-        if chunk.is_empty() {
-            return Ok(if buf.is_empty() {
-                Line::Eof
-            } else {
-                Line::Whole
-            });
-        }
-        let newline = chunk.iter().position(|&b| b == b'\n');
-        let take = newline.map_or(chunk.len(), |i| i + 1);
-        if buf.len() + take.min(newline.unwrap_or(usize::MAX)) > max {
-            let room = max - buf.len();
-            buf.extend_from_slice(&chunk[..room]);
-            r.consume(room);
-            return Ok(Line::TooLong);
-        }
-        buf.extend_from_slice(&chunk[..take]);
-        r.consume(take);
-        if newline.is_some() {
-            buf.pop();
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
-            }
-            return Ok(Line::Whole);
-        }
-    }
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(100).collect()
-}
-
-/// SIGKILL to the child's whole process group.
-pub fn kill_group(pid: u32) {
-    if pid == 0 {
-        return;
-    }
-    if let Ok(pid) = i32::try_from(pid) {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-}
-
-/// The child gets SIGKILL when the worker dies, even by SIGKILL, so no processor outlives it.
-#[allow(unsafe_code)]
-fn set_parent_death_signal(cmd: &mut tokio::process::Command) {
-    // SAFETY: the closure runs in the forked child before exec and only calls prctl, which is
-    // async-signal-safe; it touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Some(nix::sys::signal::Signal::SIGKILL))
-                .map_err(std::io::Error::from)
-        });
-    }
-}
-
-/// How a child was pinned to its cpuset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pinning {
-    /// Pinned through a cgroup v2 cpuset at this path.
-    Cgroup(std::path::PathBuf),
-    /// Pinned with CPU affinity (no cpuset controller).
-    Affinity,
-    /// Not pinned: why.
-    Failed(String),
-}
-
-/// Pins `pid` to `cpuset`: a cgroup v2 cpuset where the unified cgroup tree offers the cpuset
-/// controller and is writable, otherwise CPU affinity. Logs which one was used.
-pub fn pin_to_cpuset(cgroup_root: &std::path::Path, name: &str, pid: u32, cpuset: &str) -> Pinning {
-    let group = cgroup_root.join(format!(
-        "damocles-worker/sub-{}-{}-{pid}",
-        name.replace('#', "-"),
-        std::process::id()
-    ));
-    let via_cgroup = (|| -> std::io::Result<()> {
-        // A cgroup v1 host (or a plain directory) also lets us create files: only the kernel's
-        // own cgroup.controllers and cpuset.cpus prove this is a v2 tree with cpusets.
-        let controllers = std::fs::read_to_string(cgroup_root.join("cgroup.controllers"))?;
-        if !controllers.split_whitespace().any(|c| c == "cpuset") {
-            return Err(std::io::Error::other(
-                "no cpuset controller in the cgroup v2 tree",
-            ));
-        }
-        std::fs::create_dir_all(&group)?;
-        if !group.join("cpuset.cpus").exists() {
-            return Err(std::io::Error::other(
-                "cpuset controller not enabled for our cgroup",
-            ));
-        }
-        std::fs::write(group.join("cpuset.cpus"), cpuset)?;
-        std::fs::write(group.join("cgroup.procs"), pid.to_string())?;
-        Ok(())
-    })();
-    match via_cgroup {
-        Ok(()) => {
-            info!(processor = %name, pid, cpuset, cgroup = %group.display(), "pinned with a cgroup v2 cpuset");
-            Pinning::Cgroup(group)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_dir(&group);
-            match set_affinity(pid, cpuset) {
-                Ok(()) => {
-                    info!(processor = %name, pid, cpuset, cgroup_error = %e, "pinned with CPU affinity (no usable cgroup v2 cpuset)");
-                    Pinning::Affinity
-                }
-                Err(e2) => {
-                    warn!(processor = %name, pid, cpuset, error = %e2, "cannot pin processor to its cpuset");
-                    Pinning::Failed(e2)
-                }
-            }
-        }
-    }
-}
-
-fn set_affinity(pid: u32, cpuset: &str) -> Result<(), String> {
-    let cpus = parse_cpuset(cpuset)?;
-    let mut set = nix::sched::CpuSet::new();
-    for c in cpus {
-        set.set(c).map_err(|e| format!("cpu {c}: {e}"))?;
-    }
-    let pid = i32::try_from(pid).map_err(|e| e.to_string())?;
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &set).map_err(|e| e.to_string())
-}
-
-/// Parses `0-3,8,10-11` into CPU numbers.
-pub fn parse_cpuset(s: &str) -> Result<Vec<usize>, String> {
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let bad = || format!("bad cpuset {s:?}: expected a list like 0-3,8");
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (usize, usize) =
-                    (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
-                if a > b {
-                    return Err(bad());
-                }
-                out.extend(a..=b);
-            }
-            None => out.push(part.parse().map_err(|_| bad())?),
-        }
-    }
-    if out.is_empty() {
-        return Err(format!("bad cpuset {s:?}: it names no CPU"));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, NaiveDateTime};
-use damocles_actors::wire::venus::{PoStInput, PoStSectorAccesses, PoStSectorInfo};
+use damocles_actors::wire::venus_post::{PoStInput, PoStSectorAccesses, PoStSectorInfo};
 use rand::{RngCore, SeedableRng};
 use tracing::{info, warn};
 

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Result};
-use damocles_actors::wire::venus::{prover_id, PoStInput};
+use damocles_actors::wire::venus::prover_id;
+use damocles_actors::wire::venus_post::PoStInput;
 use damocles_proof_types as proof_types;
 use filecoin_proofs_api::{post, seal, PublicReplicaInfo, SectorId};
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use damocles_actors::wire::jsonrpc::{RpcError, NOT_YOURS, SERVER_ERROR};
 use damocles_actors::wire::processor::WindowPoStOutput;
-use damocles_actors::wire::venus::{AllocatePoStSpec, AllocatedPoStJob, PoStInput};
+use damocles_actors::wire::venus_post::{AllocatePoStSpec, AllocatedPoStJob, PoStInput};
 use tracing::{info, warn};
 
 use crate::auth::{Authenticator, Caller};

@@ -8,7 +8,7 @@
 #![warn(missing_docs)]
 
 use damocles_actors::size::parse_size;
-use damocles_actors::wire::venus::seal_proof;
+use damocles_actors::wire::seal_proof;
 pub use filecoin_proofs_api::{RegisteredPoStProof, RegisteredSealProof};
 
 /// The seal proofs the mock chain hands out (V1_1), by their wire integer.

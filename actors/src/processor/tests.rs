@@ -2,6 +2,7 @@
 //! answers, error shapes, a dying child and its restart.
 
 use super::*;
+use crate::wire::processor::Stage;
 use serde_json::json;
 
 const CHILD: &str = r#"

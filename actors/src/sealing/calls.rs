@@ -132,7 +132,7 @@ pub async fn process<T: Serialize, O: DeserializeOwned>(
     stage: Stage,
     t: &T,
 ) -> Result<O, Failure> {
-    let size = crate::wire::venus::seal_proof::sector_size(s.proof()).unwrap_or(32 << 30);
+    let size = crate::wire::seal_proof::sector_size(s.proof()).unwrap_or(32 << 30);
     run_stage(
         &s.env.processors,
         &s.env.limits,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::size::format_size;
-use crate::wire::venus::seal_proof;
+use crate::wire::seal_proof;
 
 /// The worker's `disk_quota`: how much its sealer locations may hold before threads stop asking for sectors.
 #[derive(Debug, Default)]

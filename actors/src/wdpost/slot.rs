@@ -17,7 +17,7 @@ use super::steps::{self, JobCallError, PostEnv};
 use crate::thread::activity::{Activity, ActivityCell};
 use crate::thread::plan::{LastError, Next, Plan, PlanKind, PlanView, Settled, StepFuture};
 use crate::wire::processor::WindowPoStOutput;
-use crate::wire::venus::AllocatedPoStJob;
+use crate::wire::venus_post::AllocatedPoStJob;
 
 /// How often a held job is heartbeated (damocles: every 3 s).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);

@@ -2,7 +2,7 @@
 //! `Generated` (holds the proof or the error, handing it back). Plain data, no actix.
 
 use crate::wire::processor::{Stage, WindowPoStOutput};
-use crate::wire::venus::AllocatedPoStJob;
+use crate::wire::venus_post::AllocatedPoStJob;
 
 /// What a slot holds.
 #[derive(Debug, Clone, Default)]
@@ -85,7 +85,7 @@ impl SlotEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::venus::PoStInput;
+    use crate::wire::venus_post::PoStInput;
 
     fn job() -> AllocatedPoStJob {
         AllocatedPoStJob {

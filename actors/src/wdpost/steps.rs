@@ -14,8 +14,9 @@ use crate::sealing::env::{AttachedStore, ParamsStatus};
 use crate::thread::activity::ActivityCell;
 use crate::wire::jsonrpc::{CallError, Client, METHOD_NOT_FOUND, NOT_YOURS};
 use crate::wire::processor::{PoStReplica, Stage, WindowPoStOutput, WindowPoStTask};
-use crate::wire::venus::{AllocatePoStSpec, AllocatedPoStJob, SectorId};
+use crate::wire::venus::SectorId;
 use crate::wire::venus_methods as m;
+use crate::wire::venus_post::{AllocatePoStSpec, AllocatedPoStJob};
 
 /// Everything a slot's steps need from the worker.
 pub struct PostEnv {
@@ -187,7 +188,7 @@ pub async fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::venus::{PoStInput, PoStSectorAccesses, PoStSectorInfo};
+    use crate::wire::venus_post::{PoStInput, PoStSectorAccesses, PoStSectorInfo};
 
     fn job(stores: &[(&str, bool)]) -> AllocatedPoStJob {
         AllocatedPoStJob {

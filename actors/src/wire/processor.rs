@@ -221,7 +221,7 @@ pub struct C2Task {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct C2Output {
     /// The proof bytes.
-    #[serde(with = "super::venus::b64")]
+    #[serde(with = "super::go_json::b64")]
     pub proof: Vec<u8>,
 }
 
@@ -255,14 +255,14 @@ pub struct WindowPoStTask {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WindowPoStOutput {
     /// One proof per partition.
-    #[serde(deserialize_with = "super::venus::null_as_default")]
+    #[serde(deserialize_with = "super::go_json::null_as_default")]
     pub proofs: Vec<ProofBytes>,
     /// Go writes no faults as `null`.
-    #[serde(default, deserialize_with = "super::venus::null_as_default")]
+    #[serde(default, deserialize_with = "super::go_json::null_as_default")]
     pub faults: Vec<u64>,
 }
 
 /// Proof bytes, base64 on the wire.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct ProofBytes(#[serde(with = "super::venus::b64")] pub Vec<u8>);
+pub struct ProofBytes(#[serde(with = "super::go_json::b64")] pub Vec<u8>);

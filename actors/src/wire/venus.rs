@@ -80,7 +80,7 @@ pub struct AllocatedSector {
 #[serde(rename_all = "PascalCase")]
 pub struct Ticket {
     /// The ticket bytes.
-    #[serde(with = "b64")]
+    #[serde(with = "super::go_json::b64")]
     pub ticket: Vec<u8>,
     /// The chain epoch it was drawn at.
     pub epoch: i64,
@@ -91,7 +91,7 @@ pub struct Ticket {
 #[serde(rename_all = "PascalCase")]
 pub struct Seed {
     /// The seed bytes.
-    #[serde(with = "b64")]
+    #[serde(with = "super::go_json::b64")]
     pub seed: Vec<u8>,
     /// The chain epoch it was drawn at.
     pub epoch: i64,
@@ -185,10 +185,10 @@ pub struct SnapUpOnChainInfo {
     /// The store the update files were persisted to.
     pub access_instance: String,
     /// The pieces the sector now holds.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "super::go_json::null_as_default")]
     pub pieces: Vec<Cid>,
     /// The update proof.
-    #[serde(with = "b64")]
+    #[serde(with = "super::go_json::b64")]
     pub proof: Vec<u8>,
 }
 
@@ -197,7 +197,7 @@ pub struct SnapUpOnChainInfo {
 #[serde(rename_all = "PascalCase")]
 pub struct ProofOnChainInfo {
     /// The PoRep proof.
-    #[serde(with = "b64")]
+    #[serde(with = "super::go_json::b64")]
     pub proof: Vec<u8>,
 }
 
@@ -408,138 +408,6 @@ pub struct WorkerInfoSummary {
     pub errors: u64,
 }
 
-/// `WdPoStAllocateJobs` spec: which jobs a worker takes (empty or null = any).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-pub struct AllocatePoStSpec {
-    /// Miners it proves for (none: any).
-    pub allowed_miners: Option<Vec<u64>>,
-    /// PoSt proof names such as `StackedDrgWindow2KiBV1_2`.
-    pub allowed_proof_types: Option<Vec<String>>,
-}
-
-/// Where a sector's files are: names of persist stores (`[[attached]]` names on the worker).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-pub struct PoStSectorAccesses {
-    /// The store holding the sealed (or updated) replica.
-    pub sealed_file: String,
-    /// The store holding the cache.
-    pub cache_dir: String,
-}
-
-/// One sector of a WindowPoSt job.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct PoStSectorInfo {
-    /// Its number.
-    #[serde(rename = "SectorId")]
-    pub sector_id: u64,
-    /// Its replica commitment.
-    #[serde(rename = "CommR")]
-    pub comm_r: [u8; 32],
-    /// Snapped up: prove over the update files.
-    #[serde(rename = "Upgrade", default)]
-    pub upgrade: bool,
-    /// Where its files are.
-    #[serde(rename = "Accesses")]
-    pub accesses: PoStSectorAccesses,
-}
-
-/// What a WindowPoSt job proves. Its JSON (in this field order) hashes to the job id.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct PoStInput {
-    /// The sectors to prove.
-    #[serde(rename = "Sectors")]
-    pub sectors: Vec<PoStSectorInfo>,
-    /// The miner.
-    #[serde(rename = "MinerId")]
-    pub miner_id: u64,
-    /// The WindowPoSt proof type, by damocles' name.
-    #[serde(rename = "ProofType")]
-    pub proof_type: String,
-    /// The challenge randomness.
-    #[serde(rename = "Seed")]
-    pub seed: [u8; 32],
-}
-
-/// One job handed to a worker by `WdPoStAllocateJobs`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct AllocatedPoStJob {
-    /// The job's id, as the worker echoes it (`<id>@<attempt>`).
-    #[serde(rename = "Id")]
-    pub id: String,
-    /// What to prove.
-    #[serde(rename = "Input")]
-    pub input: PoStInput,
-}
-
-/// Go writes a nil slice as `null`: read it as empty.
-pub fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
-/// Serde helper: bytes as base64 strings (Go's `[]byte`).
-pub mod b64 {
-    use base64::Engine;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Writes bytes as base64.
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
-    }
-
-    /// Reads base64 into bytes.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD
-            .decode(s.as_bytes())
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-/// Seal proof integers used on the wire (damocles' abi.RegisteredSealProof).
-pub mod seal_proof {
-    /// 2KiB, V1_1.
-    pub const STACKED_DRG_2KIB_V1_1: u64 = 5;
-    /// 8MiB, V1_1.
-    pub const STACKED_DRG_8MIB_V1_1: u64 = 6;
-    /// 512MiB, V1_1.
-    pub const STACKED_DRG_512MIB_V1_1: u64 = 7;
-    /// 32GiB, V1_1.
-    pub const STACKED_DRG_32GIB_V1_1: u64 = 8;
-    /// 64GiB, V1_1.
-    pub const STACKED_DRG_64GIB_V1_1: u64 = 9;
-
-    /// The V1_1 seal proof for a sector size in bytes.
-    pub fn for_size(bytes: u64) -> Option<u64> {
-        match bytes {
-            2048 => Some(STACKED_DRG_2KIB_V1_1),
-            0x80_0000 => Some(STACKED_DRG_8MIB_V1_1),
-            0x2000_0000 => Some(STACKED_DRG_512MIB_V1_1),
-            0x8_0000_0000 => Some(STACKED_DRG_32GIB_V1_1),
-            0x10_0000_0000 => Some(STACKED_DRG_64GIB_V1_1),
-            _ => None,
-        }
-    }
-
-    /// Sector size in bytes of a seal proof integer (V1 and V1_1).
-    pub fn sector_size(proof: u64) -> Option<u64> {
-        match proof % 5 {
-            0 => Some(2048),
-            1 => Some(0x80_0000),
-            2 => Some(0x2000_0000),
-            3 => Some(0x8_0000_0000),
-            4 => Some(0x10_0000_0000),
-            _ => None,
-        }
-        .filter(|_| proof < 10)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,13 +458,5 @@ mod tests {
         })
         .unwrap_or_default();
         assert_eq!(v, serde_json::json!({"Miner": 1, "Number": 2}));
-    }
-
-    #[test]
-    fn seal_proof_sizes() {
-        assert_eq!(seal_proof::for_size(2048), Some(5));
-        assert_eq!(seal_proof::sector_size(5), Some(2048));
-        assert_eq!(seal_proof::sector_size(8), Some(32 << 30));
-        assert_eq!(seal_proof::sector_size(12), None);
     }
 }

@@ -6,11 +6,11 @@
 use super::method::{arity, method};
 use super::processor::WindowPoStOutput;
 use super::venus::{
-    self as v, AcquireDealsSpec, AllocatePoStSpec, AllocateSectorSpec, AllocateSnapUpSpec,
-    AllocatedPoStJob, AllocatedSector, Cid, PollStateResp, PreCommitOnChainInfo, ProofOnChainInfo,
-    ReportStateReq, SectorId, SectorPiece, SectorStateResp, SnapUpOnChainInfo, SubmitResp, Ticket,
-    WaitSeedResp, WorkerInfo,
+    self as v, AcquireDealsSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector, Cid,
+    PollStateResp, PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq, SectorId, SectorPiece,
+    SectorStateResp, SnapUpOnChainInfo, SubmitResp, Ticket, WaitSeedResp, WorkerInfo,
 };
+use super::venus_post::{AllocatePoStSpec, AllocatedPoStJob};
 
 /// Allocation results of plans that do not exist yet (snap-up, rebuild, unseal): the manager
 /// always answers `null`, "nothing to do".

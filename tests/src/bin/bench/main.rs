@@ -17,16 +17,19 @@ use std::time::{Duration, Instant};
 use damocles_tests::*;
 use serde_json::{json, Value};
 
+mod claims;
+mod heartbeat;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("worker") => worker(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(64)),
-        Some("heartbeat") => heartbeat(
+        Some("heartbeat") => heartbeat::heartbeat(
             args.get(2).and_then(|n| n.parse().ok()).unwrap_or(2000),
             args.get(3).and_then(|n| n.parse().ok()).unwrap_or(8),
             args.get(4).map_or("mysql://root@127.0.0.1:3306/test", String::as_str),
         ),
-        Some("claims") => claims(
+        Some("claims") => claims::claims(
             args.get(2).and_then(|n| n.parse().ok()).unwrap_or(20_000),
             args.get(3).and_then(|n| n.parse().ok()).unwrap_or(32),
             args.get(4).map_or("mysql://root@127.0.0.1:3306/test", String::as_str),
@@ -266,232 +269,6 @@ impl Tally {
     fn rate(&self) -> f64 {
         self.calls as f64 / self.time.as_secs_f64()
     }
-}
-
-fn heartbeat(workers: usize, threads: usize, base_url: &str) {
-    use diesel::prelude::*;
-    let dir = tempfile::tempdir().unwrap();
-    let [(with_auth, _), (without, db)] = managers(dir.path(), base_url, "bench_hb", "");
-    let names: Vec<String> = (0..workers).map(|w| format!("w{w}")).collect();
-    let toks = tokens(&with_auth, &names);
-
-    // Through a manager: every worker pings once per round, 64 at a time; the two managers
-    // take turns in the order A B B A A B B A, so drift on the machine touches both alike.
-    let (rounds, passes, concurrency) = (3, 8, 64);
-    let pings = |m: &Manager, toks: Option<&Vec<String>>, pass: usize| {
-        let rpc = m.url("/rpc/v0");
-        let lat = std::sync::Mutex::new(Vec::new());
-        let started = Instant::now();
-        std::thread::scope(|s| {
-            for c in 0..concurrency {
-                let (rpc, lat, names) = (&rpc, &lat, &names);
-                s.spawn(move || {
-                    let client = reqwest::blocking::Client::new();
-                    for round in 0..rounds {
-                        for w in (c..workers).step_by(concurrency) {
-                            let t = Instant::now();
-                            let token = toks.map(|t| t[w].as_str());
-                            let ping = ping(&names[w], threads, pass * rounds + round);
-                            let r = call_as(&client, rpc, token, "Venus.WorkerPing", json!([ping]));
-                            assert!(r.is_null());
-                            lat.lock().unwrap().push(t.elapsed());
-                        }
-                    }
-                });
-            }
-        });
-        (
-            workers * rounds,
-            started.elapsed(),
-            lat.into_inner().unwrap(),
-        )
-    };
-    let names_of = [
-        "manager WorkerPing, each worker with its token ([auth] workers = required)",
-        "manager WorkerPing, no tokens ([auth] workers = optional)",
-    ];
-    let (mut tallies, ratios) = side_by_side(names_of, passes, |which, pass| {
-        if which == 0 {
-            pings(&with_auth, Some(&toks), pass)
-        } else {
-            pings(&without, None, pass)
-        }
-    });
-    for t in &mut tallies {
-        println!(
-            "{} ({workers} workers x {threads} threads, {concurrency} concurrent): {} pings in {:?} = {:.0} pings/s, {:.0} thread rows/s; latency {}",
-            t.name,
-            t.calls,
-            t.time,
-            t.rate(),
-            t.rate() * threads as f64,
-            percentiles(std::mem::take(&mut t.lat))
-        );
-    }
-    report_cost("ping", &tallies, ratios);
-
-    // Baseline: the same rows straight into the same tables, batched 512 workers per
-    // transaction (the writer's largest batch), one connection.
-    let n = workers * rounds;
-    let mut conn = diesel::MysqlConnection::establish(&db).unwrap();
-    let now = "2026-01-01 00:00:00";
-    let mut batch_lat = Vec::new();
-    let started = Instant::now();
-    for round in 0..rounds {
-        for chunk in (0..workers).collect::<Vec<_>>().chunks(512) {
-            let t = Instant::now();
-            let wvals: Vec<String> = chunk
-                .iter()
-                .map(|w| format!("('w{w}','10.0.0.1:17890','bench',{threads},0,0,{threads},0,0,'{now}','{now}')"))
-                .collect();
-            let tvals: Vec<String> = chunk
-                .iter()
-                .flat_map(|w| {
-                    (0..threads).map(move |i| {
-                        format!("('w{w}',{i},'/data/w{w}/store{i}','sealer','s-t010000-{}','PC1Done','PC2','Running','{now}',NULL,'{now}')", round * 100 + i)
-                    })
-                })
-                .collect();
-            conn.transaction::<_, diesel::result::Error, _>(|c| {
-                diesel::sql_query(format!(
-                    "INSERT INTO workers (name, dest, version, threads, empty_threads, paused_threads, running_threads, waiting_threads, error_threads, first_seen_at, last_ping_at) VALUES {} ON DUPLICATE KEY UPDATE dest=VALUES(dest), version=VALUES(version), threads=VALUES(threads), running_threads=VALUES(running_threads), last_ping_at=VALUES(last_ping_at)",
-                    wvals.join(",")
-                ))
-                .execute(c)?;
-                diesel::sql_query(format!(
-                    "INSERT INTO worker_threads (worker_name, thread_index, location, plan, job_id, job_state, job_stage, thread_state, state_since, last_error, updated_at) VALUES {} ON DUPLICATE KEY UPDATE job_id=VALUES(job_id), job_state=VALUES(job_state), thread_state=VALUES(thread_state), updated_at=VALUES(updated_at)",
-                    tvals.join(",")
-                ))
-                .execute(c)?;
-                Ok(())
-            })
-            .unwrap();
-            batch_lat.push(t.elapsed());
-        }
-    }
-    let total = started.elapsed();
-    println!(
-        "baseline raw batched upsert (512 workers/transaction, 1 connection): {n} workers in {total:?} = {:.0} workers/s, {:.0} thread rows/s; per batch {}",
-        n as f64 / total.as_secs_f64(),
-        (n * threads) as f64 / total.as_secs_f64(),
-        percentiles(batch_lat)
-    );
-}
-
-const RESET_JOBS: &str = "UPDATE wdpost_jobs SET state = 'ReadyToRun', try_num = 0, worker_name = NULL, started_at = NULL, heartbeat_at = NULL;";
-
-/// Claims of `jobs` fake jobs by `claimers` concurrent claimers until none is left: through a
-/// manager with tokens and one without (`Venus.WdPoStAllocateJobs`, one job per call, the two
-/// taking turns four times), then the raw `SELECT ... FOR UPDATE SKIP LOCKED` + `UPDATE` transaction
-/// on the same table, one connection per claimer.
-fn claims(jobs: usize, claimers: usize, base_url: &str) {
-    use diesel::prelude::*;
-    let dir = tempfile::tempdir().unwrap();
-    // The claimers never heartbeat: keep the keeper from re-queueing their jobs meanwhile.
-    let quiet = "[task]\nheartbeat_timeout = \"1h\"\n";
-    let [(with_auth, db_a), (without, db)] = managers(dir.path(), base_url, "bench_cl", quiet);
-    insert_fake_jobs(&db_a, jobs);
-    insert_fake_jobs(&db, jobs);
-    let names: Vec<String> = (0..claimers).map(|c| format!("claimer-{c}")).collect();
-    let toks = tokens(&with_auth, &names);
-
-    let run = |claim: &(dyn Fn(usize) -> bool + Sync)| {
-        let lat = std::sync::Mutex::new(Vec::new());
-        let started = Instant::now();
-        std::thread::scope(|s| {
-            for c in 0..claimers {
-                let lat = &lat;
-                s.spawn(move || loop {
-                    let t = Instant::now();
-                    if !claim(c) {
-                        return;
-                    }
-                    lat.lock().unwrap().push(t.elapsed());
-                });
-            }
-        });
-        (started.elapsed(), lat.into_inner().unwrap())
-    };
-
-    let clients: Vec<_> = (0..claimers)
-        .map(|_| reqwest::blocking::Client::new())
-        .collect();
-    let through = |m: &Manager, toks: Option<&Vec<String>>| {
-        let rpc = m.url("/rpc/v0");
-        run(&|c| {
-            let token = toks.map(|t| t[c].as_str());
-            let r = call_as(
-                &clients[c],
-                &rpc,
-                token,
-                "Venus.WdPoStAllocateJobs",
-                json!([{}, 1, names[c]]),
-            );
-            !r.as_array().unwrap().is_empty()
-        })
-    };
-    let names_of = [
-        "manager WdPoStAllocateJobs, each claimer with its token ([auth] workers = required)",
-        "manager WdPoStAllocateJobs, no tokens ([auth] workers = optional)",
-    ];
-    let (mut tallies, ratios) = side_by_side(names_of, 4, |which, _| {
-        let (t, l) = if which == 0 {
-            mysql_exec(&db_a, RESET_JOBS);
-            through(&with_auth, Some(&toks))
-        } else {
-            mysql_exec(&db, RESET_JOBS);
-            through(&without, None)
-        };
-        assert_eq!(l.len(), jobs);
-        (jobs, t, l)
-    });
-    for t in &mut tallies {
-        println!(
-            "{} ({claimers} claimers): {} claims in {:?} = {:.0} claims/s; latency {}",
-            t.name,
-            t.calls,
-            t.time,
-            t.rate(),
-            percentiles(std::mem::take(&mut t.lat))
-        );
-    }
-    report_cost("claim", &tallies, ratios);
-
-    mysql_exec(&db, RESET_JOBS);
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        id: String,
-    }
-    let conns: Vec<_> = (0..claimers)
-        .map(|_| std::sync::Mutex::new(diesel::MysqlConnection::establish(&db).unwrap()))
-        .collect();
-    let (total, lat) = run(&|c| {
-        let mut conn = conns[c].lock().unwrap();
-        conn.transaction::<_, diesel::result::Error, _>(|conn| {
-            let ids: Vec<Id> = diesel::sql_query(
-                "SELECT id FROM wdpost_jobs WHERE state = 'ReadyToRun' ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-            )
-            .load(conn)?;
-            let Some(id) = ids.into_iter().next() else {
-                return Ok(false);
-            };
-            diesel::sql_query(
-                "UPDATE wdpost_jobs SET state = 'Running', try_num = try_num + 1, worker_name = ?, started_at = NOW(), heartbeat_at = NOW(), updated_at = NOW() WHERE id = ?",
-            )
-            .bind::<diesel::sql_types::Text, _>(format!("raw-{c}"))
-            .bind::<diesel::sql_types::Text, _>(id.id)
-            .execute(conn)?;
-            Ok(true)
-        })
-        .unwrap()
-    });
-    assert_eq!(lat.len(), jobs);
-    println!(
-        "baseline raw SKIP LOCKED claim ({claimers} connections): {jobs} claims in {total:?} = {:.0} claims/s; latency {}",
-        jobs as f64 / total.as_secs_f64(),
-        percentiles(lat)
-    );
 }
 
 /// WindowPoSt of one real 2KiB sector, `runs` times: in one warm `window_post` processor child
