@@ -94,23 +94,28 @@ impl Plan for SectorPlan {
         self.table.plan
     }
 
-    fn start(&mut self) -> Result<(), String> {
-        let loc = &self.env.location;
-        loc.init().map_err(|e| {
-            format!(
-                "permanent: cannot initialise the location {}: {e}",
-                loc.root().display()
-            )
-        })?;
-        match loc.load() {
-            Ok(Some(sector)) => {
+    fn start(&self) -> StepFuture<Result<Self, String>> {
+        let mut me = self.clone();
+        Box::pin(async move {
+            let loc = me.env.location.clone();
+            let loaded = tokio::task::spawn_blocking(move || {
+                loc.init().map_err(|e| {
+                    format!(
+                        "permanent: cannot initialise the location {}: {e}",
+                        loc.root().display()
+                    )
+                })?;
+                loc.load()
+                    .map_err(|e| format!("critical: cannot read the sector record: {e}"))
+            })
+            .await
+            .map_err(|e| format!("critical: cannot read the sector record: {e}"))??;
+            if let Some(sector) = loaded {
                 info!(sector = ?sector.id().map(|i| i.to_string()), state = %sector.state(), "resuming the sector held before the restart");
-                self.sector = sector;
-                Ok(())
+                me.sector = sector;
             }
-            Ok(None) => Ok(()),
-            Err(e) => Err(format!("critical: cannot read the sector record: {e}")),
-        }
+            Ok(me)
+        })
     }
 
     fn resumed(&mut self) {

@@ -126,10 +126,11 @@ pub trait Plan: Clone + Unpin + Sized + 'static {
     /// Which plan this is.
     fn kind(&self) -> PlanKind;
 
-    /// Prepares the thread when its actor starts (and restarts): loads what survived a restart.
-    /// An error parks the thread with it.
-    fn start(&mut self) -> Result<(), String> {
-        Ok(())
+    /// The plan as the thread starts (and restarts) with it: with what survived a restart
+    /// loaded, off the actor's thread. An error parks the thread with it.
+    fn start(&self) -> StepFuture<Result<Self, String>> {
+        let me = self.clone();
+        Box::pin(async move { Ok(me) })
     }
 
     /// The actor is being restarted after it stopped: forget what only lived in memory. Returns

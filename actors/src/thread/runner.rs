@@ -296,26 +296,33 @@ impl<P: Plan> Actor for ThreadRunner<P> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let _span = self.span.clone().entered();
-        if let Err(e) = self.plan.start() {
-            error!(error = %e, "cannot start the thread");
-            self.last_error = Some(e);
-            self.pause_now();
-            return;
-        }
-        self.start_ticks(ctx);
-        if self.restarts > 0 {
-            let backoff = Duration::from_secs(1 << self.restarts.min(6)).min(MAX_RESTART_BACKOFF);
-            warn!(
-                restarts = self.restarts,
-                ?backoff,
-                "thread restarted by its supervisor"
-            );
-            self.wait_then_kick(backoff, ctx);
-        } else {
-            info!("thread started");
-            self.kick(ctx);
-        }
+        // No message is handled until the plan is loaded: a pause or a resume sees it whole.
+        let load = self.plan.start().instrument(self.span.clone());
+        ctx.wait(load.into_actor(self).map(|res, act, ctx| {
+            let _span = act.span.clone().entered();
+            match res {
+                Ok(plan) => act.plan = plan,
+                Err(e) => {
+                    error!(error = %e, "cannot start the thread");
+                    act.last_error = Some(e);
+                    return act.pause_now();
+                }
+            }
+            act.start_ticks(ctx);
+            if act.restarts > 0 {
+                let backoff =
+                    Duration::from_secs(1 << act.restarts.min(6)).min(MAX_RESTART_BACKOFF);
+                warn!(
+                    restarts = act.restarts,
+                    ?backoff,
+                    "thread restarted by its supervisor"
+                );
+                act.wait_then_kick(backoff, ctx);
+            } else {
+                info!("thread started");
+                act.kick(ctx);
+            }
+        }));
     }
 }
 
