@@ -18,7 +18,7 @@ use actix::prelude::*;
 use serde_json::Value;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{error, info, warn};
+use tracing::{error, info, info_span, warn, Instrument, Span};
 
 use crate::wire::processor::{ready_line, ProcessorRequest, ProcessorResponse};
 
@@ -63,12 +63,16 @@ pub struct Processor {
     /// A new child is on its way: calls queue for it instead of failing.
     restart_pending: bool,
     shutting_down: bool,
+    /// Every line this actor logs is inside this span: `processor{processor=pc1#0}`.
+    span: Span,
 }
 
 impl Processor {
     /// An actor for `spec`; `pid` shows the running child's process id.
     pub fn new(spec: ProcessorSpec, pid: Arc<AtomicU32>) -> Self {
+        let span = info_span!("processor", processor = %format!("{}#{}", spec.stage, spec.index));
         Processor {
+            span,
             spec,
             generation: 0,
             child: None,
@@ -87,6 +91,7 @@ impl Processor {
     }
 
     fn spawn_child(&mut self, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         self.restart_pending = false;
         self.generation += 1;
         let generation = self.generation;
@@ -115,7 +120,7 @@ impl Processor {
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
-                error!(processor = %self.name(), bin = %spec.bin.display(), error = %e, "cannot start processor");
+                error!(bin = %spec.bin.display(), error = %e, "cannot start processor");
                 self.schedule_restart(ctx);
                 return;
             }
@@ -125,7 +130,7 @@ impl Processor {
         if let Some(cpuset) = &spec.cpuset {
             pin_to_cpuset(&spec.cgroup_root, &self.name(), pid, cpuset);
         }
-        info!(processor = %self.name(), pid, bin = %spec.bin.display(), "processor started");
+        info!(pid, bin = %spec.bin.display(), "processor started");
 
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         if let Some(mut stdin) = child.stdin.take() {
@@ -172,19 +177,22 @@ impl Processor {
             });
         }
         if let Some(stderr) = child.stderr.take() {
-            let name = self.name();
-            tokio::spawn(async move {
-                // Always drained, whatever it holds: a child blocked on a full pipe would hang.
-                let mut err = BufReader::new(stderr);
-                let mut buf = Vec::new();
-                while let Ok(Line::Whole | Line::TooLong) =
-                    read_line(&mut err, MAX_LOG_LINE, &mut buf).await
-                {
-                    let line = String::from_utf8_lossy(&buf);
-                    info!(target: "processor", processor = %name, pid, "{line}");
-                    buf.clear();
+            let span = self.span.clone();
+            tokio::spawn(
+                async move {
+                    // Always drained, whatever it holds: a child blocked on a full pipe would hang.
+                    let mut err = BufReader::new(stderr);
+                    let mut buf = Vec::new();
+                    while let Ok(Line::Whole | Line::TooLong) =
+                        read_line(&mut err, MAX_LOG_LINE, &mut buf).await
+                    {
+                        let line = String::from_utf8_lossy(&buf);
+                        info!(target: "processor", pid, "{line}");
+                        buf.clear();
+                    }
                 }
-            });
+                .instrument(span),
+            );
         }
         tokio::spawn(async move {
             let status = match child.wait().await {
@@ -200,10 +208,11 @@ impl Processor {
             killed_because: None,
         });
         ctx.run_later(self.spec.stable_wait, move |act, _ctx| {
+            let _span = act.span.clone().entered();
             let late = act.generation == generation
                 && act.child.as_ref().is_some_and(|c| !c.ready);
             if late {
-                error!(processor = %act.name(), pid, stable_wait = ?act.spec.stable_wait, "timeout exceeded before child got ready; killing it");
+                error!(pid, stable_wait = ?act.spec.stable_wait, "timeout exceeded before child got ready; killing it");
                 let why = format!("it was not ready within stable_wait ({:?})", act.spec.stable_wait);
                 act.kill_child_because(why);
             }
@@ -216,7 +225,7 @@ impl Processor {
         }
         self.restarts += 1;
         self.restart_pending = true;
-        warn!(processor = %self.name(), restarts = self.restarts, delay = ?RESTART_DELAY, "restarting processor");
+        warn!(restarts = self.restarts, delay = ?RESTART_DELAY, "restarting processor");
         ctx.run_later(RESTART_DELAY, |act, ctx| {
             if act.child.is_none() && !act.shutting_down {
                 act.spawn_child(ctx);
@@ -250,6 +259,7 @@ impl Actor for Processor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         self.spawn_child(ctx);
     }
 
@@ -260,7 +270,8 @@ impl Actor for Processor {
 
 impl Supervised for Processor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        warn!(processor = %self.name(), "processor actor restarting");
+        let _span = self.span.clone().entered();
+        warn!("processor actor restarting");
         self.kill_child();
         self.child = None;
         self.fail_all("processor actor restarted");
@@ -282,19 +293,21 @@ impl Handler<Call> for Processor {
     type Result = ResponseFuture<Result<Value, String>>;
 
     fn handle(&mut self, msg: Call, ctx: &mut Self::Context) -> Self::Result {
+        let _span = self.span.clone().entered();
         let (tx, rx) = oneshot::channel();
         let id = self.next_id;
         self.next_id += 1;
         let timeout = msg.timeout;
         ctx.run_later(timeout, move |act, _ctx| {
             if act.inflight.contains_key(&id) {
+                let _span = act.span.clone().entered();
                 let why = format!(
                     "task {id} did not answer within {} (processors.{}[{}].timeout)",
                     humantime::format_duration(timeout),
                     act.spec.stage,
                     act.spec.index
                 );
-                error!(processor = %act.name(), "{why}; killing the child");
+                error!("{why}; killing the child");
                 act.kill_child_because(why);
             }
         });
@@ -341,22 +354,22 @@ impl Handler<ChildLine> for Processor {
     type Result = ();
 
     fn handle(&mut self, msg: ChildLine, _ctx: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         if msg.generation != self.generation {
             return;
         }
-        let name = self.name();
         let Some(child) = self.child.as_mut() else {
             return;
         };
         if !child.ready {
             if msg.line.trim() == ready_line(self.spec.stage) {
                 child.ready = true;
-                info!(processor = %name, pid = child.pid, "processor ready");
+                info!(pid = child.pid, "processor ready");
                 for line in self.queued.drain(..) {
                     let _ = child.stdin.send(line);
                 }
             } else {
-                error!(processor = %name, line = %truncate(&msg.line), "unexpected first line from processor; killing it");
+                error!(line = %truncate(&msg.line), "unexpected first line from processor; killing it");
                 let why = format!("its first line was not {:?}", ready_line(self.spec.stage));
                 self.kill_child_because(why);
             }
@@ -365,12 +378,12 @@ impl Handler<ChildLine> for Processor {
         let resp: ProcessorResponse = match serde_json::from_str(&msg.line) {
             Ok(r) => r,
             Err(e) => {
-                warn!(processor = %name, error = %e, line = %truncate(&msg.line), "skipping a line that is not a response");
+                warn!(error = %e, line = %truncate(&msg.line), "skipping a line that is not a response");
                 return;
             }
         };
         let Some(tx) = self.inflight.remove(&resp.id) else {
-            warn!(processor = %name, id = resp.id, "response for an unknown request");
+            warn!(id = resp.id, "response for an unknown request");
             return;
         };
         let result = match (resp.err_msg, resp.output) {
@@ -394,10 +407,11 @@ impl Handler<ChildBroken> for Processor {
     type Result = ();
 
     fn handle(&mut self, msg: ChildBroken, _ctx: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         if msg.generation != self.generation || self.child.is_none() || self.shutting_down {
             return;
         }
-        error!(processor = %self.name(), reason = %msg.reason, "processor output is broken; killing it");
+        error!(reason = %msg.reason, "processor output is broken; killing it");
         self.kill_child_because(msg.reason);
     }
 }
@@ -414,6 +428,7 @@ impl Handler<ChildEof> for Processor {
     type Result = ();
 
     fn handle(&mut self, msg: ChildEof, ctx: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         ctx.notify_later(
             ChildBroken {
                 generation: msg.generation,
@@ -435,6 +450,7 @@ impl Handler<ChildExited> for Processor {
     type Result = ();
 
     fn handle(&mut self, msg: ChildExited, ctx: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         if msg.generation != self.generation {
             return;
         }
@@ -455,9 +471,9 @@ impl Handler<ChildExited> for Processor {
             ),
         };
         if self.shutting_down {
-            info!(processor = %self.name(), pid, status = %msg.status, "processor stopped");
+            info!(pid, status = %msg.status, "processor stopped");
         } else {
-            warn!(processor = %self.name(), pid, status = %msg.status, in_flight = self.inflight.len(), "processor exited");
+            warn!(pid, status = %msg.status, in_flight = self.inflight.len(), "processor exited");
         }
         self.fail_all(&reason);
         self.schedule_restart(ctx);
@@ -473,6 +489,7 @@ impl Handler<Shutdown> for Processor {
     type Result = ();
 
     fn handle(&mut self, _msg: Shutdown, _ctx: &mut Self::Context) {
+        let _span = self.span.clone().entered();
         // Not ctx.stop(): the supervisor would start the actor, and a child, again.
         self.shutting_down = true;
         self.kill_child();
