@@ -297,27 +297,53 @@ pub async fn pause_thread(
 ) -> Result<HttpResponse, ApiError> {
     let (target, idx) = path.into_inner();
     let idx = index(&idx)?;
-    let (name, dest) = resolve(&s, &target).await?;
-    let res = call_worker::<WorkerPause>(&s, &name, &dest, (idx,), false).await;
-    let done = res?;
-    let outcome = if done { "paused" } else { "already paused" };
-    if done {
-        record_done(
-            &s,
-            &admin,
-            "thread.pause",
-            &format!("{name}#{idx}"),
-            None,
-            outcome,
-        )
-        .await;
-    }
+    let order = Order {
+        action: "thread.pause",
+        detail: None,
+        force: false,
+        outcomes: ("paused", "already paused"),
+    };
+    let (name, done, outcome) =
+        steer::<WorkerPause>(&s, &admin, &target, idx, (idx,), order).await?;
     Ok(HttpResponse::Ok().json(Paused {
         worker: name,
         index: idx,
         paused: done,
         result: outcome.into(),
     }))
+}
+
+/// An operator's order to one thread, for its audit row.
+struct Order {
+    /// `thread.pause`, `thread.resume`.
+    action: &'static str,
+    /// What else the audit row says (the state resumed into).
+    detail: Option<String>,
+    /// The order may drop the thread's work.
+    force: bool,
+    /// The result when the thread changed, and when it did not.
+    outcomes: (&'static str, &'static str),
+}
+
+/// Sends `M` to thread `idx` of the worker named (or addressed) by `target`; audits it when the
+/// thread changed. Returns the worker's name, whether it changed, and the outcome's word.
+async fn steer<M: Method<Output = bool>>(
+    s: &RestState,
+    admin: &Admin,
+    target: &str,
+    idx: usize,
+    params: M::Params,
+    order: Order,
+) -> Result<(String, bool, &'static str), ApiError> {
+    let (name, dest) = resolve(s, target).await?;
+    let changed = call_worker::<M>(s, &name, &dest, params, order.force).await?;
+    let (yes, no) = order.outcomes;
+    let outcome = if changed { yes } else { no };
+    if changed {
+        let thread = format!("{name}#{idx}");
+        record_done(s, admin, order.action, &thread, order.detail, outcome).await;
+    }
+    Ok((name, changed, outcome))
 }
 
 /// The answer to a pause.
@@ -359,23 +385,15 @@ pub async fn resume_thread(
             ))
         })?
     };
-    let (name, dest) = resolve(&s, &target).await?;
-    let res =
-        call_worker::<WorkerResume>(&s, &name, &dest, (idx, body.state.clone()), body.force).await;
-    let resumed = res?;
-    let outcome = if resumed { "resumed" } else { "not paused" };
-    if resumed {
-        let target = format!("{name}#{idx}");
-        record_done(
-            &s,
-            &admin,
-            "thread.resume",
-            &target,
-            body.state.clone(),
-            outcome,
-        )
-        .await;
-    }
+    let order = Order {
+        action: "thread.resume",
+        detail: body.state.clone(),
+        force: body.force,
+        outcomes: ("resumed", "not paused"),
+    };
+    let params = (idx, body.state.clone());
+    let (name, resumed, outcome) =
+        steer::<WorkerResume>(&s, &admin, &target, idx, params, order).await?;
     Ok(HttpResponse::Ok().json(Resumed {
         worker: name,
         index: idx,

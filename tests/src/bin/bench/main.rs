@@ -14,6 +14,7 @@
 
 use std::time::{Duration, Instant};
 
+use damocles_actors::wire::auth::{unix_now, ControlKey};
 use damocles_tests::*;
 use serde_json::{json, Value};
 
@@ -96,10 +97,30 @@ fn worker(threads: usize) {
         percentiles(list)
     );
 
+    // Pause and resume change the worker: they are signed with the key derived from its token,
+    // as the manager signs them.
+    let key = ControlKey::from_token(&m.worker_token("bench"));
+    let signed = |method: &str, params: Value| {
+        let body = serde_json::to_vec(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
+        )
+        .unwrap();
+        let auth = key.sign(unix_now(), false, &body);
+        let resp: Value = client
+            .post(&url)
+            .header("Authorization", auth)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert!(resp["error"].is_null(), "{method}: {resp}");
+    };
     let mut pause = Vec::new();
     for i in 0..threads {
         let t = Instant::now();
-        call(&client, &url, "VenusWorker.WorkerPause", json!([i]));
+        signed("VenusWorker.WorkerPause", json!([i]));
         loop {
             let l = call(&client, &url, "VenusWorker.WorkerList", json!([]));
             if l[i]["thread_state"]["state"] == "Paused" {
@@ -107,7 +128,7 @@ fn worker(threads: usize) {
             }
         }
         pause.push(t.elapsed());
-        call(&client, &url, "VenusWorker.WorkerResume", json!([i, null]));
+        signed("VenusWorker.WorkerResume", json!([i, null]));
     }
     println!(
         "pause → paused seen in WorkerList, {threads} threads: {}",
