@@ -101,9 +101,8 @@ impl<P: Plan> ThreadRunner<P> {
             }
             set_activity(&self.activity, Activity::Idle);
         }
-        if let Some(job) = self.plan.view().job_id {
-            self.span.record("job", job.as_str());
-        }
+        let job = self.plan.view().job_id;
+        self.span.record("job", job.as_deref().unwrap_or("-"));
         if save {
             self.save_then(ctx, move |act, ctx| {
                 if let Some(then) = then {
