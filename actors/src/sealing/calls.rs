@@ -22,8 +22,8 @@ use crate::wire::jsonrpc::{CallError, NOT_YOURS, SECTOR_STATE_NOT_FOUND};
 use crate::wire::method::Method;
 use crate::wire::processor::Stage;
 use crate::wire::venus::{
-    OnChainState, PollStateResp, ReportStateReq, SectorFailure, SectorId, SectorStateChange,
-    SubmitResp, SubmitResult, WorkerIdentifier,
+    OnChainState, PollStateResp, ReportStateReq, SectorId, SectorStateChange, SubmitResp,
+    SubmitResult, WorkerIdentifier,
 };
 use crate::wire::venus_methods as m;
 
@@ -248,8 +248,7 @@ pub async fn report_state(
     id: SectorId,
     prev: State,
     next: State,
-    event: String,
-    failure: Option<(String, String)>,
+    event: EventKind,
 ) {
     let req = ReportStateReq {
         worker: WorkerIdentifier {
@@ -259,9 +258,10 @@ pub async fn report_state(
         state_change: SectorStateChange {
             prev: prev.to_string(),
             next: next.to_string(),
-            event,
+            event: event.to_string(),
         },
-        failure: failure.map(|(level, desc)| SectorFailure { level, desc }),
+        // Failures are not transitions: they show in the thread's `last_error`.
+        failure: None,
     };
     if let Err(e) = rpc::<m::ReportState>(&env, (id, req)).await {
         tracing::warn!(sector = %id, error = %e, "cannot report sector state");

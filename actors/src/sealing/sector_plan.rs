@@ -11,7 +11,7 @@ use super::calls::report_state;
 use super::env::ThreadEnv;
 use super::failure::{react, Failure, Reaction};
 use super::sector::Sector;
-use super::state::State;
+use super::state::{EventKind, State};
 use super::table::{Outcome, Step, StepResult, Table};
 use crate::thread::activity::{Activity, ActivityCell};
 use crate::thread::plan::{Next, Plan, PlanKind, PlanView, Settled, StepFuture};
@@ -39,7 +39,7 @@ impl SectorPlan {
     }
 
     /// A step's event: checked against the table, then the record moves on and is reported.
-    fn moved(&mut self, event: super::state::EventKind, sector: Sector) -> Settled {
+    fn moved(&mut self, event: EventKind, sector: Sector) -> Settled {
         let prev = self.sector.state();
         let Some(next) = self.table.next(prev, event) else {
             return self.failed(Failure::critical(format!(
@@ -50,7 +50,7 @@ impl SectorPlan {
         self.sector.state = Some(next);
         info!(sector = ?self.sector_name(), %prev, %next, "state changed");
         let report = self.sector.id().map(|id| {
-            let fut = report_state(self.env.clone(), id, prev, next, event.to_string(), None);
+            let fut = report_state(self.env.clone(), id, prev, next, event);
             Box::pin(fut) as StepFuture<()>
         });
         Settled {

@@ -103,32 +103,29 @@ impl<P: Plan> ThreadRunner<P> {
         }
         let job = self.plan.view().job_id;
         self.span.record("job", job.as_deref().unwrap_or("-"));
-        if save {
-            self.save_then(ctx, move |act, ctx| {
-                if let Some(then) = then {
-                    ctx.spawn(then.instrument(act.span.clone()).into_actor(act));
-                }
-                act.go(next, ctx);
-            });
-        } else {
+        let proceed = move |act: &mut Self, ctx: &mut Context<Self>| {
             if let Some(then) = then {
-                ctx.spawn(then.instrument(self.span.clone()).into_actor(self));
+                ctx.spawn(then.instrument(act.span.clone()).into_actor(act));
             }
-            self.go(next, ctx);
+            act.go(next, ctx);
+        };
+        if save {
+            self.save_then(ctx, proceed);
+        } else {
+            proceed(self, ctx);
         }
     }
 
     fn go(&mut self, next: Next, ctx: &mut Context<Self>) {
         let _span = self.span.clone().entered();
-        if let Next::Park(msg) = next {
-            self.last_error = Some(msg);
-            return self.pause_now();
-        }
-        if self.step.is_none() && self.pause_requested && !self.plan.holds_work() {
-            return self.pause_now();
-        }
+        let pause_due = self.step.is_none() && self.pause_requested && !self.plan.holds_work();
         match next {
-            Next::Now | Next::Park(_) => self.kick(ctx),
+            Next::Park(msg) => {
+                self.last_error = Some(msg);
+                self.pause_now();
+            }
+            _ if pause_due => self.pause_now(),
+            Next::Now => self.kick(ctx),
             Next::After { delay, shown } => {
                 if let Some(reason) = shown {
                     set_activity(&self.activity, Activity::waiting(reason));
