@@ -1,8 +1,10 @@
-//! Enums whose values have fixed names (sector states, processor stages, plans): printed and
-//! parsed by those names, and a name that is not one is refused with the list of valid ones.
+//! Enums whose values have fixed names (sector states, processor stages, plans, the manager's
+//! job states): printed and parsed by those names, and a name that is not one is refused with
+//! the list of valid ones.
 
 /// Implements `Display` and `FromStr` for `$ty` from its `ALL` list and its `name()`; `$what`
 /// names the kind in the error (`unknown stage "pc9"; valid stages: add_pieces, ...`).
+#[macro_export]
 macro_rules! by_name {
     ($ty:ty, $what:literal) => {
         impl std::fmt::Display for $ty {
@@ -30,5 +32,3 @@ macro_rules! by_name {
         }
     };
 }
-
-pub(crate) use by_name;

@@ -67,10 +67,15 @@ pub struct Processor {
     span: Span,
 }
 
+/// A processor as logs and `worker list` name it: `pc1#0`.
+fn name_of(spec: &ProcessorSpec) -> String {
+    format!("{}#{}", spec.stage, spec.index)
+}
+
 impl Processor {
     /// An actor for `spec`; `pid` shows the running child's process id.
     pub fn new(spec: ProcessorSpec, pid: Arc<AtomicU32>) -> Self {
-        let span = info_span!("processor", processor = %format!("{}#{}", spec.stage, spec.index));
+        let span = info_span!("processor", processor = %name_of(&spec));
         Processor {
             span,
             spec,
@@ -87,7 +92,7 @@ impl Processor {
     }
 
     fn name(&self) -> String {
-        format!("{}#{}", self.spec.stage, self.spec.index)
+        name_of(&self.spec)
     }
 
     fn spawn_child(&mut self, ctx: &mut Context<Self>) {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::by_name;
+use crate::by_name;
 
 macro_rules! states {
     ($($name:ident),* $(,)?) => {

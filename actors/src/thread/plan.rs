@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::future::LocalBoxFuture;
 
 use super::activity::{Activity, ActivityCell};
-use crate::names::by_name;
+use crate::by_name;
 
 /// A step, a save or a side call in flight; it owns what it needs.
 pub type StepFuture<T> = LocalBoxFuture<'static, T>;

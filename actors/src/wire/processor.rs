@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::names::by_name;
+use crate::by_name;
 
 /// A processor stage: what a `[[processors.<stage>]]` child computes, the key of its limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in the order a job goes through them.
-    pub const ALL: [JobState; 4] = [
+    pub const ALL: &'static [JobState] = &[
         JobState::ReadyToRun,
         JobState::Running,
         JobState::Succeed,
@@ -36,20 +36,13 @@ impl JobState {
     }
 }
 
-impl std::fmt::Display for JobState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+damocles_actors::by_name!(JobState, "job state");
 
 /// How a row's `state` column is read (diesel's `deserialize_as`).
 impl TryFrom<String> for JobState {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        JobState::ALL
-            .into_iter()
-            .find(|st| st.name() == s)
-            .ok_or_else(|| format!("unknown wdpost job state {s:?} in the database"))
+        s.parse()
     }
 }
 
@@ -59,7 +52,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_match_serde() {
-        for st in JobState::ALL {
+        for &st in JobState::ALL {
             assert_eq!(JobState::try_from(st.name().to_string()), Ok(st));
             assert_eq!(
                 serde_json::to_value(st).ok(),
