@@ -1,7 +1,10 @@
-//! Sector threads: a plan is a table of states ([`table`], [`sealer`]) run by [`sector_plan`]
-//! under the thread runner. Pure (no I/O, tested table by table): [`state`], [`table`],
-//! [`sector`], [`failure`]. I/O: the step functions in [`sealer`], [`calls`] (manager,
-//! processors, persisting), [`store`] (the files of a location) and [`quota`] (disk usage).
+//! Sector threads: a plan is a table of states ([`table`]; [`sealer`], [`snapup`]) run by
+//! [`sector_plan`] under the thread runner. Pure (no I/O, tested table by table): [`state`],
+//! [`table`], [`sector`], [`failure`]. I/O: the step functions in [`sealer`], [`snapup`] and
+//! [`shared`], [`calls`] (manager, processors, persisting), [`store`] (the files of a
+//! location) and [`quota`] (disk usage).
+
+use crate::thread::plan::PlanKind;
 
 pub mod calls;
 pub mod env;
@@ -10,6 +13,17 @@ pub mod quota;
 pub mod sealer;
 pub mod sector;
 pub mod sector_plan;
+pub mod shared;
+pub mod snapup;
 pub mod state;
 pub mod store;
 pub mod table;
+
+/// The table of a sector plan; none for a plan that is not about sectors (`wdpost`).
+pub fn table_of(plan: PlanKind) -> Option<&'static table::Table> {
+    match plan {
+        PlanKind::Sealer => Some(&sealer::SEALER),
+        PlanKind::SnapUp => Some(&snapup::SNAPUP),
+        PlanKind::WdPost => None,
+    }
+}

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::processor::{self, Processor, ProcessorSpec};
 use crate::processors::{ProcessorHandle, Processors};
 use crate::sealing::env::ThreadEnv;
-use crate::sealing::sealer::SEALER;
+use crate::sealing::table::Table;
 use crate::sealing::sector_plan::SectorPlan;
 use crate::thread::control::{Control, GetInfo, ThreadHandle};
 use crate::thread::plan::Plan;
@@ -55,8 +55,8 @@ pub struct PingSpec {
 
 /// Builds one thread's environment once the processors exist.
 pub enum ThreadFactory {
-    /// A sealer thread's environment.
-    Sealer(Box<dyn Fn(Processors) -> Arc<ThreadEnv>>),
+    /// A sector thread of a plan's table (sealer, snap-up), and its environment.
+    Sector(&'static Table, Box<dyn Fn(Processors) -> Arc<ThreadEnv>>),
     /// A WindowPoSt slot's environment.
     WdPost(Box<dyn Fn(Processors) -> Arc<PostEnv>>),
 }
@@ -118,8 +118,8 @@ impl Actor for WorkerSupervisor {
         let processors = Processors::new(by_stage);
         for (index, factory) in self.thread_factories.iter().enumerate() {
             let handle = match factory {
-                ThreadFactory::Sealer(f) => {
-                    let plan = SectorPlan::new(&SEALER, f(processors.clone()));
+                ThreadFactory::Sector(table, f) => {
+                    let plan = SectorPlan::new(table, f(processors.clone()));
                     let kind = plan.kind();
                     let addr = Supervisor::start(move |_| ThreadRunner::new(index, plan));
                     ThreadHandle::of(&addr, kind)

@@ -2,6 +2,7 @@
 //! type of `venus_methods` (manager) or `worker_methods` (worker).
 
 pub mod auth;
+pub mod commcid;
 pub mod go_json;
 pub mod hex;
 pub mod jsonrpc;

@@ -3,11 +3,13 @@
 //! Queries are plain sync functions; callers run them on the blocking pool (`Db::run`).
 
 pub mod audit;
+pub mod deals;
 pub mod raw;
 pub mod retention;
 pub mod sched;
 pub mod schema;
 pub mod sectors;
+pub mod snap;
 pub mod stores;
 pub mod tokens;
 pub mod wdpost;

@@ -62,11 +62,18 @@ pub fn job_for(
     let mut infos = Vec::new();
     let mut partitions = Vec::new();
     for s in proven {
+        // A snapped sector is proven over its updated replica.
+        let upgrade = s.update_comm_r.is_some();
+        let (comm_r, store) = if upgrade {
+            (&s.update_comm_r, &s.update_store)
+        } else {
+            (&s.comm_r, &s.persist_store)
+        };
         let (Some(comm_r), Some(store)) = (
-            s.comm_r
+            comm_r
                 .as_deref()
                 .and_then(damocles_actors::wire::hex::decode32),
-            &s.persist_store,
+            store,
         ) else {
             warn!(
                 sector = s.sector_number,
@@ -77,7 +84,7 @@ pub fn job_for(
         infos.push(PoStSectorInfo {
             sector_id: s.sector_number as u64,
             comm_r,
-            upgrade: false,
+            upgrade,
             accesses: PoStSectorAccesses {
                 sealed_file: store.clone(),
                 cache_dir: store.clone(),
@@ -208,7 +215,36 @@ mod tests {
             deadline_idx: Some(0),
             partition_idx: Some(partition),
             proven_at: proven.and_then(at),
+            snap_state: None,
+            snap_owner: None,
+            update_comm_r: None,
+            update_comm_d: None,
+            update_store: None,
+            update_proof: None,
+            upgraded_at: None,
         }
+    }
+
+    #[test]
+    fn a_snapped_sector_is_proven_over_its_update() {
+        let opened = DateTime::from_timestamp(600, 0)
+            .map(|d| d.naive_utc())
+            .unwrap_or_default();
+        let mut snapped = sector(2, 0, Some(100));
+        snapped.snap_state = Some("Done".into());
+        snapped.update_comm_r = Some("ab".repeat(32));
+        snapped.update_store = Some("other".into());
+        let sectors = [sector(1, 0, Some(100)), snapped];
+        let job = job_for(10000, "StackedDrgWindow2KiBV1_2", 0, opened, &sectors);
+        let input: PoStInput = job
+            .and_then(|j| serde_json::from_str(&j.input).ok())
+            .unwrap_or_else(|| panic!("a job"));
+        let shape: Vec<(u64, bool, &str, u8)> = input
+            .sectors
+            .iter()
+            .map(|s| (s.sector_id, s.upgrade, s.accesses.sealed_file.as_str(), s.comm_r[0]))
+            .collect();
+        assert_eq!(shape, [(1, false, "remote", 0x01), (2, true, "other", 0xab)]);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use std::sync::Arc;
 
+pub mod market;
 mod stores;
 
 use crate::auth::Asker;
@@ -57,7 +58,7 @@ fn random32() -> Vec<u8> {
     b
 }
 
-fn b64(v: &[u8]) -> String {
+pub(crate) fn b64(v: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(v)
 }
 
@@ -97,6 +98,12 @@ impl MockChain {
             // reported it may go on with it once it has a token, so an upgrade loses no work.
             (None, Caller::Worker(name)) => row.worker_name.as_deref() == Some(name.as_str()),
         };
+        // A sector in snap-up is also the snap-up thread's to report on.
+        let snapping = matches!(
+            row.snap_state.as_deref(),
+            Some(db::snap::ALLOCATED | db::snap::DONE)
+        ) && row.snap_owner.as_deref() == who.name();
+        let allowed = allowed || snapping;
         if !allowed {
             return Err(RpcError::new(
                 NOT_YOURS,
@@ -108,11 +115,6 @@ impl MockChain {
             ));
         }
         Ok(row)
-    }
-
-    /// Checks that `who` may act on sector `id`.
-    pub async fn owned(&self, id: SectorId, who: &Caller) -> Result<(), RpcError> {
-        self.sector(id, who).await.map(|_| ())
     }
 
     /// The answer to a call about work of a plan that does not exist yet.
@@ -224,6 +226,13 @@ impl MockChain {
         who: &Caller,
     ) -> Result<SubmitResp, RpcError> {
         let row = self.sector(sector.id, who).await?;
+        if let Some(why) = self.comm_d_refusal(sector.id, info.comm_d).await? {
+            warn!(sector = %sector.id, reason = %why, "pre-commit refused");
+            return Ok(SubmitResp {
+                res: SubmitResult::Rejected as u64,
+                desc: Some(why),
+            });
+        }
         let comm_r = hex::encode(&info.comm_r);
         let res = match row.comm_r {
             Some(existing) if existing == comm_r => SubmitResult::DuplicateSubmit,
@@ -358,6 +367,10 @@ impl MockChain {
         .await?;
         if verified {
             info!(sector = %id, "PoRep proof verified");
+            self.db
+                .run(move |c| db::deals::activate(c, id.miner, id.number, db::now()))
+                .await
+                .map_err(db_error)?;
             Ok(SubmitResp {
                 res: SubmitResult::Accepted as u64,
                 desc: None,
@@ -435,9 +448,27 @@ impl MockChain {
         reason: String,
         who: &Caller,
     ) -> Result<(), RpcError> {
-        self.sector(id, who).await?;
+        let row = self.sector(id, who).await?;
+        if row.snap_state.as_deref() == Some(db::snap::ALLOCATED) {
+            // A snap-up given up: the proven sector stays, a candidate again.
+            warn!(sector = %id, %reason, "snap-up aborted");
+            self.db
+                .run(move |c| db::snap::release(c, id.miner, id.number, db::now()))
+                .await
+                .map_err(db_error)?;
+            return self.release(id).await;
+        }
+        if row.proof_state.as_deref() == Some("Landed") {
+            // A proven sector is never aborted by a worker (a late report of a finished thread).
+            warn!(sector = %id, %reason, "abort of a proven sector ignored");
+            return Ok(());
+        }
         warn!(sector = %id, %reason, "sector aborted");
         self.change(id, Change::Aborted(reason)).await?;
+        self.db
+            .run(move |c| db::deals::release(c, id.miner, id.number, db::now()))
+            .await
+            .map_err(db_error)?;
         self.release(id).await
     }
 }

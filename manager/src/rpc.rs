@@ -103,11 +103,7 @@ async fn dispatch(
             serve::<m::AllocateSector, _, _>(p, |(spec,)| c.allocate_sector(spec, a)).await
         }
         m::AcquireDeals::NAME => {
-            serve::<m::AcquireDeals, _, _>(p, |(sid, _spec)| async move {
-                c.owned(sid, who).await?;
-                Ok(None)
-            })
-            .await
+            serve::<m::AcquireDeals, _, _>(p, |(sid, spec)| c.acquire_deals(sid, spec, who)).await
         }
         m::AssignTicket::NAME => {
             serve::<m::AssignTicket, _, _>(p, |(sid,)| c.assign_ticket(sid, who)).await
@@ -171,22 +167,20 @@ async fn dispatch(
         m::StoreBasicInfo::NAME => {
             serve::<m::StoreBasicInfo, _, _>(p, |(name,)| c.store_info(name)).await
         }
-        // Snap-up, rebuild and unseal do not exist yet: there is never such work to hand out,
-        // so no such sector exists either.
         m::AllocateSnapUpSector::NAME => {
-            serve::<m::AllocateSnapUpSector, _, _>(p, |_| async { Ok(None) }).await
+            serve::<m::AllocateSnapUpSector, _, _>(p, |(spec,)| c.allocate_snapup(spec, a)).await
         }
+        m::SubmitSnapUpProof::NAME => {
+            serve::<m::SubmitSnapUpProof, _, _>(p, |(sid, info)| c.submit_snapup(sid, info, who))
+                .await
+        }
+        // Rebuild and unseal do not exist yet: there is never such work to hand out, so no
+        // such sector exists either.
         m::AllocateRebuildSector::NAME => {
             serve::<m::AllocateRebuildSector, _, _>(p, |_| async { Ok(None) }).await
         }
         m::AllocateUnsealSector::NAME => {
             serve::<m::AllocateUnsealSector, _, _>(p, |_| async { Ok(None) }).await
-        }
-        m::SubmitSnapUpProof::NAME => {
-            serve::<m::SubmitSnapUpProof, _, _>(p, |(sid, _)| async move {
-                Err(c.no_such_work("snap-up", sid))
-            })
-            .await
         }
         m::AchieveUnsealSector::NAME => {
             serve::<m::AchieveUnsealSector, _, _>(p, |(sid, _, _)| async move {

@@ -147,6 +147,15 @@ impl Scheduler {
         }
     }
 
+    /// Why `worker` gets no snap-up now, or None (pledges are about new sectors only).
+    pub async fn snapup_refusal(&self, worker: &str) -> Result<Option<String>, DbError> {
+        if self.draining(worker).await? {
+            self.refused(worker, "snap-up", "draining").await;
+            return Ok(Some("draining".into()));
+        }
+        Ok(None)
+    }
+
     /// Why `worker` gets no new WindowPoSt job now, or None.
     pub async fn job_refusal(&self, worker: &str) -> Result<Option<String>, DbError> {
         if self.draining(worker).await? {

@@ -61,6 +61,35 @@ pub fn verify_seal(
     }
 }
 
+/// True when `proof` is a valid snap-up update of a sector sealed with `proof_type`, from
+/// `comm_r_old` to `comm_r_new` holding `comm_d_new`; an error when it cannot be checked.
+pub fn verify_update(
+    proof_type: u64,
+    proof: &[u8],
+    comm_r_old: [u8; 32],
+    comm_r_new: [u8; 32],
+    comm_d_new: [u8; 32],
+) -> Result<bool> {
+    let registered = proof_types::update_of_seal(proof_type).map_err(|e| anyhow!(e))?;
+    let vk = registered.cache_verifying_key_path()?;
+    if !vk.exists() {
+        return Err(anyhow!(
+            "no verifying key at {}: run `damocles-worker params` on this machine once, or copy it here",
+            vk.display()
+        ));
+    }
+    match filecoin_proofs_api::update::verify_empty_sector_update_proof(
+        registered, proof, comm_r_old, comm_r_new, comm_d_new,
+    ) {
+        Ok(ok) => Ok(ok),
+        // With the key present, an error means bytes that are not a proof: an invalid proof.
+        Err(e) => {
+            tracing::warn!(error = %e, "update proof does not parse");
+            Ok(false)
+        }
+    }
+}
+
 /// The WindowPoSt proof of a seal proof (`StackedDrgWindow2KiBV1_2` for 2KiB), as it is named
 /// on the wire.
 pub fn post_proof_name(seal_code: u64) -> Result<String> {

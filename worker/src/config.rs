@@ -97,14 +97,12 @@ pub struct MetricsSection {
 pub struct SealingSection {
     pub allowed_miners: Option<Vec<u64>>,
     pub allowed_sizes: Option<Vec<String>>,
-    /// Accepted for damocles compatibility; not used by this worker yet.
-    #[allow(dead_code)]
+    /// A sealer thread asks for deals for each new sector.
     pub enable_deals: Option<bool>,
     /// Accepted for damocles compatibility; not used by this worker yet.
     #[allow(dead_code)]
     pub disable_cc: Option<bool>,
-    /// Accepted for damocles compatibility; not used by this worker yet.
-    #[allow(dead_code)]
+    /// At most this many deals a sector.
     pub max_deals: Option<u64>,
     pub min_deal_space: Option<String>,
     pub max_retries: Option<u32>,
@@ -224,6 +222,9 @@ pub struct EffectiveSealing {
     pub seal_interval: Duration,
     pub recover_interval: Duration,
     pub rpc_polling_interval: Duration,
+    pub enable_deals: bool,
+    pub max_deals: Option<u64>,
+    pub min_deal_space: Option<u64>,
 }
 
 impl Config {
@@ -334,6 +335,13 @@ impl Config {
                 .rpc_polling_interval
                 .or(g.rpc_polling_interval)
                 .unwrap_or(Duration::from_secs(180)),
+            enable_deals: t.enable_deals.or(g.enable_deals).unwrap_or(false),
+            max_deals: t.max_deals.or(g.max_deals),
+            // Validated at load: it parses.
+            min_deal_space: t
+                .min_deal_space
+                .or_else(|| g.min_deal_space.clone())
+                .and_then(|s| parse_size(&s).ok()),
         }
     }
 

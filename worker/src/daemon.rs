@@ -14,7 +14,7 @@ use damocles_actors::limits::StageLimits;
 use damocles_actors::processor::{EnvOverlay, ProcessorSpec};
 use damocles_actors::sealing::env::{AttachedStore, ParamsStatus, SealingParams, ThreadEnv};
 use damocles_actors::sealing::quota::DiskQuota;
-use damocles_actors::sealing::sealer;
+use damocles_actors::sealing;
 use damocles_actors::sealing::store::Location;
 use damocles_actors::supervisor::{
     PingSpec, ProcessorEntry, Shutdown, ThreadFactory, WorkerSupervisor,
@@ -26,6 +26,7 @@ use damocles_actors::wire::auth::{ControlKey, THREAD_HEADER};
 use damocles_actors::wire::jsonrpc::{CallError, Client};
 use damocles_actors::wire::processor::Stage;
 use damocles_actors::wire::seal_proof;
+use damocles_actors::wire::venus::AcquireDealsSpec;
 use damocles_actors::wire::venus_methods as m;
 use damocles_actors::wire::venus_post::AllocatePoStSpec;
 use damocles_proof_types as proof_types;
@@ -138,9 +139,15 @@ async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<(
             seal_interval: s.seal_interval,
             recover_interval: s.recover_interval,
             rpc_polling_interval: s.rpc_polling_interval,
+            enable_deals: s.enable_deals,
+            deals: AcquireDealsSpec {
+                max_deals: s.max_deals,
+                min_used_space: s.min_deal_space,
+            },
         };
+        let table = sealing::table_of(t.plan()).context("a sector plan has a table")?;
         let (params, quota) = (params.seal.clone(), quota.clone());
-        factories.push(ThreadFactory::Sealer(Box::new(move |processors| {
+        factories.push(ThreadFactory::Sector(table, Box::new(move |processors| {
             Arc::new(ThreadEnv {
                 instance: instance.clone(),
                 location: location.clone(),
@@ -271,7 +278,7 @@ struct ParamsWatch {
 }
 
 /// Generates missing small-sector parameters in the background, WindowPoSt first (seconds),
-/// then PoRep (minutes); threads wait on the channels only when they need them.
+/// then snap-up's update and PoRep (minutes); threads wait on the channels only when they need them.
 fn start_params_generation(cfg: &Config) -> ParamsWatch {
     let sizes = |wdpost: bool| -> Vec<u64> {
         let mut v: Vec<u64> = cfg
@@ -294,11 +301,12 @@ fn start_params_generation(cfg: &Config) -> ParamsWatch {
         .filter_map(|b| proof_types::window_post_for_size(b).ok())
         .map(params::Circuit::WindowPost)
         .collect();
+    // A sector thread's plan may be a snap-up: its update circuit comes first (quicker).
     let seal: Vec<params::Circuit> = sizes(false)
         .into_iter()
         .filter_map(seal_proof::for_size)
-        .filter_map(|code| proof_types::seal_proof(code).ok())
-        .map(params::Circuit::Seal)
+        .filter_map(|code| params::circuits_of_seal(code).ok())
+        .flat_map(|[_, update, seal]| [update, seal])
         .collect();
     let checking = || {
         watch::channel(ParamsStatus::Generating(
@@ -361,14 +369,15 @@ fn processor_entries(
     let configured: HashMap<Stage, &Vec<ProcessorSection>> =
         cfg.processor_entries().into_iter().collect();
     let default = vec![ProcessorSection::default()];
-    let plans = |p: PlanKind| cfg.sealing_thread.iter().any(|t| t.plan() == p);
     let mut stages: Vec<Stage> = Vec::new();
-    if plans(PlanKind::Sealer) {
-        stages.extend(sealer::STAGES);
+    for t in &cfg.sealing_thread {
+        match sealing::table_of(t.plan()) {
+            Some(table) => stages.extend(table.stages),
+            None => stages.push(Stage::WindowPost),
+        }
     }
-    if plans(PlanKind::WdPost) {
-        stages.push(Stage::WindowPost);
-    }
+    stages.sort_unstable();
+    stages.dedup();
     let mut out = Vec::new();
     for stage in stages {
         let entries = configured.get(&stage).copied().unwrap_or(&default);

@@ -18,13 +18,14 @@ use blstrs::Bls12;
 use damocles_proof_types as proof_types;
 use filecoin_proofs::constants::{DefaultPieceHasher, SectorShape2KiB, SectorShape8MiB};
 use filecoin_proofs::parameters::{public_params, window_post_public_params};
-use filecoin_proofs_api::{RegisteredPoStProof, RegisteredSealProof};
+use filecoin_proofs_api::{RegisteredPoStProof, RegisteredSealProof, RegisteredUpdateProof};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use storage_proofs_core::compound_proof::CompoundProof;
 use storage_proofs_core::merkle::MerkleTreeTrait;
 use storage_proofs_porep::stacked::{StackedCompound, StackedDrg};
 use storage_proofs_post::fallback::{FallbackPoSt, FallbackPoStCircuit, FallbackPoStCompound};
+use storage_proofs_update::{EmptySectorUpdate, EmptySectorUpdateCircuit, EmptySectorUpdateCompound};
 use tracing::info;
 
 /// Seed of the cluster-wide deterministic parameter generator ("damocles-local-params").
@@ -39,6 +40,8 @@ const MAX_GENERATED_SECTOR: u64 = 8 << 20;
 pub enum Circuit {
     Seal(RegisteredSealProof),
     WindowPost(RegisteredPoStProof),
+    /// Snap-up's update proof.
+    Update(RegisteredUpdateProof),
 }
 
 impl Circuit {
@@ -46,6 +49,7 @@ impl Circuit {
         match self {
             Circuit::Seal(p) => p.cache_params_path(),
             Circuit::WindowPost(p) => p.cache_params_path(),
+            Circuit::Update(p) => p.cache_params_path(),
         }
     }
 
@@ -53,6 +57,7 @@ impl Circuit {
         match self {
             Circuit::Seal(p) => p.cache_verifying_key_path(),
             Circuit::WindowPost(p) => p.cache_verifying_key_path(),
+            Circuit::Update(p) => p.cache_verifying_key_path(),
         }
     }
 
@@ -60,6 +65,7 @@ impl Circuit {
         match self {
             Circuit::Seal(p) => u64::from(p.sector_size()),
             Circuit::WindowPost(p) => u64::from(p.sector_size()),
+            Circuit::Update(p) => u64::from(p.sector_size()),
         }
     }
 
@@ -67,18 +73,26 @@ impl Circuit {
         match self {
             Circuit::Seal(p) => format!("PoRep (C2) {:?}", p),
             Circuit::WindowPost(p) => format!("WindowPoSt {:?}", p),
+            Circuit::Update(p) => format!("snap-up update {:?}", p),
         }
     }
 }
 
-/// `damocles-worker params`: PoRep and WindowPoSt parameters for each size, generated when
-/// missing; prints where they are.
+/// Every circuit a worker proves for sectors of seal proof `code`, quickest to generate first.
+pub fn circuits_of_seal(code: u64) -> Result<[Circuit; 3]> {
+    Ok([
+        Circuit::WindowPost(proof_types::window_post_of_seal(code).map_err(|e| anyhow!(e))?),
+        Circuit::Update(proof_types::update_of_seal(code).map_err(|e| anyhow!(e))?),
+        Circuit::Seal(proof_types::seal_proof(code).map_err(|e| anyhow!(e))?),
+    ])
+}
+
+/// `damocles-worker params`: PoRep, WindowPoSt and snap-up parameters for each size, generated
+/// when missing; prints where they are.
 pub fn ensure_for_sizes(sizes: &[String]) -> Result<()> {
     for size in sizes {
         let code = proof_types::seal_proof_for_size(size).map_err(|e| anyhow!(e))?;
-        let seal = proof_types::seal_proof(code).map_err(|e| anyhow!(e))?;
-        let post = proof_types::window_post_of_seal(code).map_err(|e| anyhow!(e))?;
-        for circuit in [Circuit::WindowPost(post), Circuit::Seal(seal)] {
+        for circuit in circuits_of_seal(code)? {
             ensure(circuit)?;
             println!("{}", circuit.params_path()?.display());
         }
@@ -118,6 +132,7 @@ pub fn ensure(circuit: Circuit) -> Result<()> {
     let expected = match circuit {
         Circuit::Seal(_) => "about 1.1 GB, about 12 minutes on 2 cores, 5 GB of memory",
         Circuit::WindowPost(_) => "about 12 MB, a few seconds",
+        Circuit::Update(_) => "a minute or two",
     };
     info!(
         circuit = %circuit.describe(),
@@ -189,7 +204,29 @@ fn generate(circuit: Circuit) -> Result<groth16::Parameters<Bls12>> {
                 post_params::<SectorShape8MiB>(&config, &mut rng)
             }
         }
+        Circuit::Update(proof) => {
+            let size = u64::from(proof.sector_size());
+            if size == 2048 {
+                update_params::<SectorShape2KiB>(size, &mut rng)
+            } else {
+                update_params::<SectorShape8MiB>(size, &mut rng)
+            }
+        }
     }
+}
+
+fn update_params<Tree>(sector_size: u64, rng: &mut ChaCha20Rng) -> Result<groth16::Parameters<Bls12>>
+where
+    Tree: 'static + MerkleTreeTrait<Hasher = storage_proofs_update::constants::TreeRHasher>,
+{
+    let pp = storage_proofs_update::PublicParams::from_sector_size(sector_size);
+    let circuit = <EmptySectorUpdateCompound<Tree> as CompoundProof<
+        EmptySectorUpdate<Tree>,
+        EmptySectorUpdateCircuit<Tree>,
+    >>::blank_circuit(&pp);
+    Ok(groth16::generate_random_parameters::<Bls12, _, _>(
+        circuit, rng,
+    )?)
 }
 
 fn seal_params<Tree: 'static + MerkleTreeTrait>(

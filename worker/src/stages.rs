@@ -4,14 +4,16 @@ use std::fs::OpenOptions;
 use std::io::Read;
 
 use anyhow::{anyhow, Context, Result};
+use damocles_actors::wire::commcid;
 use damocles_actors::wire::processor::{
-    AddPiecesOutput, AddPiecesTask, C1Task, C2Output, C2Task, PC1Task, PC2Output, PC2Task,
-    PieceInfo, Stage, TreeDOutput, TreeDTask,
+    AddPiecesOutput, AddPiecesTask, C1Task, C2Output, C2Task, DealPiece, PC1Task, PC2Output,
+    PC2Task, PieceInfo, SnapEncodeOutput, SnapEncodeTask, SnapProveOutput, SnapProveTask, Stage,
+    TreeDOutput, TreeDTask,
 };
 use filecoin_proofs_api::seal::{
     self, SealCommitPhase1Output, SealPreCommitPhase1Output, SealPreCommitPhase2Output,
 };
-use filecoin_proofs_api::{RegisteredSealProof, SectorId, UnpaddedBytesAmount};
+use filecoin_proofs_api::{update, RegisteredSealProof, SectorId, UnpaddedBytesAmount};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -26,7 +28,9 @@ pub fn run(stage: Stage, task: Value) -> Result<Value> {
         Stage::C1 => c1(parse(task)?),
         Stage::C2 => c2(parse(task)?),
         Stage::WindowPost => crate::post::window_post(parse(task)?),
-        Stage::SnapEncode | Stage::SnapProve | Stage::Unseal => {
+        Stage::SnapEncode => snap_encode(parse(task)?),
+        Stage::SnapProve => snap_prove(parse(task)?),
+        Stage::Unseal => {
             Err(anyhow!("stage {stage} is not served by this processor yet"))
         }
     }
@@ -52,11 +56,13 @@ fn to_value<T: serde::Serialize>(v: T) -> Result<Value> {
     Ok(serde_json::to_value(v)?)
 }
 
-/// A CC sector: one zero piece that fills it.
+/// The deals' pieces in the order given, each checked against its CID before it is written,
+/// then zero pieces up to the sector's size (`filler_sizes`; a CC sector is all fillers). Each
+/// piece is aligned to its size, as the chain requires; the manager computes the same CommD
+/// from the deals alone (`sector_comm_d`).
 fn add_pieces(t: AddPiecesTask) -> Result<Value> {
     let proof = seal_proof(t.seal_proof)?;
     let sector = u64::from(proof.sector_size());
-    let unpadded = sector - sector / 128;
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -64,14 +70,61 @@ fn add_pieces(t: AddPiecesTask) -> Result<Value> {
         .truncate(true)
         .open(&t.staged_file)
         .with_context(|| format!("open staged file {}", t.staged_file))?;
-    let zeros = std::io::repeat(0).take(unpadded);
-    let (info, _) = seal::add_piece(proof, zeros, &mut file, UnpaddedBytesAmount(unpadded), &[])?;
-    to_value(AddPiecesOutput {
-        pieces: vec![PieceInfo {
-            size: u64::from(info.size),
-            comm_p: info.commitment,
-        }],
-    })
+    let mut lengths: Vec<UnpaddedBytesAmount> = Vec::new();
+    let mut pieces = Vec::new();
+    let mut written = 0u64;
+    for p in &t.pieces {
+        let data = checked_piece(t.seal_proof, p)?;
+        let size = unpadded(p.size);
+        let (info, n) = seal::add_piece(proof, data.as_slice(), &mut file, size, &lengths)?;
+        lengths.push(size);
+        written += u64::from(n);
+        pieces.push(from_api(&info));
+    }
+    let padded_written = written / 127 * 128;
+    if padded_written > sector {
+        return Err(anyhow!(
+            "the pieces take {padded_written} bytes, more than the {sector} byte sector"
+        ));
+    }
+    for filler in damocles_proof_types::filler_sizes(sector, padded_written) {
+        let size = unpadded(filler);
+        let zeros = std::io::repeat(0).take(u64::from(size));
+        let (info, _) = seal::add_piece(proof, zeros, &mut file, size, &lengths)?;
+        lengths.push(size);
+        pieces.push(from_api(&info));
+    }
+    to_value(AddPiecesOutput { pieces })
+}
+
+/// The unpadded size of a padded piece size.
+fn unpadded(padded: u64) -> UnpaddedBytesAmount {
+    UnpaddedBytesAmount(padded - padded / 128)
+}
+
+/// A deal's bytes padded with zeros to its piece, once they are known to make the piece's CID:
+/// data that does not match its deal is never sealed.
+fn checked_piece(proof: u64, p: &DealPiece) -> Result<Vec<u8>> {
+    let want = commcid::piece_comm(&p.cid).map_err(|e| anyhow!(e))?;
+    let mut data = std::fs::read(&p.file).with_context(|| format!("read piece {}", p.file))?;
+    let made = damocles_proof_types::piece_commitment(proof, &data, p.size)
+        .map_err(|e| anyhow!("piece {}: {e}", p.cid))?;
+    if made != want {
+        return Err(anyhow!(
+            "piece {}: its bytes make piece CID {}, not the one the deal names; they are not sealed",
+            p.cid,
+            commcid::piece_cid(&made)
+        ));
+    }
+    data.resize(u64::from(unpadded(p.size)) as usize, 0);
+    Ok(data)
+}
+
+fn from_api(info: &filecoin_proofs_api::PieceInfo) -> PieceInfo {
+    PieceInfo {
+        size: u64::from(info.size),
+        comm_p: info.commitment,
+    }
 }
 
 fn tree_d(t: TreeDTask) -> Result<Value> {
@@ -152,4 +205,62 @@ fn c2(t: C2Task) -> Result<Value> {
         serde_json::from_value(t.c1_out).context("C1 output does not parse")?;
     let out = seal::seal_commit_phase2(c1, t.prover_id, SectorId::from(t.sector_number))?;
     to_value(C2Output { proof: out.proof })
+}
+
+/// The update circuit's parameters must be there: the daemon generates them, never a child.
+fn require_update_params(proof: u64) -> Result<filecoin_proofs_api::RegisteredUpdateProof> {
+    let update = damocles_proof_types::update_of_seal(proof).map_err(|e| anyhow!(e))?;
+    let circuit = params::Circuit::Update(update);
+    if !params::present(circuit)? {
+        return Err(anyhow!(
+            "permanent: no cached parameters found at {}",
+            circuit.params_path()?.display()
+        ));
+    }
+    Ok(update)
+}
+
+fn snap_encode(t: SnapEncodeTask) -> Result<Value> {
+    let proof = seal_proof(t.seal_proof)?;
+    let update = damocles_proof_types::update_of_seal(t.seal_proof).map_err(|e| anyhow!(e))?;
+    // The library maps the new replica: it must exist at the sector's size.
+    let replica = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&t.update_file)
+        .with_context(|| format!("create update file {}", t.update_file))?;
+    replica.set_len(u64::from(proof.sector_size()))?;
+    drop(replica);
+    std::fs::create_dir_all(&t.update_cache)
+        .with_context(|| format!("create update cache {}", t.update_cache))?;
+    let pieces: Vec<_> = t.pieces.iter().map(to_api).collect();
+    let out = update::empty_sector_update_encode_into(
+        update,
+        &t.update_file,
+        &t.update_cache,
+        &t.sector_key,
+        &t.sector_key_cache,
+        &t.staged_file,
+        &pieces,
+    )?;
+    to_value(SnapEncodeOutput {
+        comm_r_new: out.comm_r_new,
+        comm_d_new: out.comm_d_new,
+    })
+}
+
+fn snap_prove(t: SnapProveTask) -> Result<Value> {
+    let update = require_update_params(t.seal_proof)?;
+    let proof = update::generate_empty_sector_update_proof(
+        update,
+        t.comm_r_old,
+        t.comm_r_new,
+        t.comm_d_new,
+        &t.sector_key,
+        &t.sector_key_cache,
+        &t.update_file,
+        &t.update_cache,
+    )?;
+    to_value(SnapProveOutput { proof: proof.0 })
 }

@@ -2,6 +2,7 @@
 //! processors (within the stage limits), and to the disk (persisting, wiping). Each returns a
 //! [`Failure`] whose level says what the thread does about it.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -37,9 +38,14 @@ pub async fn wipe(env: &ThreadEnv, id: Option<SectorId>) -> Result<(), Failure> 
 }
 
 /// Asks the manager which writable attached store takes the sector (`StoreReserveSpace`: it
-/// keeps the room reserved until the sector is persisted or aborted), then copies the sealed
-/// file and the cache there.
-pub async fn persist(env: &ThreadEnv, id: SectorId) -> Result<String, Failure> {
+/// keeps the room reserved until the sector is persisted or aborted), then copies `files`
+/// there, each `(local path, folder in the store)`: the sealed file and the cache, or a
+/// snap-up's update files.
+pub async fn persist(
+    env: &ThreadEnv,
+    id: SectorId,
+    files: Vec<(PathBuf, &'static str)>,
+) -> Result<String, Failure> {
     let candidates: Vec<String> = env
         .attached
         .iter()
@@ -51,9 +57,8 @@ pub async fn persist(env: &ThreadEnv, id: SectorId) -> Result<String, Failure> {
             "no writable [[attached]] store to persist to",
         ));
     }
-    let (sealed, cache) = (env.location.sealed(id), env.location.cache(id));
-    let (s, c) = (sealed.clone(), cache.clone());
-    let size = tokio::task::spawn_blocking(move || disk_usage(&s) + disk_usage(&c))
+    let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+    let size = tokio::task::spawn_blocking(move || paths.iter().map(|p| disk_usage(p)).sum())
         .await
         .map_err(|e| Failure::critical(e.to_string()))?;
     let chosen = rpc::<m::StoreReserveSpace>(env, (id, size, Some(candidates.clone())))
@@ -77,13 +82,27 @@ pub async fn persist(env: &ThreadEnv, id: SectorId) -> Result<String, Failure> {
     let name = id.to_string();
     let dest = store.path.clone();
     tokio::task::spawn_blocking(move || {
-        copy_into(&sealed, &dest.join("sealed").join(&name))?;
-        copy_into(&cache, &dest.join("cache").join(&name))
+        files
+            .iter()
+            .try_for_each(|(src, folder)| copy_into(src, &dest.join(folder).join(&name)))
     })
     .await
     .map_err(|e| Failure::critical(e.to_string()))?
     .map_err(|e| Failure::temp(format!("persist {id} to {}: {e}", store.path.display())))?;
     Ok(store.name)
+}
+
+/// Where `[[attached]]` store `name` is mounted on this worker.
+pub fn attached_path(env: &ThreadEnv, name: &str) -> Result<PathBuf, Failure> {
+    env.attached
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.path.clone())
+        .ok_or_else(|| {
+            Failure::perm(format!(
+                "store {name:?} is not attached on this worker: add an [[attached]] entry with that name"
+            ))
+        })
 }
 
 /// Waits until the parameters `params` reports on are ready, showing it as the thread's activity.

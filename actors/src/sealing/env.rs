@@ -11,6 +11,7 @@ use super::store::Location;
 use crate::limits::StageLimits;
 use crate::processors::Processors;
 use crate::wire::jsonrpc::Client;
+use crate::wire::venus::AcquireDealsSpec;
 
 /// `[sealing]` as one thread sees it (global values merged with its overrides).
 #[derive(Debug, Clone)]
@@ -27,6 +28,10 @@ pub struct SealingParams {
     pub recover_interval: Duration,
     /// Wait between two polls of a message on chain.
     pub rpc_polling_interval: Duration,
+    /// `enable_deals`: a sealer thread asks for deals (`AcquireDeals`) for each new sector.
+    pub enable_deals: bool,
+    /// `max_deals` and `min_deal_space`: what the thread asks deals for.
+    pub deals: AcquireDealsSpec,
 }
 
 /// One `[[attached]]` store, as the worker mounts it.

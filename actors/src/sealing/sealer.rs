@@ -1,36 +1,27 @@
-//! The `sealer` plan: a committed-capacity sector from `Empty` to `Finished`. The table below is
-//! the whole plan: one row per state (its stage, its step, where each event leads), and one
-//! function per step. Adding a state is a row here, its function here, and its test rows.
+//! The `sealer` plan: a new sector (committed capacity, or deals with `enable_deals`) from
+//! `Empty` to `Finished`. The table below is the whole plan: one row per state (its stage, its
+//! step, where each event leads), and one function per step (those other plans share are in
+//! `shared.rs`). Adding a state is a row here, its function here, and its test rows.
 
 use std::time::Duration;
 
 use super::calls::{
-    bytes32, commitments, path_str, persist, poll, process, rpc, submit, wait_for_params, wipe,
+    bytes32, commitments, path_str, persist, poll, process, rpc, submit, wait_for_params,
 };
 use super::failure::Failure;
+use super::shared::{abort, add_pieces, finalize, tree_d};
 use super::state::{EventKind as E, State as S};
 use super::table::{Outcome, Row, Step, StepResult, Table};
 use crate::thread::plan::PlanKind;
 use crate::wire::processor::{self as task, Stage};
-use crate::wire::venus::{
-    prover_id, AcquireDealsSpec, AllocateSectorSpec, PreCommitOnChainInfo, ProofOnChainInfo,
-};
+use crate::wire::venus::{AllocateSectorSpec, PreCommitOnChainInfo, ProofOnChainInfo, prover_id};
 use crate::wire::venus_methods as m;
-
-/// The processor stages the sealer plan runs (the worker starts their children).
-pub const STAGES: &[Stage] = &[
-    Stage::AddPieces,
-    Stage::TreeD,
-    Stage::Pc1,
-    Stage::Pc2,
-    Stage::C1,
-    Stage::C2,
-];
 
 /// The sealer plan, in pipeline order.
 #[rustfmt::skip]
 pub static SEALER: Table = Table {
     plan: PlanKind::Sealer,
+    stages: &[Stage::AddPieces, Stage::TreeD, Stage::Pc1, Stage::Pc2, Stage::C1, Stage::C2],
     rows: &[
         Row { state: S::Empty, stage: None, step: |s| Box::pin(allocate(s)), next: &[(E::Allocate, S::Allocated)] },
         Row { state: S::Allocated, stage: Some("AcquireDeals"), step: |s| Box::pin(acquire_deals(s)), next: &[(E::AcquireDeals, S::DealsAcquired)] },
@@ -90,36 +81,15 @@ async fn allocate(s: Step) -> StepResult {
     }
 }
 
-async fn acquire_deals(s: Step) -> StepResult {
-    let id = s.id()?;
-    let deals = rpc::<m::AcquireDeals>(&s.env, (id, AcquireDealsSpec::default())).await?;
-    if let Some(n) = deals.map(|d| d.len()).filter(|n| *n > 0) {
-        // The chain would expect these deals in the sector: sealing it as CC is wrong.
-        return Err(Failure::abort(format!(
-            "the manager assigned {n} deal(s) to {id}, but this worker seals CC sectors only (deal sectors are not supported yet): the sector is aborted rather than sealed without them"
-        )));
+/// Asks for deals when the thread takes them (`enable_deals`); a CC sector otherwise, as in
+/// damocles, without asking.
+async fn acquire_deals(mut s: Step) -> StepResult {
+    if s.env.sealing.enable_deals {
+        let spec = s.env.sealing.deals.clone();
+        let deals = rpc::<m::AcquireDeals>(&s.env, (s.id()?, spec)).await?;
+        s.sector.deals = deals.unwrap_or_default();
     }
     s.moved(E::AcquireDeals)
-}
-
-async fn add_pieces(mut s: Step) -> StepResult {
-    let t = task::AddPiecesTask {
-        seal_proof: s.proof(),
-        staged_file: path_str(&s.env.location.staged(s.id()?)),
-    };
-    let out: task::AddPiecesOutput = process(&s, Stage::AddPieces, &t).await?;
-    s.sector.pieces = out.pieces;
-    s.moved(E::AddPiece)
-}
-
-async fn tree_d(mut s: Step) -> StepResult {
-    let t = task::TreeDTask {
-        seal_proof: s.proof(),
-        pieces: s.sector.pieces.clone(),
-    };
-    let out: task::TreeDOutput = process(&s, Stage::TreeD, &t).await?;
-    s.sector.comm_d = Some(out.comm_d);
-    s.moved(E::BuildTreeD)
 }
 
 async fn assign_ticket(mut s: Step) -> StepResult {
@@ -191,7 +161,9 @@ async fn wait_pre_commit(s: Step) -> StepResult {
 }
 
 async fn persist_files(mut s: Step) -> StepResult {
-    s.sector.persist_instance = Some(persist(&s.env, s.id()?).await?);
+    let (id, loc) = (s.id()?, &s.env.location);
+    let files = vec![(loc.sealed(id), "sealed"), (loc.cache(id), "cache")];
+    s.sector.persist_instance = Some(persist(&s.env, id, files).await?);
     s.moved(E::Persist)
 }
 
@@ -276,26 +248,6 @@ async fn submit_proof(s: Step) -> StepResult {
 
 async fn wait_proof(s: Step) -> StepResult {
     poll::<m::PollProofState>(s, "proof", E::ReSubmitProof, E::Finish).await
-}
-
-async fn finalize(s: Step) -> StepResult {
-    let id = s.id()?;
-    rpc::<m::ReportFinalized>(&s.env, (id,)).await?;
-    wipe(&s.env, Some(id)).await?;
-    Ok(Outcome::Done)
-}
-
-async fn abort(s: Step) -> StepResult {
-    if let Some(id) = s.sector.id() {
-        let reason = s
-            .sector
-            .abort_reason
-            .clone()
-            .unwrap_or_else(|| "aborted".into());
-        rpc::<m::ReportAborted>(&s.env, (id, reason)).await?;
-    }
-    wipe(&s.env, s.sector.id()).await?;
-    Ok(Outcome::Done)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::failure::Failure;
 use super::state::State;
 pub use crate::wire::processor::PieceInfo;
-use crate::wire::venus::{AllocatedSector, SectorId, Seed, Ticket};
+use crate::wire::venus::{AllocatedSector, SectorId, SectorPiece, Seed, Ticket};
 
 /// A sector thread's record: the state and everything the steps produced so far.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -18,7 +18,10 @@ pub struct Sector {
     pub retry: u32,
     /// The sector the manager gave, with its proof type.
     pub allocated: Option<AllocatedSector>,
-    /// Its pieces (one zero piece for CC).
+    /// The deals' pieces the manager put in it (none for CC), in sector order.
+    #[serde(default)]
+    pub deals: Vec<SectorPiece>,
+    /// Its pieces as written: the deals', then zero fillers (one zero piece for CC).
     pub pieces: Vec<PieceInfo>,
     /// Its data commitment, from TreeD or PC2.
     pub comm_d: Option<[u8; 32]>,
@@ -36,8 +39,32 @@ pub struct Sector {
     pub c1_out: Option<Value>,
     /// The PoRep proof, from C2.
     pub proof: Option<Vec<u8>>,
+    /// Snap-up: the proven CC sector's replica that the deals are encoded into.
+    #[serde(default)]
+    pub snap_key: Option<SnapKey>,
+    /// Snap-up: the updated replica's commitments, from `snap_encode`.
+    #[serde(default)]
+    pub update: Option<UpdateCommitments>,
     /// Why the sector is being aborted, for `ReportAborted`.
     pub abort_reason: Option<String>,
+}
+
+/// The replica a snap-up starts from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapKey {
+    /// Its replica commitment.
+    pub comm_r: [u8; 32],
+    /// The persist store that holds its sealed file and cache.
+    pub access_instance: String,
+}
+
+/// A snap-up's new commitments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpdateCommitments {
+    /// The updated replica's.
+    pub comm_r_new: [u8; 32],
+    /// The deal data's.
+    pub comm_d_new: [u8; 32],
 }
 
 impl Sector {

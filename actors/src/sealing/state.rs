@@ -93,6 +93,10 @@ events!(
     SubmitProof,
     ReSubmitProof,
     Finish,
+    AllocatedSnapUpSector,
+    SnapEncode,
+    SnapProve,
+    RePersist,
 );
 
 by_name!(EventKind, "event");

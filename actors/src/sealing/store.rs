@@ -1,6 +1,7 @@
 //! Where a sealing thread keeps its files: `<location>/data/{staged,cache,sealed}/s-t0M-N` while
-//! sealing and `<location>/meta/sector.json` for the record; persisted sectors go to an attached
-//! store under `sealed/` and `cache/`.
+//! sealing (a snap-up adds `update/` and `update-cache/`, deals' bytes wait in `pieces/`) and
+//! `<location>/meta/sector.json` for the record; persisted sectors go to an attached store under
+//! `sealed/` and `cache/` (snapped ones also `update/` and `update-cache/`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,15 @@ impl Location {
 
     /// Creates the layout if it is missing (damocles initialises new locations at start).
     pub fn init(&self) -> std::io::Result<()> {
-        for d in ["data/staged", "data/cache", "data/sealed", "meta"] {
+        for d in [
+            "data/staged",
+            "data/cache",
+            "data/sealed",
+            "data/update",
+            "data/update-cache",
+            "data/pieces",
+            "meta",
+        ] {
             fs::create_dir_all(self.root.join(d))?;
         }
         Ok(())
@@ -46,6 +55,18 @@ impl Location {
     /// The sealed replica of sector `id`.
     pub fn sealed(&self, id: SectorId) -> PathBuf {
         self.root.join("data/sealed").join(id.to_string())
+    }
+    /// The updated replica of sector `id` (snap-up).
+    pub fn update(&self, id: SectorId) -> PathBuf {
+        self.root.join("data/update").join(id.to_string())
+    }
+    /// The updated replica's cache of sector `id` (snap-up).
+    pub fn update_cache(&self, id: SectorId) -> PathBuf {
+        self.root.join("data/update-cache").join(id.to_string())
+    }
+    /// Where a deal's bytes wait until they are written into the sector.
+    pub fn piece(&self, cid: &str) -> PathBuf {
+        self.root.join("data/pieces").join(cid)
     }
     fn record_path(&self) -> PathBuf {
         self.root.join("meta/sector.json")
@@ -73,10 +94,19 @@ impl Location {
     /// Forgets the sector: its record and its working files.
     pub fn wipe(&self, id: Option<SectorId>) -> std::io::Result<()> {
         if let Some(id) = id {
-            for p in [self.staged(id), self.sealed(id)] {
+            for p in [
+                self.staged(id),
+                self.sealed(id),
+                self.cache(id),
+                self.update(id),
+                self.update_cache(id),
+            ] {
                 remove_quietly(&p)?;
             }
-            remove_quietly(&self.cache(id))?;
+            // Deals' bytes are fetched for one sector at a time.
+            for entry in fs::read_dir(self.root.join("data/pieces")).into_iter().flatten() {
+                remove_quietly(&entry?.path())?;
+            }
         }
         remove_quietly(&self.record_path())
     }

@@ -11,6 +11,7 @@ use super::sector::Sector;
 use super::state::{EventKind, State};
 use crate::thread::activity::ActivityCell;
 use crate::thread::plan::{PlanKind, StepFuture};
+use crate::wire::processor::Stage;
 use crate::wire::venus::SectorId;
 
 /// What a step gets: the thread's environment, a copy of the record to change, and the cell it
@@ -101,6 +102,8 @@ pub struct Row {
 pub struct Table {
     /// Which plan.
     pub plan: PlanKind,
+    /// The processor stages its steps run (the worker starts their children).
+    pub stages: &'static [Stage],
     /// One row per state the plan handles; `resume --state` takes exactly these.
     pub rows: &'static [Row],
 }

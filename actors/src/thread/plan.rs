@@ -16,21 +16,24 @@ pub type StepFuture<T> = LocalBoxFuture<'static, T>;
 /// The kinds of thread a worker runs (`[[sealing_thread]] plan`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum PlanKind {
-    /// Seals committed-capacity sectors from `Empty` to `Finished`.
+    /// Seals new sectors (CC, or deals) from `Empty` to `Finished`.
     #[default]
     Sealer,
+    /// Encodes deals into proven CC sectors (snap-up).
+    SnapUp,
     /// Claims and proves WindowPoSt jobs.
     WdPost,
 }
 
 impl PlanKind {
     /// Every plan a worker can run.
-    pub const ALL: &'static [PlanKind] = &[PlanKind::Sealer, PlanKind::WdPost];
+    pub const ALL: &'static [PlanKind] = &[PlanKind::Sealer, PlanKind::SnapUp, PlanKind::WdPost];
 
     /// The name in config files and in `worker list`.
     pub fn name(self) -> &'static str {
         match self {
             PlanKind::Sealer => "sealer",
+            PlanKind::SnapUp => "snapup",
             PlanKind::WdPost => "wdpost",
         }
     }

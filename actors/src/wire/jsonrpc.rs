@@ -267,6 +267,52 @@ impl Client {
     }
 }
 
+impl Client {
+    /// GETs `path` from the server this client calls (its scheme, host and port), with the
+    /// client's headers (its token): at most `max` bytes, any status but 200 an error with the
+    /// server's text.
+    pub async fn fetch(&self, path: &str, max: u64) -> Result<Vec<u8>, CallError> {
+        let url = origin(&self.url) + path;
+        let transport = |e: reqwest::Error| CallError::Transport {
+            url: url.clone(),
+            reason: describe_reqwest(&e),
+        };
+        let mut http = self.http.get(&url);
+        for (k, v) in &self.headers {
+            http = http.header(k.as_str(), v.as_str());
+        }
+        let mut resp = http.send().await.map_err(transport)?;
+        let status = resp.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            if (body.len() + chunk.len()) as u64 > max {
+                return Err(CallError::Decode {
+                    url,
+                    reason: format!("http {status}: more than {max} bytes"),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if status != reqwest::StatusCode::OK {
+            let text = String::from_utf8_lossy(&body);
+            return Err(CallError::Decode {
+                url,
+                reason: format!("http {status}: {}", text.chars().take(500).collect::<String>()),
+            });
+        }
+        Ok(body)
+    }
+}
+
+/// `http://host:port` of a URL (the URL itself when it has no path).
+fn origin(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => url[..after_scheme + i].to_string(),
+        None => url.to_string(),
+    }
+}
+
 /// reqwest's Display hides the cause ("error sending request"); walk the chain for the reason.
 pub fn describe_reqwest(e: &reqwest::Error) -> String {
     let mut reason = if e.is_timeout() {

@@ -100,14 +100,29 @@ pub struct PieceInfo {
     pub comm_p: [u8; 32],
 }
 
-/// `add_pieces`: write the sector's pieces into the staged file. No pieces means a CC sector:
-/// one zero piece filling the sector.
+/// `add_pieces`: write the sector's pieces into the staged file, then zero pieces up to the
+/// sector's size. No pieces means a CC sector: one zero piece filling the sector.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AddPiecesTask {
     /// The seal proof type (its wire integer).
     pub seal_proof: u64,
     /// The sector's staged (unsealed) file.
     pub staged_file: String,
+    /// The deals' pieces, in the order they go into the sector.
+    #[serde(default)]
+    pub pieces: Vec<DealPiece>,
+}
+
+/// A deal's piece as `add_pieces` takes it: the client's bytes on local disk and the CID they
+/// must make once padded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DealPiece {
+    /// The client's bytes (not padded).
+    pub file: String,
+    /// The piece CID the deal names.
+    pub cid: String,
+    /// The piece's padded size.
+    pub size: u64,
 }
 
 /// `add_pieces`' output.
@@ -221,6 +236,63 @@ pub struct C2Task {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct C2Output {
     /// The proof bytes.
+    #[serde(with = "super::go_json::b64")]
+    pub proof: Vec<u8>,
+}
+
+/// `snap_encode`: encodes the staged deal data into a copy of a proven CC sector's replica.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapEncodeTask {
+    /// The seal proof type (its wire integer).
+    pub seal_proof: u64,
+    /// The CC sector's sealed file (its sector key).
+    pub sector_key: String,
+    /// The CC sector's cache directory.
+    pub sector_key_cache: String,
+    /// The staged deal data.
+    pub staged_file: String,
+    /// Where the updated replica goes.
+    pub update_file: String,
+    /// Where the updated replica's cache goes.
+    pub update_cache: String,
+    /// The sector's pieces.
+    pub pieces: Vec<PieceInfo>,
+}
+
+/// `snap_encode`'s output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapEncodeOutput {
+    /// The updated replica's commitment.
+    pub comm_r_new: [u8; 32],
+    /// The data commitment of the deal data.
+    pub comm_d_new: [u8; 32],
+}
+
+/// `snap_prove`: the proof that the updated replica encodes the data into the old one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapProveTask {
+    /// The seal proof type (its wire integer).
+    pub seal_proof: u64,
+    /// The CC sector's replica commitment.
+    pub comm_r_old: [u8; 32],
+    /// The updated replica's commitment.
+    pub comm_r_new: [u8; 32],
+    /// The data commitment of the deal data.
+    pub comm_d_new: [u8; 32],
+    /// The CC sector's sealed file.
+    pub sector_key: String,
+    /// The CC sector's cache directory.
+    pub sector_key_cache: String,
+    /// The updated replica.
+    pub update_file: String,
+    /// The updated replica's cache.
+    pub update_cache: String,
+}
+
+/// `snap_prove`'s output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapProveOutput {
+    /// The update proof.
     #[serde(with = "super::go_json::b64")]
     pub proof: Vec<u8>,
 }

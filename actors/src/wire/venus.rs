@@ -141,16 +141,16 @@ pub struct Cid {
     pub root: String,
 }
 
-/// One piece of a sector from `AcquireDeals` (damocles' `SectorPieceV2`). Deal sectors do not
-/// exist here yet, so the deal itself is kept as it came.
+/// One piece of a sector from `AcquireDeals` or a snap-up allocation (damocles'
+/// `SectorPieceV2`): the piece, and the deal that put it there (none for a filler piece).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct SectorPiece {
     /// The piece.
     pub piece: PieceInfo,
-    /// The deal behind it, kept as it came.
+    /// The deal behind it.
     #[serde(default)]
-    pub deal_info: Option<serde_json::Value>,
+    pub deal_info: Option<DealInfo>,
 }
 
 /// A piece: its padded size and CID.
@@ -164,6 +164,54 @@ pub struct PieceInfo {
     pub piece_cid: Cid,
 }
 
+/// A deal as damocles hands it to a worker: venus' `DealInfoV2` (its fields inline, as Go
+/// writes an embedded struct) with damocles' two flags.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DealInfo {
+    /// The deal's id (0 for a direct data onboarding deal).
+    #[serde(rename = "DealID")]
+    pub deal_id: u64,
+    /// The message that published it (null when none).
+    #[serde(rename = "PublishCid")]
+    pub publish_cid: Option<Cid>,
+    /// The verified-registry allocation (0 when none).
+    #[serde(rename = "AllocationID")]
+    pub allocation_id: u64,
+    /// The piece's CID.
+    #[serde(rename = "PieceCID")]
+    pub piece_cid: Cid,
+    /// The piece's padded size.
+    #[serde(rename = "PieceSize")]
+    pub piece_size: u64,
+    /// The client's address.
+    #[serde(rename = "Client")]
+    pub client: String,
+    /// The provider's address.
+    #[serde(rename = "Provider")]
+    pub provider: String,
+    /// Where the piece starts in the sector (padded bytes).
+    #[serde(rename = "Offset")]
+    pub offset: u64,
+    /// The piece's length in the sector (padded bytes).
+    #[serde(rename = "Length")]
+    pub length: u64,
+    /// The client's data before padding, in bytes.
+    #[serde(rename = "PayloadSize")]
+    pub payload_size: u64,
+    /// The epoch the deal starts at.
+    #[serde(rename = "StartEpoch")]
+    pub start_epoch: i64,
+    /// The epoch the deal ends at.
+    #[serde(rename = "EndEpoch")]
+    pub end_epoch: i64,
+    /// A deal of the built-in market (not a direct data onboarding one).
+    #[serde(rename = "IsBuiltinMarket")]
+    pub is_builtin_market: bool,
+    /// The piece's bytes are already padded: use them as they are.
+    #[serde(rename = "IsCompatible")]
+    pub is_compatible: bool,
+}
+
 /// `AllocateSanpUpSector`'s spec.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
@@ -172,6 +220,44 @@ pub struct AllocateSnapUpSpec {
     pub sector: AllocateSectorSpec,
     /// The deals it may take.
     pub deals: AcquireDealsSpec,
+}
+
+/// A proven CC sector given to a snap-up thread, with the deals to put in it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct AllocatedSnapUpSector {
+    /// Which sector.
+    pub sector: AllocatedSector,
+    /// The pieces to encode into it.
+    #[serde(default, deserialize_with = "super::go_json::null_as_default")]
+    pub pieces: Vec<SectorPiece>,
+    /// What the chain knows of it.
+    pub public: SectorPublicInfo,
+    /// Where its files are.
+    pub private: SectorPrivateInfo,
+}
+
+/// A sector as the chain knows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct SectorPublicInfo {
+    /// Its replica commitment.
+    pub comm_r: [u8; 32],
+    /// The same as a CID.
+    #[serde(rename = "SealedCID")]
+    pub sealed_cid: Cid,
+    /// The epoch it was activated at.
+    pub activation: i64,
+    /// The epoch it expires at.
+    pub expiration: i64,
+}
+
+/// Where a sector's files are.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct SectorPrivateInfo {
+    /// The persist store holding its sealed file and cache.
+    pub access_instance: String,
 }
 
 /// `SubmitSnapUpProof`'s second parameter.

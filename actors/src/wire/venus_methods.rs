@@ -12,8 +12,8 @@ use super::venus::{
 };
 use super::venus_post::{AllocatePoStSpec, AllocatedPoStJob};
 
-/// Allocation results of plans that do not exist yet (snap-up, rebuild, unseal): the manager
-/// always answers `null`, "nothing to do".
+/// Allocation results of plans that do not exist yet (rebuild, unseal): the manager always
+/// answers `null`, "nothing to do".
 pub type NothingYet = Option<serde_json::Value>;
 
 method!(
@@ -65,7 +65,7 @@ method!(
 );
 method!(
     /// (sic: damocles spells it `Sanp`.)
-    AllocateSnapUpSector = "Venus.AllocateSanpUpSector" (spec: AllocateSnapUpSpec) -> NothingYet
+    AllocateSnapUpSector = "Venus.AllocateSanpUpSector" (spec: AllocateSnapUpSpec) -> Option<v::AllocatedSnapUpSector>
 );
 method!(
     SubmitSnapUpProof = "Venus.SubmitSnapUpProof" (sid: SectorId, info: SnapUpOnChainInfo) -> SubmitResp

@@ -56,6 +56,40 @@ diesel::table! {
         partition_idx -> Nullable<Integer>,
         proven_at -> Nullable<Timestamp>,
         owner -> Nullable<Text>,
+        snap_state -> Nullable<Text>,
+        snap_owner -> Nullable<Text>,
+        update_comm_r -> Nullable<Text>,
+        update_comm_d -> Nullable<Text>,
+        update_store -> Nullable<Text>,
+        update_proof -> Nullable<Text>,
+        upgraded_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    deals (deal_id) {
+        deal_id -> BigInt,
+        miner_id -> BigInt,
+        piece_cid -> Text,
+        piece_size -> BigInt,
+        payload_size -> BigInt,
+        client -> Text,
+        start_epoch -> BigInt,
+        end_epoch -> BigInt,
+        price -> Text,
+        state -> Text,
+        sector_number -> Nullable<BigInt>,
+        piece_offset -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    pieces (piece_cid) {
+        piece_cid -> Text,
+        payload -> Binary,
+        created_at -> Timestamp,
     }
 }
 

@@ -33,6 +33,16 @@ pub struct SectorRow {
     pub proven_at: Option<NaiveDateTime>,
     /// The worker whose token allocated the sector; None for a caller without a token.
     pub owner: Option<String>,
+    /// Snap-up: `Candidate`, `Allocated` or `Done` (`db::snap`).
+    pub snap_state: Option<String>,
+    /// The worker its snap-up was given to (None: a caller without a token).
+    pub snap_owner: Option<String>,
+    /// After a snap-up: the updated replica's commitment, its data's, its store, its proof.
+    pub update_comm_r: Option<String>,
+    pub update_comm_d: Option<String>,
+    pub update_store: Option<String>,
+    pub update_proof: Option<String>,
+    pub upgraded_at: Option<NaiveDateTime>,
 }
 
 /// Takes the next sector number of `miner` and records the sector as `owner`'s. Safe with
