@@ -1,6 +1,7 @@
 //! `damocles-manager util worker ...`: a client of the REST API that prints the seeds' tables.
 //! The WindowPoSt job commands are in `cli/wdpost.rs`.
 
+mod market;
 mod sched;
 mod tokens;
 mod wdpost;
@@ -39,6 +40,11 @@ enum UtilSub {
     Sealer {
         #[command(subcommand)]
         cmd: sched::SealerSub,
+    },
+    /// The mock chain's market
+    Mock {
+        #[command(subcommand)]
+        cmd: market::MockSub,
     },
 }
 
@@ -129,14 +135,32 @@ struct Api {
 }
 
 impl Api {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
         }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let mut req = self.request(method, path);
         if let Some(b) = body {
             req = req.json(&b);
         }
+        self.send(req).await
+    }
+
+    /// Sends raw bytes (a deal's data).
+    async fn call_bytes(&self, method: Method, path: &str, body: Vec<u8>) -> anyhow::Result<Value> {
+        let req = self
+            .request(method, path)
+            .header("Content-Type", "application/octet-stream")
+            .body(body);
+        self.send(req).await
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
         let resp = req.send().await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot reach the manager at {}: {}",
@@ -231,6 +255,7 @@ impl UtilCmd {
         let cmd = match self.cmd {
             UtilSub::Worker { cmd } => cmd,
             UtilSub::Sealer { cmd } => return cmd.run(&api).await,
+            UtilSub::Mock { cmd } => return cmd.run(&api).await,
         };
         match cmd {
             WorkerSub::Wdpost { cmd } => cmd.run(&api).await,

@@ -5,6 +5,7 @@
 //! (`rest/audit.rs`). Each answer is a type the CLI decodes too.
 
 pub mod audit;
+pub mod market;
 pub mod tokens;
 pub mod wdpost;
 pub mod workers;
@@ -36,6 +37,10 @@ pub struct RestState {
     /// `[task] max_retry`, shown with each WindowPoSt job.
     pub max_retry: u32,
     pub sched: Arc<Scheduler>,
+    /// The mock chain's miner, seal proof and deadlines per proving period.
+    pub miner: u64,
+    pub proof_type: u64,
+    pub deadlines: u32,
 }
 
 /// Proof that the request carried the admin token; holds who made it, for the audit log.
@@ -163,11 +168,6 @@ pub async fn audit_log(
 ) -> Result<HttpResponse, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
     let rows = s.db.run(move |c| db::audit::recent(c, limit)).await?;
-    Ok(HttpResponse::Ok().json(rows))
-}
-
-pub async fn sectors(_admin: Admin, s: web::Data<RestState>) -> Result<HttpResponse, ApiError> {
-    let rows = s.db.run(db::sectors::list).await?;
     Ok(HttpResponse::Ok().json(rows))
 }
 

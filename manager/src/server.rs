@@ -153,6 +153,9 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
         worker_timeout: Duration::from_secs(10),
         max_retry: rules.max_retry,
         sched,
+        miner,
+        proof_type,
+        deadlines: cfg.mock.deadlines(),
     });
     let max_conn = cfg.server.max_connections.unwrap_or(25_000);
     HttpServer::new(move || {
@@ -182,7 +185,17 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
             .route("/audit", web::get().to(rest::audit_log))
             .route("/sched/log", web::get().to(rest::sched_log))
             .route("/sealer/sectors/pledge", web::post().to(rest::pledge))
-            .route("/sectors", web::get().to(rest::sectors))
+            .route("/sectors", web::get().to(rest::market::sectors))
+            .route("/sectors/{miner}/{number}", web::get().to(rest::market::sector_state))
+            .route("/sealer/snap/{miner}/fetch", web::post().to(rest::market::snap_fetch))
+            .route("/sealer/snap/{miner}/candidates", web::get().to(rest::market::snap_candidates))
+            .service(
+                web::resource("/mock/deals")
+                    .app_data(web::PayloadConfig::new(rest::market::MAX_DEAL_BYTES))
+                    .route(web::post().to(rest::market::import_deal))
+                    .route(web::get().to(rest::market::list_deals)),
+            )
+            .route("/piecestore/{cid}", web::get().to(rest::market::piece))
             .route("/wdpost/jobs", web::get().to(rest::wdpost::list))
             .route("/wdpost/jobs", web::delete().to(rest::wdpost::remove_all))
             .route("/wdpost/jobs/{id}", web::delete().to(rest::wdpost::remove))

@@ -71,7 +71,7 @@ pub fn verify_update(
     comm_d_new: [u8; 32],
 ) -> Result<bool> {
     let registered = proof_types::update_of_seal(proof_type).map_err(|e| anyhow!(e))?;
-    let vk = registered.cache_verifying_key_path()?;
+    let (_, vk) = proof_types::update_param_files(registered).map_err(|e| anyhow!(e))?;
     if !vk.exists() {
         return Err(anyhow!(
             "no verifying key at {}: run `damocles-worker params` on this machine once, or copy it here",

@@ -181,6 +181,43 @@ pub fn sector_comm_d(code: u64, pieces: &[([u8; 32], u64)]) -> Result<[u8; 32], 
     filecoin_proofs_api::seal::compute_comm_d(proof, &infos).map_err(|e| e.to_string())
 }
 
+/// The parameter and verifying-key files of snap-up's update circuit. The proofs library's own
+/// `RegisteredUpdateProof::cache_params_path` names the PoRep circuit's files instead (it goes
+/// through the PoRep config); the library loads the update circuit's from these.
+pub fn update_param_files(
+    proof: RegisteredUpdateProof,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+    use filecoin_proofs::constants::{
+        SectorShape2KiB, SectorShape32GiB, SectorShape512MiB, SectorShape64GiB, SectorShape8MiB,
+    };
+    use storage_proofs_core::parameter_cache::{
+        parameter_cache_params_path, parameter_cache_verifying_key_path, CacheableParameters,
+    };
+    use storage_proofs_core::merkle::MerkleTreeTrait;
+    use storage_proofs_update::constants::TreeRHasher;
+    use storage_proofs_update::{EmptySectorUpdateCircuit, EmptySectorUpdateCompound, PublicParams};
+    fn id<Tree: 'static + MerkleTreeTrait<Hasher = TreeRHasher>>(pp: &PublicParams) -> String {
+        <EmptySectorUpdateCompound<Tree> as CacheableParameters<
+            EmptySectorUpdateCircuit<Tree>,
+            PublicParams,
+        >>::cache_identifier(pp)
+    }
+    let size = u64::from(proof.sector_size());
+    let pp = PublicParams::from_sector_size(size);
+    let id = match size {
+        2048 => id::<SectorShape2KiB>(&pp),
+        0x80_0000 => id::<SectorShape8MiB>(&pp),
+        0x2000_0000 => id::<SectorShape512MiB>(&pp),
+        0x8_0000_0000 => id::<SectorShape32GiB>(&pp),
+        0x10_0000_0000 => id::<SectorShape64GiB>(&pp),
+        _ => return Err(format!("no snap-up circuit for {size} byte sectors")),
+    };
+    Ok((
+        parameter_cache_params_path(&id),
+        parameter_cache_verifying_key_path(&id),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +285,16 @@ mod tests {
         assert_ne!(sector_comm_d(5, &[(data, 128)]).ok(), Some(empty));
         assert_eq!(filler_sizes(2048, 384), vec![128, 512, 1024]);
         assert!(sector_comm_d(5, &[(data, 4096)]).unwrap_err().contains("more than"));
+    }
+
+    #[test]
+    fn the_update_circuit_has_files_of_its_own() {
+        let update = update_of_seal(5).unwrap_or(RegisteredUpdateProof::StackedDrg8MiBV1);
+        let (params, vk) = update_param_files(update).unwrap_or_default();
+        let name = params.display().to_string();
+        assert!(name.contains("empty-sector-update"), "{name}");
+        assert!(name.ends_with(".params") && vk.display().to_string().ends_with(".vk"));
+        let porep = seal_proof(5).and_then(|p| p.cache_params_path().map_err(|e| e.to_string()));
+        assert_ne!(porep.ok(), Some(params), "not the PoRep circuit's file");
     }
 }

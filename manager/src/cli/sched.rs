@@ -18,6 +18,11 @@ pub enum SealerSub {
         #[command(subcommand)]
         cmd: SectorsSub,
     },
+    /// Snap-up: deals into proven CC sectors
+    Snap {
+        #[command(subcommand)]
+        cmd: super::market::SnapSub,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,18 +41,42 @@ pub enum SectorsSub {
         #[arg(long)]
         once_per_worker: bool,
     },
+    /// Every sector: its kind (CC, deals, snapped), state and deals
+    List {
+        /// Only this miner's
+        #[arg(long)]
+        miner: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One sector with its deals and pieces
+    State {
+        miner: u64,
+        number: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl SealerSub {
     pub async fn run(self, api: &Api) -> anyhow::Result<()> {
-        let SealerSub::Sectors {
-            cmd:
-                SectorsSub::Pledge {
-                    count,
-                    fill,
-                    once_per_worker,
-                },
-        } = self;
+        let (count, fill, once_per_worker) = match self {
+            SealerSub::Snap { cmd } => return cmd.run(api).await,
+            SealerSub::Sectors {
+                cmd: SectorsSub::List { miner, json },
+            } => return super::market::sectors_list(api, miner, json).await,
+            SealerSub::Sectors {
+                cmd: SectorsSub::State { miner, number, json },
+            } => return super::market::sector_state(api, miner, number, json).await,
+            SealerSub::Sectors {
+                cmd:
+                    SectorsSub::Pledge {
+                        count,
+                        fill,
+                        once_per_worker,
+                    },
+            } => (count, fill, once_per_worker),
+        };
         let body = match count {
             Some(n) => json!({ "count": n }),
             None if fill => json!({"fill": true}),

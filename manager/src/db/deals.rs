@@ -49,9 +49,11 @@ pub struct NewDeal {
     pub end_epoch: i64,
 }
 
-/// Keeps the piece (once per CID) and creates its deal with the next id, in one transaction.
+/// Keeps the piece (once per CID) and creates its deal with the next id; the caller's
+/// transaction (with its audit row) makes the two one change.
 pub fn import(conn: &mut DbConnection, d: NewDeal, at: NaiveDateTime) -> Result<DealRow, DbError> {
-    write_transaction(conn, |c| {
+    let c = conn;
+    {
         let known: i64 = pieces::table
             .filter(pieces::piece_cid.eq(&d.piece_cid))
             .count()
@@ -101,7 +103,7 @@ pub fn import(conn: &mut DbConnection, d: NewDeal, at: NaiveDateTime) -> Result<
             ))
             .execute(c)?;
         Ok(row)
-    })
+    }
 }
 
 /// Every deal (of `miner`, when given), by id.

@@ -18,15 +18,17 @@ pub const ALLOCATED: &str = "Allocated";
 /// Its update proof was verified: WindowPoSt proves the updated replica.
 pub const DONE: &str = "Done";
 
-/// `util sealer snap fetch`: the proven CC sectors of `deadline` become candidates. Returns
-/// (candidates of the deadline now, how many are new).
+/// `util sealer snap fetch`: the proven CC sectors of `deadline` become candidates, in the
+/// caller's transaction (with its audit row). Returns (candidates of the deadline now, how many
+/// are new).
 pub fn fetch(
     conn: &mut DbConnection,
     miner: u64,
     deadline: i32,
     at: NaiveDateTime,
 ) -> Result<(u64, u64), DbError> {
-    write_transaction(conn, |c| {
+    let c = conn;
+    {
         let proven: Vec<i64> = sectors::table
             .filter(sectors::miner_id.eq(miner as i64))
             .filter(sectors::proof_state.eq("Landed"))
@@ -62,7 +64,7 @@ pub fn fetch(
             .count()
             .get_result(c)?;
         Ok((total as u64, added as u64))
-    })
+    }
 }
 
 /// The sectors of `miner` in snap-up (candidates only, unless `all`), by number.

@@ -77,6 +77,8 @@ async fn a_thread_that_cannot_save_is_restarted_with_backoff() {
             seal_interval: Duration::from_secs(1),
             recover_interval: Duration::from_secs(1),
             rpc_polling_interval: Duration::from_secs(1),
+            enable_deals: false,
+            deals: Default::default(),
         },
         params,
     });
