@@ -242,9 +242,19 @@ mod tests {
         let shape: Vec<(u64, bool, &str, u8)> = input
             .sectors
             .iter()
-            .map(|s| (s.sector_id, s.upgrade, s.accesses.sealed_file.as_str(), s.comm_r[0]))
+            .map(|s| {
+                (
+                    s.sector_id,
+                    s.upgrade,
+                    s.accesses.sealed_file.as_str(),
+                    s.comm_r[0],
+                )
+            })
             .collect();
-        assert_eq!(shape, [(1, false, "remote", 0x01), (2, true, "other", 0xab)]);
+        assert_eq!(
+            shape,
+            [(1, false, "remote", 0x01), (2, true, "other", 0xab)]
+        );
     }
 
     #[test]

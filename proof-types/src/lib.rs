@@ -190,12 +190,14 @@ pub fn update_param_files(
     use filecoin_proofs::constants::{
         SectorShape2KiB, SectorShape32GiB, SectorShape512MiB, SectorShape64GiB, SectorShape8MiB,
     };
+    use storage_proofs_core::merkle::MerkleTreeTrait;
     use storage_proofs_core::parameter_cache::{
         parameter_cache_params_path, parameter_cache_verifying_key_path, CacheableParameters,
     };
-    use storage_proofs_core::merkle::MerkleTreeTrait;
     use storage_proofs_update::constants::TreeRHasher;
-    use storage_proofs_update::{EmptySectorUpdateCircuit, EmptySectorUpdateCompound, PublicParams};
+    use storage_proofs_update::{
+        EmptySectorUpdateCircuit, EmptySectorUpdateCompound, PublicParams,
+    };
     fn id<Tree: 'static + MerkleTreeTrait<Hasher = TreeRHasher>>(pp: &PublicParams) -> String {
         <EmptySectorUpdateCompound<Tree> as CacheableParameters<
             EmptySectorUpdateCircuit<Tree>,
@@ -259,7 +261,15 @@ mod tests {
 
     #[test]
     fn pieces_are_the_smallest_power_of_two_that_holds_the_data() {
-        for (payload, padded) in [(0, 128), (1, 128), (127, 128), (128, 256), (254, 256), (255, 512), (2032, 2048)] {
+        for (payload, padded) in [
+            (0, 128),
+            (1, 128),
+            (127, 128),
+            (128, 256),
+            (254, 256),
+            (255, 512),
+            (2032, 2048),
+        ] {
             assert_eq!(piece_size(payload), padded, "{payload}");
         }
         // Zeros make the zero piece; one changed byte makes another commitment.
@@ -267,16 +277,16 @@ mod tests {
         let empty_sector_half = piece_commitment(5, &[0; 100], 128).unwrap_or_default();
         assert_eq!(zero, empty_sector_half);
         assert_ne!(piece_commitment(5, b"hello", 128).ok(), Some(zero));
-        assert!(piece_commitment(5, &[1; 128], 128).unwrap_err().contains("do not fit"));
+        assert!(piece_commitment(5, &[1; 128], 128)
+            .unwrap_err()
+            .contains("do not fit"));
     }
 
     #[test]
     fn a_cc_sector_and_fillers_make_the_empty_sector_commitment() {
-        let empty = filecoin_proofs_api::seal::compute_comm_d(
-            RegisteredSealProof::StackedDrg2KiBV1_1,
-            &[],
-        )
-        .unwrap_or_default();
+        let empty =
+            filecoin_proofs_api::seal::compute_comm_d(RegisteredSealProof::StackedDrg2KiBV1_1, &[])
+                .unwrap_or_default();
         assert_eq!(sector_comm_d(5, &[]).ok(), Some(empty));
         // A zero piece is no different from the zeros around it.
         let zero128 = piece_commitment(5, &[], 128).unwrap_or_default();
@@ -284,7 +294,9 @@ mod tests {
         let data = piece_commitment(5, b"deal", 128).unwrap_or_default();
         assert_ne!(sector_comm_d(5, &[(data, 128)]).ok(), Some(empty));
         assert_eq!(filler_sizes(2048, 384), vec![128, 512, 1024]);
-        assert!(sector_comm_d(5, &[(data, 4096)]).unwrap_err().contains("more than"));
+        assert!(sector_comm_d(5, &[(data, 4096)])
+            .unwrap_err()
+            .contains("more than"));
     }
 
     #[test]

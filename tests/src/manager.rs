@@ -188,6 +188,7 @@ pub fn manager_state(m: &Manager) -> Value {
     for path in [
         "/workers",
         "/sectors",
+        "/mock/deals",
         "/wdpost/jobs?all=true&detail=true",
         "/tokens",
         "/audit?limit=10000",

@@ -28,10 +28,12 @@ fn import(m: &Manager, dir: &Path, name: &str, bytes: &[u8]) -> Value {
     std::fs::write(&file, bytes).unwrap();
     let out = cli_ok(
         m,
-        &["util", "mock", "deals", "import", "--miner", "10000", "--json"]
-            .into_iter()
-            .chain([file.to_str().unwrap()])
-            .collect::<Vec<_>>(),
+        &[
+            "util", "mock", "deals", "import", "--miner", "10000", "--json",
+        ]
+        .into_iter()
+        .chain([file.to_str().unwrap()])
+        .collect::<Vec<_>>(),
     );
     serde_json::from_str(&out).unwrap()
 }
@@ -76,7 +78,9 @@ fn submitted(r: Result<Value, Value>) -> (u64, String) {
 
 fn allocate(m: &Manager, worker: &str) -> u64 {
     let spec = json!({"AllowedMiners": null, "AllowedProofTypes": null});
-    let a = m.rpc_as(worker, "Venus.AllocateSector", json!([spec])).unwrap();
+    let a = m
+        .rpc_as(worker, "Venus.AllocateSector", json!([spec]))
+        .unwrap();
     a["ID"]["Number"].as_u64().unwrap()
 }
 
@@ -128,7 +132,10 @@ fn the_market_refuses_what_it_must_and_changes_nothing(db: Option<String>) {
 
     // Imports: a deal waits for a sector; data that does not fit a deal is refused.
     let d1 = import(&m, d, "one.bin", &[7u8; 300]);
-    assert_eq!((d1["deal_id"].as_i64(), d1["piece_size"].as_i64()), (Some(1), Some(512)));
+    assert_eq!(
+        (d1["deal_id"].as_i64(), d1["piece_size"].as_i64()),
+        (Some(1), Some(512))
+    );
     let cid1 = d1["piece_cid"].as_str().unwrap().to_string();
     assert!(cid1.starts_with("baga6ea4seaq"), "{d1}");
     let d2 = import(&m, d, "two.bin", b"a second deal");
@@ -138,19 +145,40 @@ fn the_market_refuses_what_it_must_and_changes_nothing(db: Option<String>) {
         ("big.bin", vec![1u8; 3000], "does not fit"),
     ] {
         std::fs::write(d.join(name), &bytes).unwrap();
-        let out = m.cli(&["util", "mock", "deals", "import", d.join(name).to_str().unwrap()]);
+        let out = m.cli(&[
+            "util",
+            "mock",
+            "deals",
+            "import",
+            d.join(name).to_str().unwrap(),
+        ]);
         assert!(!out.status.success());
         assert!(stderr(&out).contains(why), "{name}: {}", stderr(&out));
     }
-    let out = m.cli(&["util", "mock", "deals", "import", "--miner", "7", d.join("one.bin").to_str().unwrap()]);
-    assert!(stderr(&out).contains("not the mock chain's miner"), "{}", stderr(&out));
+    let out = m.cli(&[
+        "util",
+        "mock",
+        "deals",
+        "import",
+        "--miner",
+        "7",
+        d.join("one.bin").to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&out).contains("not the mock chain's miner"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(
         deal_states(&m),
         [(1, "Waiting".into(), None), (2, "Waiting".into(), None)]
     );
     let table = cli_ok(&m, &["util", "mock", "deals", "list"]);
     assert!(table.starts_with("ID"), "{table}");
-    assert!(table.contains(&cid1) && table.contains("Waiting"), "{table}");
+    assert!(
+        table.contains(&cid1) && table.contains("Waiting"),
+        "{table}"
+    );
 
     // The piece store serves pieces to workers with a token, and to nobody else.
     let piece = |token: Option<String>, cid: &str| {
@@ -175,20 +203,33 @@ fn the_market_refuses_what_it_must_and_changes_nothing(db: Option<String>) {
     let b = allocate(&m, "w2");
     let c = allocate(&m, "w2");
     let one = json!({"MaxDeals": 1, "MinUsedSpace": null});
-    let got = m.rpc_as("w1", "Venus.AcquireDeals", json!([sid(a), one])).unwrap();
+    let got = m
+        .rpc_as("w1", "Venus.AcquireDeals", json!([sid(a), one]))
+        .unwrap();
     assert_eq!(got.as_array().map(Vec::len), Some(1), "{got}");
     assert_eq!(got[0]["Piece"]["PieceCID"]["/"], cid1.as_str());
     assert_eq!(got[0]["DealInfo"]["DealID"], 1);
     assert_eq!(got[0]["DealInfo"]["PayloadSize"], 300);
-    let again = m.rpc_as("w1", "Venus.AcquireDeals", json!([sid(a), one])).unwrap();
+    let again = m
+        .rpc_as("w1", "Venus.AcquireDeals", json!([sid(a), one]))
+        .unwrap();
     assert_eq!(again, got);
     let none = json!({"MaxDeals": null, "MinUsedSpace": null});
-    let other = m.rpc_as("w2", "Venus.AcquireDeals", json!([sid(b), none])).unwrap();
-    assert_eq!(other[0]["DealInfo"]["DealID"], 2, "deal 1 is sector {a}'s: {other}");
-    let empty = m.rpc_as("w2", "Venus.AcquireDeals", json!([sid(c), none])).unwrap();
+    let other = m
+        .rpc_as("w2", "Venus.AcquireDeals", json!([sid(b), none]))
+        .unwrap();
+    assert_eq!(
+        other[0]["DealInfo"]["DealID"], 2,
+        "deal 1 is sector {a}'s: {other}"
+    );
+    let empty = m
+        .rpc_as("w2", "Venus.AcquireDeals", json!([sid(c), none]))
+        .unwrap();
     assert_eq!(empty, Value::Null, "no deal left for a third sector");
     // Another worker's sector is not the caller's to ask deals for.
-    let err = m.rpc_as("w2", "Venus.AcquireDeals", json!([sid(a), none])).unwrap_err();
+    let err = m
+        .rpc_as("w2", "Venus.AcquireDeals", json!([sid(a), none]))
+        .unwrap_err();
     assert_eq!(err["code"], 11002, "{err}");
 
     // A pre-commit whose CommD is not the one its deals make is refused, and nothing changes.
@@ -203,8 +244,14 @@ fn the_market_refuses_what_it_must_and_changes_nothing(db: Option<String>) {
     let before = sector(&m, a);
     let (res, desc) = submitted(m.rpc_as("w1", "Venus.SubmitPreCommit", precommit(a, [0; 32])));
     assert_eq!(res, 4, "{desc}");
-    assert!(desc.contains("is not the data commitment") && desc.contains("deals 1"), "{desc}");
-    assert!(desc.contains(&commcid::piece_cid(&comm_d_of(&[(&cid1, 512)]))), "{desc}");
+    assert!(
+        desc.contains("is not the data commitment") && desc.contains("deals 1"),
+        "{desc}"
+    );
+    assert!(
+        desc.contains(&commcid::piece_cid(&comm_d_of(&[(&cid1, 512)]))),
+        "{desc}"
+    );
     assert_eq!(sector(&m, a), before);
     // The CommD its deal makes is taken.
     let right = comm_d_of(&[(&cid1, 512)]);
@@ -221,23 +268,41 @@ fn the_market_refuses_what_it_must_and_changes_nothing(db: Option<String>) {
     let before = sector(&m, a);
     let (res, desc) = submitted(m.rpc_as("w1", "Venus.SubmitSnapUpProof", json!([sid(a), info])));
     assert_eq!(res, 4, "{desc}");
-    assert!(desc.contains("not allocated for snap-up") && desc.contains("not a proven CC sector"), "{desc}");
+    assert!(
+        desc.contains("not allocated for snap-up") && desc.contains("not a proven CC sector"),
+        "{desc}"
+    );
     assert_eq!(sector(&m, a), before);
     let spec = json!({"Sector": {"AllowedMiners": null, "AllowedProofTypes": null},
         "Deals": {"MaxDeals": null, "MinUsedSpace": null}});
-    assert_eq!(m.rpc_as("w1", "Venus.AllocateSanpUpSector", json!([spec])).unwrap(), Value::Null);
+    assert_eq!(
+        m.rpc_as("w1", "Venus.AllocateSanpUpSector", json!([spec]))
+            .unwrap(),
+        Value::Null
+    );
     let fetched = cli_ok(&m, &["util", "sealer", "snap", "fetch", "10000", "0"]);
-    assert!(fetched.contains("available-in-deadline=0 added=0"), "{fetched}");
+    assert!(
+        fetched.contains("available-in-deadline=0 added=0"),
+        "{fetched}"
+    );
     let out = m.cli(&["util", "sealer", "snap", "fetch", "10000", "4000"]);
-    assert!(stderr(&out).contains("deadlines are 0 to 47"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("deadlines are 0 to 47"),
+        "{}",
+        stderr(&out)
+    );
     let cands = cli_ok(&m, &["util", "sealer", "snap", "candidates", "10000"]);
     assert_eq!(cands.trim(), "no candidates available");
 
     // A sector aborted before it is proven gives its deals back.
-    m.rpc_as("w2", "Venus.ReportAborted", json!([sid(b), "given up"])).unwrap();
+    m.rpc_as("w2", "Venus.ReportAborted", json!([sid(b), "given up"]))
+        .unwrap();
     assert_eq!(
         deal_states(&m),
-        [(1, "Assigned".into(), Some(a as i64)), (2, "Waiting".into(), None)]
+        [
+            (1, "Assigned".into(), Some(a as i64)),
+            (2, "Waiting".into(), None)
+        ]
     );
     assert_eq!(sector(&m, b)["state"], "Aborted");
 
@@ -249,27 +314,63 @@ fn the_market_refuses_what_it_must_and_changes_nothing(db: Option<String>) {
             .map(|l| l.split_whitespace().collect::<Vec<_>>())
             .unwrap_or_default()
     };
-    assert_eq!(list.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(),
-        ["Sector", "Kind", "State", "Worker", "Deadline", "Deals", "SnapUp"]);
+    assert_eq!(
+        list.lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["Sector", "Kind", "State", "Worker", "Deadline", "Deals", "SnapUp"]
+    );
     assert_eq!(line(a)[1..2], ["Deals"], "{list}");
     assert_eq!(line(a)[5], "1", "{list}");
     assert_eq!(line(c)[1], "CC", "{list}");
-    let state = cli_ok(&m, &["util", "sealer", "sectors", "state", "10000", &a.to_string()]);
-    assert!(state.contains("Kind:") && state.contains(&cid1) && state.contains("Assigned"), "{state}");
+    let state = cli_ok(
+        &m,
+        &[
+            "util",
+            "sealer",
+            "sectors",
+            "state",
+            "10000",
+            &a.to_string(),
+        ],
+    );
+    assert!(
+        state.contains("Kind:") && state.contains(&cid1) && state.contains("Assigned"),
+        "{state}"
+    );
     let out = m.cli(&["util", "sealer", "sectors", "state", "10000", "999"]);
-    assert!(stderr(&out).contains("s-t010000-999 not found"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("s-t010000-999 not found"),
+        "{}",
+        stderr(&out)
+    );
 
     // A worker that fetches a piece whose bytes are not its CID's stops before sealing them.
     corrupt_piece(&m, &cid2);
     let w = Worker::start(d, "dealer", &m, 1, "sealing.enable_deals = true");
-    let row = wait_for(Duration::from_secs(60), "the thread to stop on the bad piece", || {
-        w.list().into_iter().find(|t| {
-            t["last_error"].as_str().is_some_and(|e| e.contains("not the one the deal names"))
-        })
-    });
+    let row = wait_for(
+        Duration::from_secs(60),
+        "the thread to stop on the bad piece",
+        || {
+            w.list().into_iter().find(|t| {
+                t["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("not the one the deal names"))
+            })
+        },
+    );
     let err = row["last_error"].as_str().unwrap();
     assert!(err.contains(&cid2), "{err}");
-    let number: u64 = row["job_id"].as_str().unwrap().rsplit('-').next().unwrap().parse().unwrap();
+    let number: u64 = row["job_id"]
+        .as_str()
+        .unwrap()
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let held = sector(&m, number);
     assert_eq!(held["comm_r"], Value::Null, "nothing was sealed: {held}");
     assert_eq!(held["deals"], json!([2]), "{held}");
@@ -360,17 +461,31 @@ plan = "wdpost"
 
     // The CC sector becomes a snap-up candidate; the deal sector never does.
     let fetched = cli_ok(&m, &["util", "sealer", "snap", "fetch", "10000", "0"]);
-    assert!(fetched.contains("available-in-deadline=1 added=1"), "{fetched}");
+    assert!(
+        fetched.contains("available-in-deadline=1 added=1"),
+        "{fetched}"
+    );
     let cands = cli_ok(&m, &["util", "sealer", "snap", "candidates", "10000"]);
-    assert!(cands.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["0", "1", &cn.to_string()]), "{cands}");
+    assert!(
+        cands
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["0", "1", &cn.to_string()]),
+        "{cands}"
+    );
 
     // A forger takes the snap-up and hands in a proof it did not compute: refused after the
     // real verifier, nothing recorded; its abort hands sector and deal back.
     let spec = json!({"Sector": {"AllowedMiners": null, "AllowedProofTypes": null},
         "Deals": {"MaxDeals": null, "MinUsedSpace": null}});
-    let got = m.rpc_as("forger", "Venus.AllocateSanpUpSector", json!([spec])).unwrap();
+    let got = m
+        .rpc_as("forger", "Venus.AllocateSanpUpSector", json!([spec]))
+        .unwrap();
     assert_eq!(got["Sector"]["ID"]["Number"], cn, "{got}");
-    assert_eq!(got["Pieces"][0]["Piece"]["PieceCID"]["/"], cid3.as_str(), "{got}");
+    assert_eq!(
+        got["Pieces"][0]["Piece"]["PieceCID"]["/"],
+        cid3.as_str(),
+        "{got}"
+    );
     assert_eq!(got["Private"]["AccessInstance"], "remote", "{got}");
     assert_eq!(
         got["Public"]["CommR"],
@@ -380,15 +495,21 @@ plan = "wdpost"
         "AccessInstance": "remote", "Pieces": [{"/": cid3}],
         "Proof": base64_of(&[0xab; 192])});
     let before = sector(&m, cn);
-    let (res, desc) = submitted(m.rpc_as("forger", "Venus.SubmitSnapUpProof", json!([sid(cn), forged])));
+    let (res, desc) = submitted(m.rpc_as(
+        "forger",
+        "Venus.SubmitSnapUpProof",
+        json!([sid(cn), forged]),
+    ));
     assert_eq!(res, 4, "{desc}");
     assert!(desc.contains("does not verify"), "{desc}");
     assert_eq!(sector(&m, cn), before);
     // The deal sector is not a proven CC sector to snap.
-    let (res, desc) = submitted(m.rpc_as("farm", "Venus.SubmitSnapUpProof", json!([sid(dn), forged])));
+    let (res, desc) =
+        submitted(m.rpc_as("farm", "Venus.SubmitSnapUpProof", json!([sid(dn), forged])));
     assert_eq!(res, 4, "{desc}");
     assert!(desc.contains("not allocated for snap-up"), "{desc}");
-    m.rpc_as("forger", "Venus.ReportAborted", json!([sid(cn), "forged"])).unwrap();
+    m.rpc_as("forger", "Venus.ReportAborted", json!([sid(cn), "forged"]))
+        .unwrap();
     assert_eq!(sector(&m, cn)["snap_state"], "Candidate");
     assert_eq!(deal_states(&m)[2], (3, "Waiting".into(), None));
 
@@ -405,21 +526,34 @@ plan = "wdpost"
         Some(damocles_actors::wire::hex::encode(&comm_d_of(&[(&cid3, 128)])).as_str())
     );
     assert_ne!(snapped["update_comm_r"], snapped["comm_r"]);
-    assert!(d.join("remote/update").join(format!("s-t010000-{cn}")).exists());
+    assert!(d
+        .join("remote/update")
+        .join(format!("s-t010000-{cn}"))
+        .exists());
     assert_eq!(deal_states(&m)[2], (3, "Active".into(), Some(cn as i64)));
     let upgraded_at = snapped["upgraded_at"].as_str().unwrap().to_string();
 
     // A later deadline proves the updated replica, and the manager's verification passes.
-    let job = wait_for(Duration::from_secs(300), "a job over the snapped sector", || {
-        let (_, body) = m.rest(Method::GET, "/wdpost/jobs?all=true&detail=true", None);
-        body.as_array()?.iter().find(|j| {
-            j["state"] == "Succeed"
-                && j["created_at"].as_str().is_some_and(|c| c > upgraded_at.as_str())
-                && j["input"]["Sectors"]
-                    .as_array()
-                    .is_some_and(|s| s.iter().any(|x| x["SectorId"] == cn && x["Upgrade"] == true))
-        }).cloned()
-    });
+    let job = wait_for(
+        Duration::from_secs(300),
+        "a job over the snapped sector",
+        || {
+            let (_, body) = m.rest(Method::GET, "/wdpost/jobs?all=true&detail=true", None);
+            body.as_array()?
+                .iter()
+                .find(|j| {
+                    j["state"] == "Succeed"
+                        && j["created_at"]
+                            .as_str()
+                            .is_some_and(|c| c > upgraded_at.as_str())
+                        && j["input"]["Sectors"].as_array().is_some_and(|s| {
+                            s.iter()
+                                .any(|x| x["SectorId"] == cn && x["Upgrade"] == true)
+                        })
+                })
+                .cloned()
+        },
+    );
     let snapped_in = job["input"]["Sectors"]
         .as_array()
         .unwrap()
@@ -430,7 +564,10 @@ plan = "wdpost"
     assert_eq!(snapped_in["Accesses"]["SealedFile"], "remote", "{job}");
     assert_eq!(
         snapped_in["CommR"],
-        json!(damocles_actors::wire::hex::decode32(snapped["update_comm_r"].as_str().unwrap()).unwrap())
+        json!(
+            damocles_actors::wire::hex::decode32(snapped["update_comm_r"].as_str().unwrap())
+                .unwrap()
+        )
     );
 }
 

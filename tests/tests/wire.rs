@@ -57,9 +57,10 @@ fn our_worker_seals_and_proves_through_a_strict_damocles_front() {
         .unwrap();
     assert_eq!(resp["error"]["code"], -32602, "{resp}");
 
-    // One sealer thread and one WindowPoSt slot, talking to the manager only through the front.
+    // One sealer thread (taking deals, so AcquireDeals goes through the front too) and one
+    // WindowPoSt slot, talking to the manager only through the front.
     let port = free_port();
-    let cfg = worker_config(d, "w", &m, port, 1, "");
+    let cfg = worker_config(d, "w", &m, port, 1, "sealing.enable_deals = true");
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
         &format!("/ip4/127.0.0.1/tcp/{}", m.port),
         &format!("/ip4/127.0.0.1/tcp/{peer_port}"),

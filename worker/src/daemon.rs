@@ -12,9 +12,9 @@ use actix::{Actor, Addr};
 use anyhow::{anyhow, Context as _};
 use damocles_actors::limits::StageLimits;
 use damocles_actors::processor::{EnvOverlay, ProcessorSpec};
+use damocles_actors::sealing;
 use damocles_actors::sealing::env::{AttachedStore, ParamsStatus, SealingParams, ThreadEnv};
 use damocles_actors::sealing::quota::DiskQuota;
-use damocles_actors::sealing;
 use damocles_actors::sealing::store::Location;
 use damocles_actors::supervisor::{
     PingSpec, ProcessorEntry, Shutdown, ThreadFactory, WorkerSupervisor,
@@ -147,19 +147,22 @@ async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<(
         };
         let table = sealing::table_of(t.plan()).context("a sector plan has a table")?;
         let (params, quota) = (params.seal.clone(), quota.clone());
-        factories.push(ThreadFactory::Sector(table, Box::new(move |processors| {
-            Arc::new(ThreadEnv {
-                instance: instance.clone(),
-                location: location.clone(),
-                manager: manager.clone(),
-                processors,
-                limits: limits.clone(),
-                attached: attached.clone(),
-                sealing: sealing.clone(),
-                params: params.clone(),
-                quota: quota.clone(),
-            })
-        })));
+        factories.push(ThreadFactory::Sector(
+            table,
+            Box::new(move |processors| {
+                Arc::new(ThreadEnv {
+                    instance: instance.clone(),
+                    location: location.clone(),
+                    manager: manager.clone(),
+                    processors,
+                    limits: limits.clone(),
+                    attached: attached.clone(),
+                    sealing: sealing.clone(),
+                    params: params.clone(),
+                    quota: quota.clone(),
+                })
+            }),
+        ));
     }
     let env_overlay = EnvOverlay::default();
     let entries = processor_entries(&cfg, &env_overlay)?;

@@ -25,7 +25,9 @@ use storage_proofs_core::compound_proof::CompoundProof;
 use storage_proofs_core::merkle::MerkleTreeTrait;
 use storage_proofs_porep::stacked::{StackedCompound, StackedDrg};
 use storage_proofs_post::fallback::{FallbackPoSt, FallbackPoStCircuit, FallbackPoStCompound};
-use storage_proofs_update::{EmptySectorUpdate, EmptySectorUpdateCircuit, EmptySectorUpdateCompound};
+use storage_proofs_update::{
+    EmptySectorUpdate, EmptySectorUpdateCircuit, EmptySectorUpdateCompound,
+};
 use tracing::info;
 
 /// Seed of the cluster-wide deterministic parameter generator ("damocles-local-params").
@@ -219,7 +221,10 @@ fn generate(circuit: Circuit) -> Result<groth16::Parameters<Bls12>> {
     }
 }
 
-fn update_params<Tree>(sector_size: u64, rng: &mut ChaCha20Rng) -> Result<groth16::Parameters<Bls12>>
+fn update_params<Tree>(
+    sector_size: u64,
+    rng: &mut ChaCha20Rng,
+) -> Result<groth16::Parameters<Bls12>>
 where
     Tree: 'static + MerkleTreeTrait<Hasher = storage_proofs_update::constants::TreeRHasher>,
 {

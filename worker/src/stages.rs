@@ -30,9 +30,7 @@ pub fn run(stage: Stage, task: Value) -> Result<Value> {
         Stage::WindowPost => crate::post::window_post(parse(task)?),
         Stage::SnapEncode => snap_encode(parse(task)?),
         Stage::SnapProve => snap_prove(parse(task)?),
-        Stage::Unseal => {
-            Err(anyhow!("stage {stage} is not served by this processor yet"))
-        }
+        Stage::Unseal => Err(anyhow!("stage {stage} is not served by this processor yet")),
     }
 }
 

@@ -14,7 +14,7 @@ use super::state::{EventKind as E, State as S};
 use super::table::{Outcome, Row, Step, StepResult, Table};
 use crate::thread::plan::PlanKind;
 use crate::wire::processor::{self as task, Stage};
-use crate::wire::venus::{AllocateSectorSpec, PreCommitOnChainInfo, ProofOnChainInfo, prover_id};
+use crate::wire::venus::{prover_id, AllocateSectorSpec, PreCommitOnChainInfo, ProofOnChainInfo};
 use crate::wire::venus_methods as m;
 
 /// The sealer plan, in pipeline order.

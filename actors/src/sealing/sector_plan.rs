@@ -110,10 +110,11 @@ impl Plan for SectorPlan {
             })
             .await
             .map_err(|e| format!("critical: cannot read the sector record: {e}"))??;
-            if let Some(sector) = loaded {
+            if let Some(sector) = &loaded {
                 info!(sector = ?sector.id().map(|i| i.to_string()), state = %sector.state(), "resuming the sector held before the restart");
-                me.sector = sector;
             }
+            // The record on disk is the truth: a state that could not be saved is not resumed.
+            me.sector = loaded.unwrap_or_default();
             Ok(me)
         })
     }

@@ -12,9 +12,7 @@ use super::state::{EventKind as E, State as S};
 use super::table::{Outcome, Row, Step, StepResult, Table};
 use crate::thread::plan::PlanKind;
 use crate::wire::processor::{self as task, Stage};
-use crate::wire::venus::{
-    AllocateSectorSpec, AllocateSnapUpSpec, SnapUpOnChainInfo, SubmitResult,
-};
+use crate::wire::venus::{AllocateSectorSpec, AllocateSnapUpSpec, SnapUpOnChainInfo, SubmitResult};
 use crate::wire::venus_methods as m;
 
 /// The snap-up plan, in pipeline order.
@@ -66,7 +64,9 @@ async fn allocate(mut s: Step) -> StepResult {
     let unusable = if got.pieces.iter().all(|p| p.deal_info.is_none()) {
         Some(format!("the snap-up of {id} came with no deals"))
     } else if got.private.access_instance.is_empty() {
-        Some(format!("the snap-up of {id} came with no store to read it from"))
+        Some(format!(
+            "the snap-up of {id} came with no store to read it from"
+        ))
     } else {
         None
     };

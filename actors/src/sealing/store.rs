@@ -104,7 +104,10 @@ impl Location {
                 remove_quietly(&p)?;
             }
             // Deals' bytes are fetched for one sector at a time.
-            for entry in fs::read_dir(self.root.join("data/pieces")).into_iter().flatten() {
+            for entry in fs::read_dir(self.root.join("data/pieces"))
+                .into_iter()
+                .flatten()
+            {
                 remove_quietly(&entry?.path())?;
             }
         }

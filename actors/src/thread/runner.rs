@@ -41,6 +41,9 @@ pub struct ThreadRunner<P: Plan> {
     /// Every line this thread logs, and every step it runs, is inside this span: `thread`,
     /// `plan` and the `job` it holds.
     span: Span,
+    /// The job the span shows (recorded again only when it changes: every record adds a field
+    /// to the log lines).
+    shown_job: Option<String>,
 }
 
 impl<P: Plan> ThreadRunner<P> {
@@ -59,6 +62,7 @@ impl<P: Plan> ThreadRunner<P> {
             activity: idle_cell(),
             restarts: 0,
             span,
+            shown_job: None,
         }
     }
 
@@ -102,7 +106,10 @@ impl<P: Plan> ThreadRunner<P> {
             set_activity(&self.activity, Activity::Idle);
         }
         let job = self.plan.view().job_id;
-        self.span.record("job", job.as_deref().unwrap_or("-"));
+        if job != self.shown_job {
+            self.span.record("job", job.as_deref().unwrap_or("-"));
+            self.shown_job = job;
+        }
         let proceed = move |act: &mut Self, ctx: &mut Context<Self>| {
             if let Some(then) = then {
                 ctx.spawn(then.instrument(act.span.clone()).into_actor(act));

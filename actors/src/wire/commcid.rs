@@ -19,8 +19,8 @@ impl Commitment {
         match self {
             // 0xf101, 0x1012
             Commitment::Unsealed => &[0x01, 0x81, 0xe2, 0x03, 0x92, 0x20, 0x20],
-            // 0xf102, 0x1011
-            Commitment::Sealed => &[0x01, 0x82, 0xe2, 0x03, 0x91, 0x20, 0x20],
+            // 0xf102, 0xb401
+            Commitment::Sealed => &[0x01, 0x82, 0xe2, 0x03, 0x81, 0xe8, 0x02, 0x20],
         }
     }
 }
@@ -57,7 +57,7 @@ pub fn decode(kind: Commitment, cid: &str) -> Result<[u8; 32], String> {
     let body = cid
         .strip_prefix('b')
         .ok_or_else(|| bad("it does not start with the base32 prefix b"))?;
-    let mut bytes = Vec::with_capacity(39);
+    let mut bytes = Vec::with_capacity(40);
     let (mut acc, mut bits) = (0u32, 0u32);
     for c in body.bytes() {
         let v = ALPHABET

@@ -297,7 +297,10 @@ impl Client {
             let text = String::from_utf8_lossy(&body);
             return Err(CallError::Decode {
                 url,
-                reason: format!("http {status}: {}", text.chars().take(500).collect::<String>()),
+                reason: format!(
+                    "http {status}: {}",
+                    text.chars().take(500).collect::<String>()
+                ),
             });
         }
         Ok(body)

@@ -152,8 +152,7 @@ impl SnapSub {
                 let rows = list
                     .iter()
                     .map(|d| {
-                        let numbers: Vec<String> =
-                            d.sectors.iter().map(u64::to_string).collect();
+                        let numbers: Vec<String> = d.sectors.iter().map(u64::to_string).collect();
                         vec![
                             d.deadline.to_string(),
                             d.sectors.len().to_string(),

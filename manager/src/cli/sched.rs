@@ -66,7 +66,12 @@ impl SealerSub {
                 cmd: SectorsSub::List { miner, json },
             } => return super::market::sectors_list(api, miner, json).await,
             SealerSub::Sectors {
-                cmd: SectorsSub::State { miner, number, json },
+                cmd:
+                    SectorsSub::State {
+                        miner,
+                        number,
+                        json,
+                    },
             } => return super::market::sector_state(api, miner, number, json).await,
             SealerSub::Sectors {
                 cmd:

@@ -333,10 +333,17 @@ mod tests {
         // Sector 1 aborted: its deal waits again and goes to the next sector.
         assert_eq!(release(&mut c, 1000, 1, at).unwrap(), 1);
         assert_eq!(activate(&mut c, 1000, 2, at).unwrap(), 1);
-        assert_eq!(release(&mut c, 1000, 2, at).unwrap(), 0, "active deals stay");
+        assert_eq!(
+            release(&mut c, 1000, 2, at).unwrap(),
+            0,
+            "active deals stay"
+        );
         let s3 = assign(&mut c, 1000, 3, 2048, None, at).unwrap();
         assert_eq!(s3.iter().map(|d| d.deal_id).collect::<Vec<_>>(), vec![1]);
-        assert_eq!(piece(&mut c, &a.piece_cid).unwrap().as_deref(), Some(&b"first"[..]));
+        assert_eq!(
+            piece(&mut c, &a.piece_cid).unwrap().as_deref(),
+            Some(&b"first"[..])
+        );
     }
 
     #[test]
@@ -368,7 +375,10 @@ mod tests {
                 })
             })
             .collect();
-        let mut all: Vec<i64> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        let mut all: Vec<i64> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
         let n = all.len();
         all.sort_unstable();
         all.dedup();

@@ -106,7 +106,11 @@ impl MockChain {
     }
 
     /// Why a pre-commit's CommD is refused, or None when it is the one its deals make.
-    pub async fn comm_d_refusal(&self, id: SectorId, comm_d: [u8; 32]) -> Result<Option<String>, RpcError> {
+    pub async fn comm_d_refusal(
+        &self,
+        id: SectorId,
+        comm_d: [u8; 32],
+    ) -> Result<Option<String>, RpcError> {
         let deals = self
             .db
             .run(move |c| db::deals::of_sector(c, id.miner, id.number))
@@ -173,7 +177,11 @@ impl MockChain {
             miner,
             number: row.sector_number as u64,
         };
-        let comm_r = row.comm_r.as_deref().and_then(hex::decode32).unwrap_or_default();
+        let comm_r = row
+            .comm_r
+            .as_deref()
+            .and_then(hex::decode32)
+            .unwrap_or_default();
         info!(sector = %id, worker = %worker, deals = %deal_ids(&deals), "snap-up allocated");
         self.sched
             .granted(&worker, asker.thread, &format!("snap-up {id}"))
@@ -211,7 +219,9 @@ impl MockChain {
                 (Some("Landed"), Some(snap::CANDIDATE)) => {
                     "it is a candidate no snap-up thread was given".to_string()
                 }
-                (Some("Landed"), _) => "it is not a snap-up candidate (util sealer snap fetch)".to_string(),
+                (Some("Landed"), _) => {
+                    "it is not a snap-up candidate (util sealer snap fetch)".to_string()
+                }
                 _ => "it is not a proven CC sector".to_string(),
             };
             return Ok(Some(format!("{id} is not allocated for snap-up: {what}")));
@@ -231,7 +241,11 @@ impl MockChain {
                 deal_ids(&deals)
             )));
         }
-        if self.store_info(info.access_instance.clone()).await?.is_none() {
+        if self
+            .store_info(info.access_instance.clone())
+            .await?
+            .is_none()
+        {
             return Ok(Some(format!(
                 "store {:?} is not a persist store of this manager",
                 info.access_instance
@@ -271,7 +285,11 @@ impl MockChain {
             warn!(sector = %id, reason = %why, "snap-up refused");
             return Ok(refused(why));
         }
-        let comm_r_old = row.comm_r.as_deref().and_then(hex::decode32).unwrap_or_default();
+        let comm_r_old = row
+            .comm_r
+            .as_deref()
+            .and_then(hex::decode32)
+            .unwrap_or_default();
         let (proof_type, proof) = (row.proof_type as u64, info.proof.clone());
         let (new_r, new_d) = (info.comm_r, info.comm_d);
         let verified = crate::verify::limited(move || {

@@ -79,7 +79,10 @@ pub async fn import_deal(
         let row = db::deals::import(c, deal, db::now())?;
         let done = Done {
             result: format!("deal {}", row.deal_id),
-            detail: Some(format!("{} bytes, piece {}", row.payload_size, row.piece_size)),
+            detail: Some(format!(
+                "{} bytes, piece {}",
+                row.payload_size, row.piece_size
+            )),
         };
         Ok((row, Some(done)))
     })
@@ -112,7 +115,9 @@ pub async fn piece(
         .and_then(|v| v.to_str().ok());
     let admin = auth
         .and_then(|h| h.strip_prefix("Bearer "))
-        .is_some_and(|t| damocles_actors::wire::auth::ct_eq(t.trim().as_bytes(), s.token.as_bytes()));
+        .is_some_and(|t| {
+            damocles_actors::wire::auth::ct_eq(t.trim().as_bytes(), s.token.as_bytes())
+        });
     if !admin && s.auth.identify(auth).await.is_err() {
         return Err(ApiError::Unauthorized);
     }
@@ -123,7 +128,9 @@ pub async fn piece(
         Some(bytes) => Ok(HttpResponse::Ok()
             .content_type("application/octet-stream")
             .body(bytes)),
-        None => Err(ApiError::NotFound(format!("no piece {cid} in the piece store"))),
+        None => Err(ApiError::NotFound(format!(
+            "no piece {cid} in the piece store"
+        ))),
     }
 }
 
@@ -257,9 +264,8 @@ pub async fn sectors(
     q: web::Query<MinerQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let miner = q.miner;
-    let (rows, deals) = s
-        .db
-        .run(move |c| {
+    let (rows, deals) =
+        s.db.run(move |c| {
             let rows = db::sectors::list(c)?;
             Ok((rows, db::deals::list(c, miner)?))
         })
@@ -287,15 +293,16 @@ pub async fn sector_state(
     path: web::Path<(u64, u64)>,
 ) -> Result<HttpResponse, ApiError> {
     let (miner, number) = path.into_inner();
-    let found = s
-        .db
-        .run(move |c| {
+    let found =
+        s.db.run(move |c| {
             let row = db::sectors::get(c, miner, number)?;
             Ok((row, db::deals::of_sector(c, miner, number)?))
         })
         .await?;
     let (Some(row), deals) = found else {
-        return Err(ApiError::NotFound(format!("sector s-t0{miner}-{number} not found")));
+        return Err(ApiError::NotFound(format!(
+            "sector s-t0{miner}-{number} not found"
+        )));
     };
     Ok(HttpResponse::Ok().json(SectorState {
         sector: view(row, &deals),

@@ -309,7 +309,9 @@ fn a_garbage_proof_is_rejected() {
     let ticket = m
         .rpc_as("tester", "Venus.AssignTicket", json!([id]))
         .unwrap();
-    let info = json!({"CommR": vec![1u8; 32], "CommD": vec![2u8; 32], "Ticket": ticket});
+    // A CC sector's CommD is the empty sector's: anything else is refused at pre-commit.
+    let empty = damocles_proof_types::sector_comm_d(5, &[]).unwrap();
+    let info = json!({"CommR": vec![1u8; 32], "CommD": empty, "Ticket": ticket});
     let r = m
         .rpc_as(
             "tester",

@@ -121,7 +121,7 @@ fn bad_configs_name_the_key_and_the_reason() {
         (
             "[[sealing_thread]]\nlocation = \"/a\"\nplan = \"bogus\"",
             "sealing_thread[0].plan",
-            "valid plans: sealer, wdpost",
+            "valid plans: sealer, snapup, wdpost",
         ),
         (
             "[sealing]\nallowed_sizes = [\"3KiB\"]",
