@@ -12,11 +12,12 @@ echo "building (the first build takes about 5 minutes)..."
 (cd "$repo" && cargo build --bins --quiet)
 bin="$repo/target/debug"
 
-params=$(ls "$FIL_PROOFS_PARAMETER_CACHE"/v28-stacked-proof-of-replication-merkletree-poseidon_hasher-8-0-0-sha256_hasher-032d3138*.params 2>/dev/null || true)
-if [ -z "$params" ]; then
+porep=$(ls "$FIL_PROOFS_PARAMETER_CACHE"/v28-stacked-proof-of-replication-merkletree-poseidon_hasher-8-0-0-sha256_hasher-032d3138*.params 2>/dev/null || true)
+update=$(ls "$FIL_PROOFS_PARAMETER_CACHE"/v28-empty-sector-update-merkletree-poseidon_hasher-8-0-0-*.params 2>/dev/null || true)
+if [ -z "$porep" ] || [ -z "$update" ]; then
   echo "2KiB Groth parameters are missing: the worker generates them in the background now"
-  echo "(about 12 minutes and 5 GB of memory, once per machine, into $FIL_PROOFS_PARAMETER_CACHE);"
-  echo "threads seal up to C1 meanwhile and show 'waiting for parameters' at C2."
+  echo "(about 22 minutes and 5 GB of memory, once per machine, into $FIL_PROOFS_PARAMETER_CACHE);"
+  echo "threads seal up to C1 meanwhile and show 'waiting for parameters' at C2 (snap-up at snap_prove)."
 fi
 
 cleanup() { kill "${worker:-}" "${manager:-}" 2>/dev/null || true; wait 2>/dev/null || true; echo "stopped"; }
@@ -39,7 +40,7 @@ worker=$!
 cat <<MSG
 
 local cluster running (Ctrl-C stops it)
-  files:   $run  (mock-tmp/store1..3 and mock-tmp/remote, manager-home/ with the SQLite database and
+  files:   $run  (mock-tmp/store1..4 and mock-tmp/remote, manager-home/ with the SQLite database and
            the admin token, worker.token: the worker's token)
   logs:    $run/manager.log  $run/worker.log
   try:
@@ -52,5 +53,11 @@ local cluster running (Ctrl-C stops it)
     $bin/damocles-worker worker -c $run/worker.toml pause --index 1
     $bin/damocles-worker worker -c $run/worker.toml resume --index 1
     sqlite3 $DAMOCLES_PATH/damocles.sqlite 'select * from sectors'
+  a deal, snapped into a proven CC sector (thread #3 is the snap-up thread):
+    echo 'a client said: keep this' > $run/deal.txt
+    $bin/damocles-manager util mock deals import --miner 10000 $run/deal.txt
+    for d in 0 1 2 3; do $bin/damocles-manager util sealer snap fetch 10000 \$d; done
+    $bin/damocles-manager util sealer sectors list      # Kind CC -> Snapped, then WindowPoSt proves it
+    $bin/damocles-manager util mock deals list          # Waiting -> Assigned -> Active
 MSG
 wait

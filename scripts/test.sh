@@ -7,7 +7,8 @@
 # create and drop their own databases there.
 #
 # The first run also generates the 2KiB Groth parameters into $FIL_PROOFS_PARAMETER_CACHE
-# (about 12 minutes, 5 GB of memory, once per machine).
+# (about 22 minutes: 10 for snap-up's update circuit, 12 for PoRep; 5 GB of memory; once per
+# machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

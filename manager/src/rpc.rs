@@ -36,7 +36,10 @@ pub const MAX_BODY: usize = 4 << 20;
 pub fn body_limit(method: &str) -> usize {
     match method {
         m::WorkerPing::NAME | m::WdPoStFinishJob::NAME => MAX_BODY,
-        m::SubmitProof::NAME | m::SubmitPreCommit::NAME | m::ReportState::NAME => 256 << 10,
+        m::SubmitProof::NAME
+        | m::SubmitPreCommit::NAME
+        | m::SubmitSnapUpProof::NAME
+        | m::ReportState::NAME => 256 << 10,
         _ => 64 << 10,
     }
 }

@@ -305,6 +305,14 @@ fn the_market_refuses_what_it_must_and_changes_nothing(db: Option<String>) {
         ]
     );
     assert_eq!(sector(&m, b)["state"], "Aborted");
+    let err = m
+        .rpc_as("w2", "Venus.AcquireDeals", json!([sid(b), none]))
+        .unwrap_err();
+    assert!(
+        err["message"].as_str().unwrap().contains("was aborted"),
+        "{err}"
+    );
+    assert_eq!(deal_states(&m)[1], (2, "Waiting".into(), None));
 
     // Operators see each sector's kind and deals.
     let list = cli_ok(&m, &["util", "sealer", "sectors", "list"]);

@@ -121,35 +121,52 @@ fn our_worker_seals_and_proves_through_a_strict_damocles_front() {
     }
 }
 
-/// A damocles-manager may hand out deals; our worker seals CC sectors only, so it must not seal
-/// such a sector as CC: it aborts it with a clear error, and the thread goes on.
+/// A damocles-manager with a market hands out deals (the strict peer answers every
+/// AcquireDeals with one, in damocles' full shape). Our worker with `enable_deals` decodes it,
+/// takes the deal and fetches its piece from the manager's piece store; it never seals the
+/// sector without the deal's bytes. Here the front has no piece store, so the thread stops
+/// before sealing, saying which piece it could not fetch.
 #[test]
-fn a_sector_with_deals_is_aborted_not_sealed_as_cc() {
+fn a_deal_whose_piece_cannot_be_fetched_is_never_sealed_as_cc() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let m = Manager::start(d, None);
     let (peer_port, log) = (free_port(), d.join("calls.jsonl"));
     let _peer = strict_peer_with(d, peer_port, &m.url("/rpc/v0"), &log, &["deals"]);
     let port = free_port();
-    let cfg = worker_config(d, "w", &m, port, 1, "");
+    let cfg = worker_config(d, "w", &m, port, 1, "sealing.enable_deals = true");
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
         &format!("/ip4/127.0.0.1/tcp/{}", m.port),
         &format!("/ip4/127.0.0.1/tcp/{peer_port}"),
     );
     std::fs::write(&cfg, text).unwrap();
     let w = Worker::start_config(d, "w", cfg, port);
-    let aborted = wait_for(Duration::from_secs(60), "a sector aborted", || {
-        m.sectors().into_iter().find(|s| s["state"] == "Aborted")
-    });
-    let reason = aborted["abort_reason"].as_str().unwrap_or_default();
-    assert!(
-        reason.contains("assigned 1 deal(s)") && reason.contains("CC sectors only"),
-        "{aborted}"
+    let stopped = wait_for(
+        Duration::from_secs(60),
+        "the thread stopped on the piece",
+        || {
+            w.list().into_iter().find(|t| {
+                t["thread_state"]["state"] == "Paused"
+                    && t["last_error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("fetch piece"))
+            })
+        },
     );
-    assert!(aborted["ticket"].is_null(), "never sealed: {aborted}");
-    // No sector went on to be sealed, and the thread is not paused.
+    let err = stopped["last_error"].as_str().unwrap();
+    assert!(
+        err.contains("baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq"),
+        "{err}"
+    );
+    assert_eq!(stopped["job_state"], "DealsAcquired", "{stopped}");
+    // Nothing was sealed.
     assert!(m.sectors().iter().all(|s| s["ticket"].is_null()));
-    assert!(w.list()[0]["thread_state"]["state"] != "Paused");
+    let calls = peer_log(&log);
+    assert!(
+        calls.iter().any(|c| c["method"] == "Venus.AcquireDeals"
+            && c["verdict"] == "forwarded, answered with a deal"),
+        "{calls:?}"
+    );
 }
 
 /// Plays a stock damocles-worker named `name` on manager `m` with `token` (or none): every call

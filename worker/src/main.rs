@@ -42,13 +42,18 @@ enum Cmd {
         #[arg(long, default_value = "2KiB")]
         sector_size: Vec<String>,
     },
-    /// Time WindowPoSt with the bare library call: runs the `window_post` task in TASK (JSON)
-    /// RUNS times in this process and prints the seconds of each run
+    /// Time a stage's bare library call: runs the task of STAGE in TASK (JSON) RUNS times in
+    /// this process, as a processor child would but without the protocol, and prints the
+    /// seconds of each run
     #[command(hide = true)]
-    BenchPost { task: PathBuf, runs: usize },
+    BenchStage {
+        stage: String,
+        task: PathBuf,
+        runs: usize,
+    },
     /// Serve one processor stage over stdin/stdout (started by the daemon)
     Processor {
-        /// add_pieces, tree_d, pc1, pc2, c1, c2 or window_post
+        /// add_pieces, tree_d, pc1, pc2, c1, c2, snap_encode, snap_prove or window_post
         stage: String,
     },
 }
@@ -65,7 +70,7 @@ fn main() -> ExitCode {
             .and_then(|rt| rt.block_on(cmd.run())),
         Cmd::Processor { stage } => processor_child::run(&stage),
         Cmd::Params { sector_size } => params::ensure_for_sizes(&sector_size),
-        Cmd::BenchPost { task, runs } => post::bench(&task, runs),
+        Cmd::BenchStage { stage, task, runs } => stages::bench(&stage, &task, runs),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -38,17 +38,3 @@ pub fn window_post(t: WindowPoStTask) -> Result<Value> {
     })
     .map_err(Into::into)
 }
-
-/// `damocles-worker bench-post`: the bare library call, `runs` times in one process (the first
-/// run loads the parameters; later runs find them in the library's memory cache, as a warm
-/// processor child does). Prints one line per run: `run <n> <seconds>`.
-pub fn bench(task: &std::path::Path, runs: usize) -> Result<()> {
-    let text = std::fs::read_to_string(task)?;
-    let t: WindowPoStTask = serde_json::from_str(&text)?;
-    for n in 1..=runs {
-        let started = std::time::Instant::now();
-        window_post(t.clone())?;
-        println!("run {n} {:.6}", started.elapsed().as_secs_f64());
-    }
-    Ok(())
-}

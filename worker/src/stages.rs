@@ -34,6 +34,20 @@ pub fn run(stage: Stage, task: Value) -> Result<Value> {
     }
 }
 
+/// `damocles-worker bench-stage`: the bare library call of `stage`, `runs` times in one
+/// process (the first run loads parameters; later runs find them in the library's memory
+/// cache, as a warm processor child does). Prints one line per run: `run <n> <seconds>`.
+pub fn bench(stage: &str, task: &std::path::Path, runs: usize) -> Result<()> {
+    let stage: Stage = stage.parse().map_err(|e| anyhow!("{e}"))?;
+    let task: Value = serde_json::from_str(&std::fs::read_to_string(task)?)?;
+    for n in 1..=runs {
+        let started = std::time::Instant::now();
+        run(stage, task.clone())?;
+        println!("run {n} {:.6}", started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
 fn parse<T: DeserializeOwned>(task: Value) -> Result<T> {
     serde_json::from_value(task).context("task does not match the stage")
 }

@@ -134,7 +134,7 @@ pub struct AcquireDealsSpec {
 }
 
 /// A CID as Go's JSON writes it: `{"/": "baga6ea4sea..."}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Cid {
     /// The CID's text.
     #[serde(rename = "/")]
@@ -165,50 +165,51 @@ pub struct PieceInfo {
 }
 
 /// A deal as damocles hands it to a worker: venus' `DealInfoV2` (its fields inline, as Go
-/// writes an embedded struct) with damocles' two flags.
+/// writes an embedded struct) with damocles' two flags. A damocles-worker reads only the id,
+/// the allocation, the payload size and the market flag; the rest may be missing.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DealInfo {
     /// The deal's id (0 for a direct data onboarding deal).
     #[serde(rename = "DealID")]
     pub deal_id: u64,
     /// The message that published it (null when none).
-    #[serde(rename = "PublishCid")]
+    #[serde(rename = "PublishCid", default)]
     pub publish_cid: Option<Cid>,
     /// The verified-registry allocation (0 when none).
     #[serde(rename = "AllocationID")]
     pub allocation_id: u64,
-    /// The piece's CID.
-    #[serde(rename = "PieceCID")]
+    /// The piece's CID (the sector piece's own is the one used).
+    #[serde(rename = "PieceCID", default)]
     pub piece_cid: Cid,
     /// The piece's padded size.
-    #[serde(rename = "PieceSize")]
+    #[serde(rename = "PieceSize", default)]
     pub piece_size: u64,
     /// The client's address.
-    #[serde(rename = "Client")]
+    #[serde(rename = "Client", default)]
     pub client: String,
     /// The provider's address.
-    #[serde(rename = "Provider")]
+    #[serde(rename = "Provider", default)]
     pub provider: String,
     /// Where the piece starts in the sector (padded bytes).
-    #[serde(rename = "Offset")]
+    #[serde(rename = "Offset", default)]
     pub offset: u64,
     /// The piece's length in the sector (padded bytes).
-    #[serde(rename = "Length")]
+    #[serde(rename = "Length", default)]
     pub length: u64,
     /// The client's data before padding, in bytes.
     #[serde(rename = "PayloadSize")]
     pub payload_size: u64,
     /// The epoch the deal starts at.
-    #[serde(rename = "StartEpoch")]
+    #[serde(rename = "StartEpoch", default)]
     pub start_epoch: i64,
     /// The epoch the deal ends at.
-    #[serde(rename = "EndEpoch")]
+    #[serde(rename = "EndEpoch", default)]
     pub end_epoch: i64,
     /// A deal of the built-in market (not a direct data onboarding one).
     #[serde(rename = "IsBuiltinMarket")]
     pub is_builtin_market: bool,
     /// The piece's bytes are already padded: use them as they are.
-    #[serde(rename = "IsCompatible")]
+    #[serde(rename = "IsCompatible", default)]
     pub is_compatible: bool,
 }
 

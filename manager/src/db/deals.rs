@@ -140,10 +140,18 @@ pub fn piece(conn: &mut DbConnection, cid: &str) -> Result<Option<Vec<u8>>, DbEr
         .map_err(classify)
 }
 
+/// What a thread asks deals for: at most `max` deals, filling at least `min` bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Want {
+    pub max: Option<u64>,
+    pub min: Option<u64>,
+}
+
 /// Which waiting deals go into a sector of `sector` bytes: oldest first, as many as fit (at
-/// most `max`), then ordered largest first so that no piece needs padding before it; with the
-/// offset of each.
-pub fn pack(waiting: &[DealRow], sector: u64, max: Option<u64>) -> Vec<(i64, u64)> {
+/// most `want.max`; none when they fill less than `want.min`), then ordered largest first so
+/// that no piece needs padding before it; with the offset of each.
+pub fn pack(waiting: &[DealRow], sector: u64, want: Want) -> Vec<(i64, u64)> {
+    let max = want.max;
     let mut chosen: Vec<&DealRow> = Vec::new();
     let mut used = 0u64;
     for d in waiting {
@@ -156,6 +164,9 @@ pub fn pack(waiting: &[DealRow], sector: u64, max: Option<u64>) -> Vec<(i64, u64
             used += size;
             chosen.push(d);
         }
+    }
+    if want.min.is_some_and(|min| used < min) {
+        return Vec::new();
     }
     chosen.sort_by_key(|d| (std::cmp::Reverse(d.piece_size), d.deal_id));
     let mut offset = 0u64;
@@ -177,7 +188,7 @@ pub fn assign_in(
     miner: u64,
     number: u64,
     sector: u64,
-    max: Option<u64>,
+    want: Want,
     at: NaiveDateTime,
 ) -> Result<Vec<DealRow>, DbError> {
     let held = of_sector(c, miner, number)?;
@@ -192,7 +203,7 @@ pub fn assign_in(
         .limit(10_000)
         .load(c)?;
     let mut offset = 0i64;
-    for (id, _) in pack(&waiting, sector, max) {
+    for (id, _) in pack(&waiting, sector, want) {
         let size = waiting
             .iter()
             .find(|d| d.deal_id == id)
@@ -222,10 +233,10 @@ pub fn assign(
     miner: u64,
     number: u64,
     sector: u64,
-    max: Option<u64>,
+    want: Want,
     at: NaiveDateTime,
 ) -> Result<Vec<DealRow>, DbError> {
-    write_transaction(conn, |c| assign_in(c, miner, number, sector, max, at))
+    write_transaction(conn, |c| assign_in(c, miner, number, sector, want, at))
 }
 
 /// Sector `number`'s deals wait for another sector again (it was aborted). Active deals stay.
@@ -308,9 +319,19 @@ mod tests {
             })
             .collect();
         // 128 + 1024 fit; the second 1024 does not; 256 does.
-        assert_eq!(pack(&rows, 2048, None), vec![(2, 0), (4, 1024), (1, 1280)]);
-        assert_eq!(pack(&rows, 2048, Some(2)), vec![(2, 0), (1, 1024)]);
-        assert!(pack(&rows, 64, None).is_empty());
+        let want = |max, min| Want { max, min };
+        assert_eq!(
+            pack(&rows, 2048, want(None, None)),
+            vec![(2, 0), (4, 1024), (1, 1280)]
+        );
+        assert_eq!(
+            pack(&rows, 2048, want(Some(2), None)),
+            vec![(2, 0), (1, 1024)]
+        );
+        assert!(pack(&rows, 64, want(None, None)).is_empty());
+        // 1408 bytes is all that fits: asking for more gets nothing.
+        assert_eq!(pack(&rows, 2048, want(None, Some(1408))).len(), 3);
+        assert!(pack(&rows, 2048, want(None, Some(1409))).is_empty());
     }
 
     #[test]
@@ -322,14 +343,30 @@ mod tests {
         let a = deal(&mut c, b"first", 128);
         let b = deal(&mut c, b"second one", 128);
         assert_eq!((a.deal_id, b.deal_id), (1, 2));
-        let s1 = assign(&mut c, 1000, 1, 2048, Some(1), at).unwrap();
+        let s1 = assign(
+            &mut c,
+            1000,
+            1,
+            2048,
+            Want {
+                max: Some(1),
+                min: None,
+            },
+            at,
+        )
+        .unwrap();
         assert_eq!(s1.len(), 1);
         assert_eq!(s1[0].deal_id, 1);
         // A retry gets the same deal, and no other sector gets it.
-        assert_eq!(assign(&mut c, 1000, 1, 2048, None, at).unwrap(), s1);
-        let s2 = assign(&mut c, 1000, 2, 2048, None, at).unwrap();
+        assert_eq!(
+            assign(&mut c, 1000, 1, 2048, Want::default(), at).unwrap(),
+            s1
+        );
+        let s2 = assign(&mut c, 1000, 2, 2048, Want::default(), at).unwrap();
         assert_eq!(s2.iter().map(|d| d.deal_id).collect::<Vec<_>>(), vec![2]);
-        assert!(assign(&mut c, 1000, 3, 2048, None, at).unwrap().is_empty());
+        assert!(assign(&mut c, 1000, 3, 2048, Want::default(), at)
+            .unwrap()
+            .is_empty());
         // Sector 1 aborted: its deal waits again and goes to the next sector.
         assert_eq!(release(&mut c, 1000, 1, at).unwrap(), 1);
         assert_eq!(activate(&mut c, 1000, 2, at).unwrap(), 1);
@@ -338,7 +375,7 @@ mod tests {
             0,
             "active deals stay"
         );
-        let s3 = assign(&mut c, 1000, 3, 2048, None, at).unwrap();
+        let s3 = assign(&mut c, 1000, 3, 2048, Want::default(), at).unwrap();
         assert_eq!(s3.iter().map(|d| d.deal_id).collect::<Vec<_>>(), vec![1]);
         assert_eq!(
             piece(&mut c, &a.piece_cid).unwrap().as_deref(),
@@ -365,7 +402,7 @@ mod tests {
                     for n in 0..5 {
                         let sector = 100 * (t + 1) + n;
                         got.extend(
-                            assign(&mut c, 1000, sector, 512, None, crate::db::now())
+                            assign(&mut c, 1000, sector, 512, Want::default(), crate::db::now())
                                 .unwrap()
                                 .into_iter()
                                 .map(|d| d.deal_id),

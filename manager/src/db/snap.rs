@@ -6,7 +6,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::deals::{self, assign_in};
+use super::deals::{self, assign_in, Want};
 use super::schema::{deals as deals_t, sectors};
 use super::sectors::SectorRow;
 use super::{classify, write_transaction, DbConnection, DbError};
@@ -83,7 +83,7 @@ pub fn list(conn: &mut DbConnection, miner: u64, all: bool) -> Result<Vec<Sector
         .map_err(classify)
 }
 
-/// A candidate of `miner` for `owner` with waiting deals that fit (at most `max`), or None
+/// A candidate of `miner` for `owner` with waiting deals that fit (as `want` says), or None
 /// when there is no candidate or no deal. One transaction: the sector and its deals move
 /// together or not at all.
 pub fn allocate(
@@ -91,7 +91,7 @@ pub fn allocate(
     miner: u64,
     owner: Option<&str>,
     sector: u64,
-    max: Option<u64>,
+    want: Want,
     at: NaiveDateTime,
 ) -> Result<Option<(SectorRow, Vec<deals::DealRow>)>, DbError> {
     let owner = owner.map(String::from);
@@ -119,7 +119,7 @@ pub fn allocate(
             if taken == 0 {
                 continue;
             }
-            let got = assign_in(c, miner, number as u64, sector, max, at)?;
+            let got = assign_in(c, miner, number as u64, sector, want, at)?;
             if got.is_empty() {
                 // No deal to put in it: nothing changes.
                 return Err(DbError::Invalid(NO_DEALS.into()));

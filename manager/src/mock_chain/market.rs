@@ -4,7 +4,7 @@
 
 use damocles_actors::wire::commcid;
 use damocles_actors::wire::hex;
-use damocles_actors::wire::jsonrpc::{RpcError, SERVER_ERROR};
+use damocles_actors::wire::jsonrpc::{RpcError, SECTOR_STATE_NOT_FOUND, SERVER_ERROR};
 use damocles_actors::wire::seal_proof;
 use damocles_actors::wire::venus::{
     AcquireDealsSpec, AllocateSnapUpSpec, AllocatedSector, AllocatedSnapUpSector, Cid, DealInfo,
@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use super::MockChain;
 use crate::auth::{Asker, Caller};
-use crate::db::deals::DealRow;
+use crate::db::deals::{DealRow, Want};
 use crate::db::sectors::SectorRow;
 use crate::db::{self, snap};
 use crate::error::db_error;
@@ -58,6 +58,13 @@ pub fn expected_comm_d(proof_type: u64, deals: &[DealRow]) -> Result<[u8; 32], S
     damocles_proof_types::sector_comm_d(proof_type, &pieces)
 }
 
+fn want(spec: &AcquireDealsSpec) -> Want {
+    Want {
+        max: spec.max_deals,
+        min: spec.min_used_space,
+    }
+}
+
 fn refused(desc: String) -> SubmitResp {
     SubmitResp {
         res: SubmitResult::Rejected as u64,
@@ -86,7 +93,14 @@ impl MockChain {
         who: &Caller,
     ) -> Result<Option<Vec<SectorPiece>>, RpcError> {
         let row = self.sector(id, who).await?;
-        let (size, max) = (self.sector_bytes(), spec.max_deals);
+        if row.state == "Aborted" {
+            // Deals given to it now would never come back.
+            return Err(RpcError::new(
+                SECTOR_STATE_NOT_FOUND,
+                format!("sector {id} was aborted: it takes no deals"),
+            ));
+        }
+        let (size, want) = (self.sector_bytes(), want(&spec));
         let deals = if row.comm_r.is_some() {
             // Pre-committed: its deals are settled.
             self.db
@@ -94,7 +108,7 @@ impl MockChain {
                 .await
         } else {
             self.db
-                .run(move |c| db::deals::assign(c, id.miner, id.number, size, max, db::now()))
+                .run(move |c| db::deals::assign(c, id.miner, id.number, size, want, db::now()))
                 .await
         }
         .map_err(db_error)?;
@@ -164,10 +178,10 @@ impl MockChain {
         {
             return Ok(None);
         }
-        let (miner, size, max) = (self.miner, self.sector_bytes(), spec.deals.max_deals);
+        let (miner, size, want) = (self.miner, self.sector_bytes(), want(&spec.deals));
         let got = self
             .db
-            .run(move |c| snap::allocate(c, miner, owner.as_deref(), size, max, db::now()))
+            .run(move |c| snap::allocate(c, miner, owner.as_deref(), size, want, db::now()))
             .await
             .map_err(db_error)?;
         let Some((row, deals)) = got else {

@@ -36,7 +36,8 @@ fn main() {
             args.get(4).map_or("mysql://root@127.0.0.1:3306/test", String::as_str),
         ),
         Some("post") => post(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6)),
-        _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url] | bench claims [jobs] [claimers] [mysql-url] | bench post [runs]"),
+        Some("snap") => snap(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6)),
+        _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url] | bench claims [jobs] [claimers] [mysql-url] | bench post [runs] | bench snap [runs]"),
     }
 }
 
@@ -292,39 +293,50 @@ impl Tally {
     }
 }
 
-/// WindowPoSt of one real 2KiB sector, `runs` times: in one warm `window_post` processor child
-/// (the protocol and JSON included), next to the bare library call in one process.
-fn post(runs: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let p = |name: &str| dir.path().join(name).display().to_string();
+/// Seals one real 2KiB CC sector with the worker's own processors (no C2) in `p(..)`: its
+/// PC2 output (CommR, CommD).
+fn seal_cc(p: &dyn Fn(&str) -> String) -> Value {
     std::fs::create_dir_all(p("cache")).unwrap();
-    // Seal a sector with the worker's own processors (no C2 needed for WindowPoSt).
-    let miner = 10000u64;
-    let prover_id = damocles_actors::wire::venus::prover_id(miner);
+    let prover_id = damocles_actors::wire::venus::prover_id(10000);
     let pieces = ProcessorChild::start("add_pieces")
         .call(json!({"seal_proof": 5, "staged_file": p("staged")}))["pieces"]
         .clone();
     let pc1 = ProcessorChild::start("pc1").call(json!({"seal_proof": 5, "cache_dir": p("cache"), "staged_file": p("staged"),
         "sealed_file": p("sealed"), "prover_id": prover_id, "sector_number": 1, "ticket": vec![7u8; 32], "pieces": pieces}));
-    let pc2 = ProcessorChild::start("pc2").call(
+    ProcessorChild::start("pc2").call(
         json!({"seal_proof": 5, "pc1_out": pc1, "staged_file": p("staged"),
         "cache_dir": p("cache"), "sealed_file": p("sealed")}),
-    );
-    let task = json!({"miner_id": miner, "proof_type": "StackedDrgWindow2KiBV1_2",
-        "replicas": [{"sector_id": 1, "comm_r": pc2["comm_r"], "cache_dir": p("cache"), "sealed_file": p("sealed")}],
-        "seed": vec![3u8; 32]});
+    )
+}
 
-    let mut warm = ProcessorChild::start("window_post");
+/// `task` of `stage`, `runs` times: in one warm processor child (the line-JSON protocol and JSON
+/// encoding included, as a worker's thread uses it), then as bare library calls in one process
+/// (`damocles-worker bench-stage`). Prints both; returns the child's last output.
+fn child_and_bare(
+    stage: &str,
+    what: &str,
+    task: &Value,
+    runs: usize,
+    dir: &std::path::Path,
+) -> Value {
+    let mut warm = ProcessorChild::start(stage);
     let mut child_times = Vec::new();
+    let mut out = Value::Null;
     for _ in 0..runs {
         let t = Instant::now();
-        let out = warm.call(task.clone());
-        assert_eq!(out["proofs"].as_array().map(Vec::len), Some(1));
+        out = warm.call(task.clone());
         child_times.push(t.elapsed());
     }
-    std::fs::write(p("task.json"), task.to_string()).unwrap();
+    drop(warm);
+    let file = dir.join(format!("{stage}.json"));
+    std::fs::write(&file, task.to_string()).unwrap();
     let bare = std::process::Command::new(bin("damocles-worker"))
-        .args(["bench-post", &p("task.json"), &runs.to_string()])
+        .args([
+            "bench-stage",
+            stage,
+            &file.display().to_string(),
+            &runs.to_string(),
+        ])
         .output()
         .unwrap();
     assert!(
@@ -345,8 +357,56 @@ fn post(runs: usize) {
         );
     };
     show(
-        "warm window_post processor child (2KiB, 1 sector)",
+        &format!("warm {stage} processor child ({what})"),
         &child_times,
     );
-    show("bare generate_window_post in one process", &bare_times);
+    show(
+        &format!("bare {stage} library call in one process"),
+        &bare_times,
+    );
+    let p50 = |v: &[Duration]| {
+        let mut v = v[1..].to_vec();
+        v.sort();
+        v[v.len() / 2].as_secs_f64()
+    };
+    println!(
+        "{stage}: child / bare (p50 of 2nd and later) = {:.3}",
+        p50(&child_times) / p50(&bare_times)
+    );
+    out
+}
+
+/// WindowPoSt of one real 2KiB sector, `runs` times: in one warm `window_post` processor child,
+/// next to the bare library call in one process.
+fn post(runs: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let pc2 = seal_cc(&p);
+    let task = json!({"miner_id": 10000, "proof_type": "StackedDrgWindow2KiBV1_2",
+        "replicas": [{"sector_id": 1, "comm_r": pc2["comm_r"], "cache_dir": p("cache"), "sealed_file": p("sealed")}],
+        "seed": vec![3u8; 32]});
+    let out = child_and_bare("window_post", "2KiB, 1 sector", &task, runs, dir.path());
+    assert_eq!(out["proofs"].as_array().map(Vec::len), Some(1));
+}
+
+/// Snap-up of one real 2KiB CC sector, `runs` times each: `snap_encode` of a sector's worth of
+/// data into it, then `snap_prove` of that update, each in a warm processor child next to the
+/// bare library call in one process.
+fn snap(runs: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let pc2 = seal_cc(&p);
+    // The data to encode: the worker's add_pieces of the sector's size.
+    let pieces = ProcessorChild::start("add_pieces")
+        .call(json!({"seal_proof": 5, "staged_file": p("data")}))["pieces"]
+        .clone();
+    let encode = json!({"seal_proof": 5, "sector_key": p("sealed"), "sector_key_cache": p("cache"),
+        "staged_file": p("data"), "update_file": p("update"), "update_cache": p("update-cache"),
+        "pieces": pieces});
+    let out = child_and_bare("snap_encode", "2KiB", &encode, runs, dir.path());
+    let prove = json!({"seal_proof": 5, "comm_r_old": pc2["comm_r"], "comm_r_new": out["comm_r_new"],
+        "comm_d_new": out["comm_d_new"], "sector_key": p("sealed"), "sector_key_cache": p("cache"),
+        "update_file": p("update"), "update_cache": p("update-cache")});
+    let proof = child_and_bare("snap_prove", "2KiB", &prove, runs, dir.path());
+    assert!(proof["proof"].as_str().is_some_and(|s| !s.is_empty()));
 }
