@@ -151,6 +151,20 @@ impl MockChain {
         }
     }
 
+    /// True when a thread asking with `spec` may take this chain's sectors (its miner and seal
+    /// proof are allowed, or nothing is said).
+    fn serves(&self, spec: &AllocateSectorSpec) -> bool {
+        let miner_ok = spec
+            .allowed_miners
+            .as_ref()
+            .is_none_or(|m| m.is_empty() || m.contains(&self.miner));
+        let proof_ok = spec
+            .allowed_proof_types
+            .as_ref()
+            .is_none_or(|p| p.is_empty() || p.contains(&self.proof_type));
+        miner_ok && proof_ok
+    }
+
     /// A new sector for the asking worker's thread, owned by that worker from now on.
     pub async fn allocate_sector(
         &self,
@@ -161,15 +175,7 @@ impl MockChain {
         // The decision log names a caller without a token "-".
         let worker = owner.clone().unwrap_or_else(|| "-".into());
         let thread = asker.thread;
-        let miner_ok = spec
-            .allowed_miners
-            .as_ref()
-            .is_none_or(|m| m.is_empty() || m.contains(&self.miner));
-        let proof_ok = spec
-            .allowed_proof_types
-            .as_ref()
-            .is_none_or(|p| p.is_empty() || p.contains(&self.proof_type));
-        if !miner_ok || !proof_ok {
+        if !self.serves(&spec) {
             return Ok(None);
         }
         if self

@@ -156,17 +156,7 @@ impl MockChain {
     ) -> Result<Option<AllocatedSnapUpSector>, RpcError> {
         let owner = asker.caller.name().map(String::from);
         let worker = owner.clone().unwrap_or_else(|| "-".into());
-        let miner_ok = spec
-            .sector
-            .allowed_miners
-            .as_ref()
-            .is_none_or(|m| m.is_empty() || m.contains(&self.miner));
-        let proof_ok = spec
-            .sector
-            .allowed_proof_types
-            .as_ref()
-            .is_none_or(|p| p.is_empty() || p.contains(&self.proof_type));
-        if !miner_ok || !proof_ok {
+        if !self.serves(&spec.sector) {
             return Ok(None);
         }
         if self
