@@ -54,13 +54,7 @@ impl FromRequest for Admin {
         let Some(state) = req.app_data::<web::Data<RestState>>() else {
             return ready(Err(ApiError::Internal("REST state missing".into())));
         };
-        let given = req
-            .headers()
-            .get("Authorization")
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim);
-        if !given.is_some_and(|g| ct_eq(g.as_bytes(), state.token.as_bytes())) {
+        if !is_admin(req, state) {
             return ready(Err(ApiError::Unauthorized));
         }
         let peer = req
@@ -69,6 +63,16 @@ impl FromRequest for Admin {
             .unwrap_or_else(|| "-".into());
         ready(Ok(Admin(format!("admin@{peer}"))))
     }
+}
+
+/// True when the request carries the admin token (compared in constant time).
+pub fn is_admin(req: &HttpRequest, state: &RestState) -> bool {
+    req.headers()
+        .get("Authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .is_some_and(|g| ct_eq(g.as_bytes(), state.token.as_bytes()))
 }
 
 /// Most sectors one pledge may ask for (each is a row of work for some thread).

@@ -67,18 +67,13 @@ pub fn fetch(
     }
 }
 
-/// The sectors of `miner` in snap-up (candidates only, unless `all`), by number.
-pub fn list(conn: &mut DbConnection, miner: u64, all: bool) -> Result<Vec<SectorRow>, DbError> {
-    let mut q = sectors::table
+/// The snap-up candidates of `miner`, by number.
+pub fn candidates(conn: &mut DbConnection, miner: u64) -> Result<Vec<SectorRow>, DbError> {
+    sectors::table
         .select(SectorRow::as_select())
         .filter(sectors::miner_id.eq(miner as i64))
-        .into_boxed();
-    q = if all {
-        q.filter(sectors::snap_state.is_not_null())
-    } else {
-        q.filter(sectors::snap_state.eq(CANDIDATE))
-    };
-    q.order(sectors::sector_number.asc())
+        .filter(sectors::snap_state.eq(CANDIDATE))
+        .order(sectors::sector_number.asc())
         .load(conn)
         .map_err(classify)
 }

@@ -201,7 +201,7 @@ pub async fn snap_candidates(
     q: web::Query<CandidatesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let miner = miner.into_inner();
-    let rows = s.db.run(move |c| snap::list(c, miner, false)).await?;
+    let rows = s.db.run(move |c| snap::candidates(c, miner)).await?;
     let out: Vec<DeadlineCandidates> = (0..s.deadlines)
         .map(|d| DeadlineCandidates {
             deadline: d,
