@@ -29,11 +29,13 @@ pub async fn add_pieces(mut s: Step) -> StepResult {
                 .fetch(&format!("/piecestore/{cid}"), MAX_PIECE.min(p.piece.size))
                 .await
                 .map_err(|e| Failure::temp(format!("fetch piece {cid}: {e}")))?;
+            // Through a temporary name: a piece file that exists is a whole one.
             let tmp = file.with_extension("part");
-            tokio::fs::write(&tmp, &bytes)
-                .await
-                .and(tokio::fs::rename(&tmp, &file).await)
-                .map_err(|e| Failure::perm(format!("save piece {cid}: {e}")))?;
+            let saved = match tokio::fs::write(&tmp, &bytes).await {
+                Ok(()) => tokio::fs::rename(&tmp, &file).await,
+                Err(e) => Err(e),
+            };
+            saved.map_err(|e| Failure::perm(format!("save piece {cid}: {e}")))?;
         }
         pieces.push(DealPiece {
             file: path_str(&file),
