@@ -148,3 +148,47 @@ impl Table {
         }
     }
 }
+
+#[cfg(test)]
+impl Table {
+    /// The states `events` lead through from `Empty` (`Aborted` where the table has no way).
+    pub fn walk(&self, events: &[EventKind]) -> Vec<State> {
+        let mut state = State::Empty;
+        let mut seen = vec![state];
+        for e in events {
+            state = self.next(state, *e).unwrap_or(State::Aborted);
+            seen.push(state);
+        }
+        seen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::thread::plan::PlanKind;
+
+    #[test]
+    fn every_state_appears_once_and_every_event_leads_to_a_row() {
+        for table in PlanKind::ALL
+            .iter()
+            .filter_map(|p| crate::sealing::table_of(*p))
+        {
+            for (i, row) in table.rows.iter().enumerate() {
+                assert!(
+                    table.rows[i + 1..].iter().all(|r| r.state != row.state),
+                    "{}: {} twice",
+                    table.plan,
+                    row.state
+                );
+                for (e, to) in row.next {
+                    assert!(
+                        table.row(*to).is_some(),
+                        "{}: {} --{e:?}--> {to}",
+                        table.plan,
+                        row.state
+                    );
+                }
+            }
+        }
+    }
+}
