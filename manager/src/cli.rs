@@ -2,6 +2,7 @@
 //! The WindowPoSt job commands are in `cli/wdpost.rs`.
 
 mod market;
+mod proving;
 mod sched;
 mod tokens;
 mod wdpost;
@@ -225,6 +226,11 @@ pub fn go_duration(d: Duration) -> String {
         (0, m) => format!("{m}m{secs}"),
         (h, m) => format!("{h}h{m}m{secs}"),
     }
+}
+
+fn print_json(v: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
 }
 
 fn table(header: &str, rows: Vec<Vec<String>>) -> anyhow::Result<()> {

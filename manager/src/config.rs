@@ -103,6 +103,13 @@ pub struct TaskSection {
     pub archive_job_interval: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub should_archive: Option<Duration>,
+    /// Jobs whose challenge window closed longer ago than this leave the queue (seed 002's
+    /// `JobLifetime`, default 25h).
+    #[serde(default, with = "humantime_serde")]
+    pub job_lifetime: Option<Duration>,
+    /// Partitions per WindowPoSt job, so that several provers share a large deadline (default
+    /// 0: one job per deadline).
+    pub partitions_per_job: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -141,6 +148,7 @@ impl TaskSection {
             retry_job_interval: self.retry_job_interval.unwrap_or(d.retry_job_interval),
             archive_job_interval: self.archive_job_interval.unwrap_or(d.archive_job_interval),
             should_archive: self.should_archive.unwrap_or(d.should_archive),
+            job_lifetime: self.job_lifetime.unwrap_or(d.job_lifetime),
         }
     }
 }

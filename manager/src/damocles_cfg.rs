@@ -156,7 +156,7 @@ pub fn apply(cfg: &mut ManagerConfig, text: &str, file: &str) -> Result<Applied,
         (
             "Common.Proving.WorkerProver.JobLifetime",
             &wp.job_lifetime,
-            &mut cfg.task.should_archive,
+            &mut cfg.task.job_lifetime,
             "JobLifetime",
         ),
     ] {
@@ -168,7 +168,7 @@ pub fn apply(cfg: &mut ManagerConfig, text: &str, file: &str) -> Result<Applied,
         match ours {
             Some(o) if *o != d => {
                 let which = if name == "JobLifetime" {
-                    "[task] should_archive"
+                    "[task] job_lifetime"
                 } else {
                     "[task] heartbeat_timeout"
                 };
@@ -272,10 +272,7 @@ Actor = 10000
         let applied = apply(&mut cfg, SEED, "sector-manager.cfg").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.task.max_retry, Some(2));
         assert_eq!(cfg.task.heartbeat_timeout, Some(Duration::from_secs(15)));
-        assert_eq!(
-            cfg.task.should_archive,
-            Some(Duration::from_secs(25 * 3600))
-        );
+        assert_eq!(cfg.task.job_lifetime, Some(Duration::from_secs(25 * 3600)));
         assert_eq!(cfg.mock.miner, Some(10000));
         assert_eq!(cfg.persist_store[0].path, "/mnt/remote");
         assert_eq!(applied.ignored, ["Plugins"], "{applied:?}");

@@ -1,9 +1,12 @@
-//! `DeadlineClock`: the mock chain's WindowPoSt deadlines. Wall-clock time is cut into periods of
-//! `[mock] deadline_interval`; period `p` opens deadline `p % deadlines`. While a deadline is
-//! open, the clock makes sure one job exists for it, covering the sectors placed in it that were
-//! proven before it opened. The job's input (and so its id) depends only on the miner, the
-//! deadline and the opening, so every manager on one database makes the same job, and a job an
-//! operator removed is made again while its deadline is still open.
+//! `DeadlineClock`: the mock chain's WindowPoSt deadlines. Time (the database's clock) is cut
+//! into periods of `[mock] deadline_interval`; period `p` opens deadline `p % deadlines`, and its
+//! challenge window closes when the period ends. While a deadline is open, the clock makes sure
+//! its jobs exist (one per group of `[task] partitions_per_job` partitions), covering the
+//! sectors placed in it that were proven before it opened. A job's input (and so its id)
+//! depends only on the miner, the deadline, the opening and the group, so every manager on one
+//! database makes the same jobs, and a job an operator removed is made again while its window is
+//! open. Once a window closes without a verified proof, the clock records the missed deadline
+//! and marks the job's sectors faulty (`db::wdpost::close_windows`).
 
 use std::time::Duration;
 
@@ -14,7 +17,7 @@ use rand::{RngCore, SeedableRng};
 use tracing::{info, warn};
 
 use crate::db::sectors::SectorRow;
-use crate::db::wdpost::NewJob;
+use crate::db::wdpost::{MissedRow, NewJob};
 use crate::db::{self, Db, DbError};
 
 pub struct DeadlineClock {
@@ -24,6 +27,8 @@ pub struct DeadlineClock {
     pub proof_type: String,
     pub deadlines: u32,
     pub interval: Duration,
+    /// Partitions per job (`[task] partitions_per_job`; 0: one job per deadline).
+    pub partitions_per_job: u32,
     /// A tick is still running: the next one is skipped rather than queued.
     pub busy: bool,
 }
@@ -47,21 +52,53 @@ pub fn challenge_seed(miner: u64, opened_at: u64) -> [u8; 32] {
     seed
 }
 
-/// The job of one deadline opening, or None when no sector of it was proven before it opened.
-pub fn job_for(
+/// One opening of a deadline: which, and its challenge window.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub deadline: u32,
+    pub opened_at: NaiveDateTime,
+    pub closes_at: NaiveDateTime,
+}
+
+/// The jobs of one deadline opening: one per group of `per_job` partitions (all in one when 0),
+/// each covering the group's sectors proven before the window opened. None when no sector of
+/// the deadline was.
+pub fn jobs_for(
     miner: u64,
     proof_type: &str,
-    deadline: u32,
-    opened_at: NaiveDateTime,
+    w: Window,
+    per_job: u32,
     sectors: &[SectorRow],
-) -> Option<NewJob> {
-    let proven: Vec<&SectorRow> = sectors
+) -> Vec<NewJob> {
+    let mut groups: std::collections::BTreeMap<i32, Vec<&SectorRow>> = Default::default();
+    for s in sectors
         .iter()
-        .filter(|s| s.proven_at.is_some_and(|p| p <= opened_at))
-        .collect();
+        .filter(|s| s.proven_at.is_some_and(|p| p <= w.opened_at))
+    {
+        let partition = s.partition_idx.unwrap_or(0);
+        let group = if per_job == 0 {
+            0
+        } else {
+            partition / per_job as i32
+        };
+        groups.entry(group).or_default().push(s);
+    }
+    groups
+        .into_iter()
+        .filter_map(|(group, members)| job_of_group(miner, proof_type, w, group, &members))
+        .collect()
+}
+
+fn job_of_group(
+    miner: u64,
+    proof_type: &str,
+    w: Window,
+    group: i32,
+    members: &[&SectorRow],
+) -> Option<NewJob> {
     let mut infos = Vec::new();
     let mut partitions = Vec::new();
-    for s in proven {
+    for s in members {
         // A snapped sector is proven over its updated replica.
         let upgrade = s.update_comm_r.is_some();
         let (comm_r, store) = if upgrade {
@@ -101,13 +138,13 @@ pub fn job_for(
         sectors: infos,
         miner_id: miner,
         proof_type: proof_type.to_string(),
-        seed: challenge_seed(miner, opened_at.and_utc().timestamp() as u64),
+        seed: challenge_seed(miner, w.opened_at.and_utc().timestamp() as u64),
     };
     let json = serde_json::to_string(&input).ok()?;
     Some(NewJob {
         id: crate::wdpost::job_id(&json),
         miner_id: miner,
-        deadline_idx: deadline as i32,
+        deadline_idx: w.deadline as i32,
         partitions: partitions
             .iter()
             .map(i32::to_string)
@@ -115,41 +152,69 @@ pub fn job_for(
             .join(","),
         proof_type: proof_type.to_string(),
         sectors: input.sectors.len() as i32,
-        deadline_open_at: opened_at,
+        deadline_open_at: w.opened_at,
+        deadline_close_at: w.closes_at,
+        part_group: group,
         input: json,
     })
 }
 
 impl DeadlineClock {
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        let now = chrono::Utc::now().timestamp().max(0) as u64;
-        let (deadline, opened) = open_deadline(now, self.interval, self.deadlines);
-        let opened_at = DateTime::from_timestamp(opened as i64, 0).map(|d| d.naive_utc());
-        let Some(opened_at) = opened_at.filter(|_| !self.busy) else {
+        if self.busy {
+            return;
+        }
+        // The database's clock, as the keeper's: every manager sees the same windows.
+        let now = self.db.now();
+        let (deadline, opened) = open_deadline(
+            now.and_utc().timestamp().max(0) as u64,
+            self.interval,
+            self.deadlines,
+        );
+        let Some(opened_at) = DateTime::from_timestamp(opened as i64, 0).map(|d| d.naive_utc())
+        else {
             return;
         };
+        let window = Window {
+            deadline,
+            opened_at,
+            closes_at: opened_at + self.interval,
+        };
         self.busy = true;
-        let (db, miner, proof) = (self.db.clone(), self.miner, self.proof_type.clone());
+        let (db, miner, proof, per_job) = (
+            self.db.clone(),
+            self.miner,
+            self.proof_type.clone(),
+            self.partitions_per_job,
+        );
         let work = async move {
             db.run(move |c| {
+                // Windows that closed first: their misses fault sectors the new job covers.
+                let missed = db::wdpost::close_windows(c, now)?;
                 let sectors = db::sectors::proven_in_deadline(c, miner, deadline as i32)?;
-                match job_for(miner, &proof, deadline, opened_at, &sectors) {
-                    Some(job) => {
-                        let created = db::wdpost::create(c, &job, db::now())?;
-                        Ok(created.then_some(job))
+                let mut created = Vec::new();
+                for job in jobs_for(miner, &proof, window, per_job, &sectors) {
+                    if db::wdpost::create(c, &job, now)? {
+                        created.push(job);
                     }
-                    None => Ok(None),
                 }
+                Ok((missed, created))
             })
             .await
         };
         ctx.spawn(work.into_actor(self).map(
-            move |res: Result<Option<NewJob>, DbError>, act, _| {
+            move |res: Result<(Vec<MissedRow>, Vec<NewJob>), DbError>, act, _| {
                 act.busy = false;
                 match res {
-                    Ok(Some(job)) => info!(job = %job.id, deadline, partitions = %job.partitions, sectors = job.sectors, "wdpost job created"),
-                    Ok(None) => {}
-                    Err(e) => warn!(error = %e, "deadline clock cannot create the WindowPoSt job"),
+                    Ok((missed, created)) => {
+                        for m in missed {
+                            warn!(job = %m.job_id, miner = m.miner_id, deadline = m.deadline_idx, partitions = %m.partitions, sectors = m.sectors, reason = %m.reason, "WindowPoSt deadline missed: its sectors are faulty");
+                        }
+                        for job in created {
+                            info!(job = %job.id, deadline, partitions = %job.partitions, sectors = job.sectors, closes = %job.deadline_close_at, "wdpost job created");
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "deadline clock cannot create or close WindowPoSt jobs"),
                 }
             },
         ));
@@ -222,7 +287,31 @@ mod tests {
             update_store: None,
             update_proof: None,
             upgraded_at: None,
+            faulty_at: None,
+            fault_reason: None,
+            imported_at: None,
         }
+    }
+
+    fn at(secs: i64) -> NaiveDateTime {
+        DateTime::from_timestamp(secs, 0)
+            .map(|d| d.naive_utc())
+            .unwrap_or_default()
+    }
+
+    /// The one job (all partitions together) of deadline 0 opened at `opened`.
+    fn job_for(opened: NaiveDateTime, sectors: &[SectorRow]) -> Option<NewJob> {
+        let w = Window {
+            deadline: 0,
+            opened_at: opened,
+            closes_at: opened + chrono::Duration::seconds(60),
+        };
+        let mut jobs = jobs_for(10000, "StackedDrgWindow2KiBV1_2", w, 0, sectors);
+        assert!(
+            jobs.len() <= 1,
+            "one job per deadline without partitions_per_job"
+        );
+        jobs.pop()
     }
 
     #[test]
@@ -235,7 +324,7 @@ mod tests {
         snapped.update_comm_r = Some("ab".repeat(32));
         snapped.update_store = Some("other".into());
         let sectors = [sector(1, 0, Some(100)), snapped];
-        let job = job_for(10000, "StackedDrgWindow2KiBV1_2", 0, opened, &sectors);
+        let job = job_for(opened, &sectors);
         let input: PoStInput = job
             .and_then(|j| serde_json::from_str(&j.input).ok())
             .unwrap_or_else(|| panic!("a job"));
@@ -267,7 +356,7 @@ mod tests {
             sector(3, 1, Some(600)),
             sector(5, 2, Some(601)),
         ];
-        let job = job_for(10000, "StackedDrgWindow2KiBV1_2", 0, opened, &sectors);
+        let job = job_for(opened, &sectors);
         let job = job.unwrap_or_else(|| panic!("a job"));
         assert_eq!(job.partitions, "0,1");
         assert_eq!(job.sectors, 2);
@@ -276,17 +365,39 @@ mod tests {
         assert_eq!(numbers, [1, 3]);
         assert_eq!(input.sectors[0].accesses.sealed_file, "remote");
         // The same opening gives the same job; a later opening another one.
-        let again = job_for(10000, "StackedDrgWindow2KiBV1_2", 0, opened, &sectors);
+        let again = job_for(opened, &sectors);
         assert_eq!(again.map(|j| j.id), Some(job.id.clone()));
         let later = DateTime::from_timestamp(1200, 0)
             .map(|d| d.naive_utc())
             .unwrap_or_default();
-        let next = job_for(10000, "StackedDrgWindow2KiBV1_2", 0, later, &sectors);
+        let next = job_for(later, &sectors);
         assert_ne!(next.map(|j| j.id), Some(job.id));
         // Nothing proven yet: no job.
         let early = DateTime::from_timestamp(50, 0)
             .map(|d| d.naive_utc())
             .unwrap_or_default();
-        assert!(job_for(10000, "StackedDrgWindow2KiBV1_2", 0, early, &sectors).is_none());
+        assert!(job_for(early, &sectors).is_none());
+    }
+
+    #[test]
+    fn partitions_per_job_splits_a_deadline_and_each_job_knows_its_window() {
+        let w = Window {
+            deadline: 0,
+            opened_at: at(600),
+            closes_at: at(660),
+        };
+        let sectors: Vec<SectorRow> = (0..5).map(|n| sector(n, n as i32 / 2, Some(100))).collect();
+        // Partitions 0, 1, 2 (two sectors each but the last): two per job gives 0-1 and 2.
+        let jobs = jobs_for(10000, "StackedDrgWindow2KiBV1_2", w, 2, &sectors);
+        let shape: Vec<(&str, i32, i32)> = jobs
+            .iter()
+            .map(|j| (j.partitions.as_str(), j.part_group, j.sectors))
+            .collect();
+        assert_eq!(shape, [("0,1", 0, 4), ("2", 1, 1)]);
+        assert!(jobs.iter().all(|j| j.deadline_close_at == at(660)));
+        assert_ne!(jobs[0].id, jobs[1].id);
+        // One per job: three jobs; 0 (the default): one.
+        assert_eq!(jobs_for(10000, "P", w, 1, &sectors).len(), 3);
+        assert_eq!(jobs_for(10000, "P", w, 0, &sectors).len(), 1);
     }
 }

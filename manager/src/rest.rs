@@ -219,6 +219,23 @@ pub async fn metrics(s: web::Data<RestState>) -> HttpResponse {
             .map_or(0, |(_, n)| *n);
         out += &format!("damocles_wdpost_jobs{{state=\"{state}\"}} {n}\n");
     }
+    let (missed, faulty) =
+        s.db.run(|c| {
+            Ok((
+                db::wdpost::count_by_miner(c)?,
+                db::sectors::faulty_by_miner(c)?,
+            ))
+        })
+        .await
+        .unwrap_or_default();
+    out += "# TYPE damocles_wdpost_missed_deadlines_total counter\n";
+    for (miner, n) in missed {
+        out += &format!("damocles_wdpost_missed_deadlines_total{{miner=\"{miner}\"}} {n}\n");
+    }
+    out += "# TYPE damocles_faulty_sectors gauge\n";
+    for (miner, n) in faulty {
+        out += &format!("damocles_faulty_sectors{{miner=\"{miner}\"}} {n}\n");
+    }
     out += &s.sched.metrics();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -127,6 +127,7 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
             proof_type: verify::post_proof_name(proof_type)?,
             deadlines: cfg.mock.deadlines(),
             interval: cfg.mock.deadline_interval(),
+            partitions_per_job: cfg.task.partitions_per_job.unwrap_or(0),
             busy: false,
         }
         .start();
@@ -200,6 +201,8 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
             .route("/wdpost/jobs", web::delete().to(rest::wdpost::remove_all))
             .route("/wdpost/jobs/{id}", web::delete().to(rest::wdpost::remove))
             .route("/wdpost/jobs/{id}/reset", web::post().to(rest::wdpost::reset))
+            .route("/proving/faults", web::get().to(rest::wdpost::faults))
+            .route("/proving/missed", web::get().to(rest::wdpost::missed))
             .default_service(web::to(|| async {
                 HttpResponse::NotFound().json(serde_json::json!({"error": "no such endpoint; see the README for the REST API"}))
             }))

@@ -45,6 +45,20 @@ fn input_of(row: &JobRow) -> Result<PoStInput, RpcError> {
     })
 }
 
+/// The failure of an attempt that ends at `at`, after its job's window closed.
+fn late(row: &JobRow, at: chrono::NaiveDateTime) -> Option<Finish> {
+    let close = row.deadline_close_at.filter(|c| *c <= at)?;
+    Some(Finish {
+        succeeded: false,
+        error: Some(format!(
+            "deadline closed: the result came {}s after the window closed at {}",
+            (at - close).num_seconds(),
+            close.format("%Y-%m-%d %H:%M:%S")
+        )),
+        output: None,
+    })
+}
+
 impl JobQueue {
     pub async fn allocate(
         &self,
@@ -149,7 +163,14 @@ impl JobQueue {
         else {
             return Err(self.refusal(&wire, worker).await);
         };
-        let outcome = self.judge(&row, output, error).await?;
+        // A proof handed in after the window closed does not count: not even verified.
+        let outcome = match late(&row, self.db.now()) {
+            Some(late) => late,
+            None => {
+                let judged = self.judge(&row, output, error).await?;
+                late(&row, self.db.now()).unwrap_or(judged)
+            }
+        };
         let (succeeded, reason) = (outcome.succeeded, outcome.error.clone());
         let (i, owner, try_num) = (
             id.clone(),
@@ -158,9 +179,17 @@ impl JobQueue {
         );
         let attempt = row.attempt.clone().unwrap_or_default();
         let at = self.db.now();
+        let (miner, covered) = (row.miner_id as u64, db::wdpost::job_sectors(&row));
         let done = self
             .db
-            .run(move |c| db::wdpost::finish(c, &i, &owner, &attempt, outcome, at))
+            .run(move |c| {
+                let done = db::wdpost::finish(c, &i, &owner, &attempt, outcome, at)?;
+                // A verified proof of a faulty sector recovers it.
+                if done && succeeded {
+                    db::sectors::recover(c, miner, &covered, at)?;
+                }
+                Ok(done)
+            })
             .await
             .map_err(db_error)?;
         if !done {

@@ -1,8 +1,8 @@
 //! `JobKeeper`: the timers of the WindowPoSt job queue (`[task]` in `manager.toml`). A running
 //! job whose heartbeat is older than `heartbeat_timeout`, or that runs longer than `timeout`,
 //! fails; a failed job with tries left goes back to `ReadyToRun` every `retry_job_interval`;
-//! finished jobs older than `should_archive` move to the archive table every
-//! `archive_job_interval`. Each rule is one conditional statement per job, so any number of
+//! finished jobs older than `should_archive`, and any job whose challenge window closed more
+//! than `job_lifetime` ago, move to the archive table every `archive_job_interval`. Each rule is one conditional statement per job, so any number of
 //! managers may run a keeper on one database; every time in them is the database's clock
 //! (`Db::now`), so a manager whose own clock is off fails no live job.
 
@@ -23,6 +23,7 @@ pub struct KeeperRules {
     pub retry_job_interval: Duration,
     pub archive_job_interval: Duration,
     pub should_archive: Duration,
+    pub job_lifetime: Duration,
 }
 
 impl Default for KeeperRules {
@@ -34,6 +35,7 @@ impl Default for KeeperRules {
             retry_job_interval: Duration::from_secs(10),
             archive_job_interval: Duration::from_secs(3600),
             should_archive: Duration::from_secs(2 * 24 * 3600),
+            job_lifetime: Duration::from_secs(25 * 3600),
         }
     }
 }
@@ -117,14 +119,23 @@ impl JobKeeper {
 
     fn archive(&mut self, ctx: &mut Context<Self>) {
         let max = self.rules.max_retry;
-        let cutoff = self.db.now()
-            - chrono::Duration::from_std(self.rules.should_archive).unwrap_or_default();
+        let ago = |d: Duration| self.db.now() - chrono::Duration::from_std(d).unwrap_or_default();
+        let (cutoff, expired) = (ago(self.rules.should_archive), ago(self.rules.job_lifetime));
         self.run_rule(
             ctx,
-            move |c| db::wdpost::archive(c, cutoff, max),
-            |n: usize| {
-                if n > 0 {
-                    info!(jobs = n, "finished wdpost jobs archived");
+            move |c| {
+                let done = db::wdpost::archive(c, cutoff, max)?;
+                Ok((done, db::wdpost::expire(c, expired)?))
+            },
+            |(done, expired): (usize, usize)| {
+                if done > 0 {
+                    info!(jobs = done, "finished wdpost jobs archived");
+                }
+                if expired > 0 {
+                    info!(
+                        jobs = expired,
+                        "wdpost jobs of long-closed windows archived (job_lifetime)"
+                    );
                 }
             },
         );
@@ -197,6 +208,8 @@ mod tests {
                 proof_type: "P".into(),
                 sectors: 1,
                 deadline_open_at: long_ago,
+                deadline_close_at: long_ago + chrono::Duration::hours(2),
+                part_group: 0,
                 input: "{}".into(),
             };
             db::wdpost::create(&mut c, &job, long_ago).unwrap_or_else(|e| panic!("{e}"));

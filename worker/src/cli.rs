@@ -47,10 +47,13 @@ enum WorkerSub {
         #[arg(long)]
         json: bool,
     },
-    /// Pause one thread
+    /// Pause one thread (at once when it waits; else when its step ends)
     Pause {
         #[arg(short, long)]
         index: usize,
+        /// Stop now even inside a processor step, which then runs again from its start on resume
+        #[arg(long)]
+        force: bool,
     },
     /// Resume a paused thread, optionally from another state
     Resume {
@@ -113,8 +116,8 @@ impl WorkerCmd {
                     }
                 }
             }
-            WorkerSub::Pause { index } => {
-                if api.call::<WorkerPause>((index,), false).await? {
+            WorkerSub::Pause { index, force } => {
+                if api.call::<WorkerPause>((index,), force).await? {
                     println!("thread #{index} paused");
                 } else {
                     println!("thread #{index} was already paused");

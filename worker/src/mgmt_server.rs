@@ -147,7 +147,7 @@ async fn dispatch(
         WorkerVersion::NAME => method::serve::<WorkerVersion, _, _>(p, |_| async { Ok(version()) }).await,
         WorkerPause::NAME => {
             method::serve::<WorkerPause, _, _>(p, |(index,)| async move {
-                let control = Control::Pause;
+                let control = Control::Pause { force: caller.force };
                 let r = s.sup.send(ControlThread { index, control }).await.map_err(unavailable)?;
                 r.map_err(control_error)
             })

@@ -16,7 +16,12 @@ pub struct GetInfo;
 #[rtype(result = "Result<bool, String>")]
 pub enum Control {
     /// Park the thread; `true` when it was not paused yet.
-    Pause,
+    Pause {
+        /// Stop now even inside a step that is not cancellable (the step runs again on resume,
+        /// or is dropped by resuming into Aborted): `X-Damocles-Force: true`, sent by the
+        /// manager when an operator aborts the thread's sector.
+        force: bool,
+    },
     /// Leave the parked state, optionally in another state of the thread's plan; `true` when
     /// the thread was parked (or about to be).
     Resume {

@@ -206,16 +206,20 @@ impl<P: Plan> ThreadRunner<P> {
         info!("paused");
     }
 
-    fn pause(&mut self, ctx: &mut Context<Self>) -> bool {
-        if self.paused_at.is_some() || self.pause_requested {
+    fn pause(&mut self, force: bool, ctx: &mut Context<Self>) -> bool {
+        if self.paused_at.is_some() {
+            return false;
+        }
+        if self.pause_requested && !force {
             return false;
         }
         if let Some(handle) = self.timer.take() {
             ctx.cancel_future(handle);
             self.pause_now();
         } else if let Some(handle) = self.step {
-            if self.plan.cancellable(&activity(&self.activity)) {
-                // Nothing done yet in this step: it runs again on resume.
+            if force || self.plan.cancellable(&activity(&self.activity)) {
+                // Nothing done yet in this step (or the operator said so): it runs again on
+                // resume, unless resumed into another state.
                 ctx.cancel_future(handle);
                 self.step = None;
                 self.pause_now();
@@ -355,7 +359,7 @@ impl<P: Plan> Handler<Control> for ThreadRunner<P> {
     fn handle(&mut self, msg: Control, ctx: &mut Self::Context) -> Self::Result {
         let _span = self.span.clone().entered();
         match msg {
-            Control::Pause => Box::pin(fut::ready(Ok(self.pause(ctx)))),
+            Control::Pause { force } => Box::pin(fut::ready(Ok(self.pause(force, ctx)))),
             Control::Resume { state } => self.resume(state, ctx),
         }
     }

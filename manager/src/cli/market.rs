@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use reqwest::Method;
 
-use super::{decode, opt, table, Api};
+use super::{decode, opt, print_json, table, Api};
 use crate::db::deals::DealRow;
 use crate::rest::market::{DeadlineCandidates, SectorState, SectorView, SnapFetched};
 
@@ -53,11 +53,6 @@ pub enum SnapSub {
         #[arg(long)]
         json: bool,
     },
-}
-
-fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
 }
 
 fn sector_of(d: &DealRow) -> String {

@@ -23,6 +23,11 @@ pub enum SealerSub {
         #[command(subcommand)]
         cmd: super::market::SnapSub,
     },
+    /// WindowPoSt: faulty sectors and missed deadlines
+    Proving {
+        #[command(subcommand)]
+        cmd: super::proving::ProvingSub,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +67,7 @@ impl SealerSub {
     pub async fn run(self, api: &Api) -> anyhow::Result<()> {
         let (count, fill, once_per_worker) = match self {
             SealerSub::Snap { cmd } => return cmd.run(api).await,
+            SealerSub::Proving { cmd } => return cmd.run(api).await,
             SealerSub::Sectors {
                 cmd: SectorsSub::List { miner, json },
             } => return super::market::sectors_list(api, miner, json).await,

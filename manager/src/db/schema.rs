@@ -63,6 +63,9 @@ diesel::table! {
         update_store -> Nullable<Text>,
         update_proof -> Nullable<Text>,
         upgraded_at -> Nullable<Timestamp>,
+        faulty_at -> Nullable<Timestamp>,
+        fault_reason -> Nullable<Text>,
+        imported_at -> Nullable<Timestamp>,
     }
 }
 
@@ -141,6 +144,8 @@ diesel::table! {
         input -> Text,
         output -> Nullable<Text>,
         attempt -> Nullable<Text>,
+        deadline_close_at -> Nullable<Timestamp>,
+        part_group -> Integer,
     }
 }
 
@@ -165,6 +170,22 @@ diesel::table! {
         input -> Text,
         output -> Nullable<Text>,
         attempt -> Nullable<Text>,
+        deadline_close_at -> Nullable<Timestamp>,
+        part_group -> Integer,
+    }
+}
+
+diesel::table! {
+    wdpost_missed (job_id) {
+        job_id -> Text,
+        miner_id -> BigInt,
+        deadline_idx -> Integer,
+        partitions -> Text,
+        sectors -> Integer,
+        deadline_open_at -> Timestamp,
+        deadline_close_at -> Timestamp,
+        reason -> Text,
+        recorded_at -> Timestamp,
     }
 }
 

@@ -43,6 +43,12 @@ pub struct SectorRow {
     pub update_store: Option<String>,
     pub update_proof: Option<String>,
     pub upgraded_at: Option<NaiveDateTime>,
+    /// Since when the sector is faulty (a missed WindowPoSt), and why; cleared by the next
+    /// verified WindowPoSt that covers it.
+    pub faulty_at: Option<NaiveDateTime>,
+    pub fault_reason: Option<String>,
+    /// When the sector came in through `util sealer sectors import-json`.
+    pub imported_at: Option<NaiveDateTime>,
 }
 
 /// Takes the next sector number of `miner` and records the sector as `owner`'s. Safe with
@@ -123,6 +129,79 @@ pub fn proven_in_deadline(
         .filter(sectors::deadline_idx.eq(deadline))
         .filter(sectors::proof_state.eq("Landed"))
         .order(sectors::sector_number.asc())
+        .load(conn)
+        .map_err(classify)
+}
+
+/// Marks `numbers` of `miner` faulty with `reason`, unless they are already (the first fault's
+/// time and reason stay); returns how many became faulty.
+pub fn mark_faulty(
+    conn: &mut DbConnection,
+    miner: u64,
+    numbers: &[u64],
+    reason: &str,
+    at: NaiveDateTime,
+) -> Result<usize, DbError> {
+    let numbers: Vec<i64> = numbers.iter().map(|n| *n as i64).collect();
+    diesel::update(
+        sectors::table
+            .filter(sectors::miner_id.eq(miner as i64))
+            .filter(sectors::sector_number.eq_any(numbers))
+            .filter(sectors::faulty_at.is_null()),
+    )
+    .set((
+        sectors::faulty_at.eq(at),
+        sectors::fault_reason.eq(reason),
+        sectors::updated_at.eq(at),
+    ))
+    .execute(conn)
+    .map_err(classify)
+}
+
+/// Clears the fault of `numbers` of `miner` (a verified WindowPoSt covered them); returns how
+/// many recovered.
+pub fn recover(
+    conn: &mut DbConnection,
+    miner: u64,
+    numbers: &[u64],
+    at: NaiveDateTime,
+) -> Result<usize, DbError> {
+    let numbers: Vec<i64> = numbers.iter().map(|n| *n as i64).collect();
+    diesel::update(
+        sectors::table
+            .filter(sectors::miner_id.eq(miner as i64))
+            .filter(sectors::sector_number.eq_any(numbers))
+            .filter(sectors::faulty_at.is_not_null()),
+    )
+    .set((
+        sectors::faulty_at.eq(None::<NaiveDateTime>),
+        sectors::fault_reason.eq(None::<String>),
+        sectors::updated_at.eq(at),
+    ))
+    .execute(conn)
+    .map_err(classify)
+}
+
+/// The faulty sectors, of one miner or all, by miner and number.
+pub fn faulty(conn: &mut DbConnection, miner: Option<u64>) -> Result<Vec<SectorRow>, DbError> {
+    let mut q = sectors::table
+        .select(SectorRow::as_select())
+        .filter(sectors::faulty_at.is_not_null())
+        .order((sectors::miner_id.asc(), sectors::sector_number.asc()))
+        .into_boxed();
+    if let Some(m) = miner {
+        q = q.filter(sectors::miner_id.eq(m as i64));
+    }
+    q.load(conn).map_err(classify)
+}
+
+/// Faulty sectors per miner, for `/metrics`.
+pub fn faulty_by_miner(conn: &mut DbConnection) -> Result<Vec<(i64, i64)>, DbError> {
+    use diesel::dsl::count_star;
+    sectors::table
+        .filter(sectors::faulty_at.is_not_null())
+        .group_by(sectors::miner_id)
+        .select((sectors::miner_id, count_star()))
         .load(conn)
         .map_err(classify)
 }

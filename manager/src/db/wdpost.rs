@@ -12,8 +12,10 @@ use super::schema::wdpost_jobs;
 use super::{classify, DbConnection, DbError};
 
 mod claim;
+pub mod missed;
 mod state;
 pub use claim::claim;
+pub use missed::{close_windows, count_by_miner, expire, job_sectors, MissedRow};
 pub use state::JobState;
 use JobState::{Failed, ReadyToRun, Running, Succeed};
 
@@ -50,9 +52,19 @@ pub struct JobRow {
     /// The claim in force (`None` until claimed, and after a reset).
     #[serde(skip)]
     pub attempt: Option<String>,
+    /// When the job's challenge window closes: no claim and no proof counts after it (`None`
+    /// for a job made before windows were recorded: it never closes).
+    pub deadline_close_at: Option<NaiveDateTime>,
+    /// Which group of the deadline's partitions the job covers (`[task] partitions_per_job`).
+    pub part_group: i32,
 }
 
 impl JobRow {
+    /// Whether the job's window has closed at `at`.
+    pub fn closed(&self, at: NaiveDateTime) -> bool {
+        self.deadline_close_at.is_some_and(|c| c <= at)
+    }
+
     /// The id the claiming worker is given and echoes: `<id>@<attempt>`.
     pub fn wire_id(&self) -> String {
         match &self.attempt {
@@ -85,6 +97,8 @@ pub struct NewJob {
     pub proof_type: String,
     pub sectors: i32,
     pub deadline_open_at: NaiveDateTime,
+    pub deadline_close_at: NaiveDateTime,
+    pub part_group: i32,
     pub input: String,
 }
 
@@ -111,8 +125,8 @@ pub fn create(conn: &mut DbConnection, job: &NewJob, at: NaiveDateTime) -> Resul
     };
     let sql = format!(
         "{ignore} INTO wdpost_jobs (id, miner_id, deadline_idx, partitions, proof_type, sectors, \
-         state, try_num, deadline_open_at, created_at, updated_at, input) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
+         state, try_num, deadline_open_at, created_at, updated_at, input, deadline_close_at, \
+         part_group) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)"
     );
     let n = execute(
         conn,
@@ -129,6 +143,8 @@ pub fn create(conn: &mut DbConnection, job: &NewJob, at: NaiveDateTime) -> Resul
             Val::Time(at),
             Val::Time(at),
             Val::Text(job.input.clone()),
+            Val::Time(job.deadline_close_at),
+            Val::Int(job.part_group.into()),
         ],
     )
     .map_err(classify)?;
@@ -211,7 +227,8 @@ pub struct Finish {
 }
 
 /// Ends the attempt `attempt` of `worker` on job `id`; false when the job moved on meanwhile
-/// (timed out, reset, removed, claimed again), in which case nothing changed.
+/// (timed out, reset, removed, claimed again, or its window closed before a success), in which
+/// case nothing changed.
 pub fn finish(
     conn: &mut DbConnection,
     id: &str,
@@ -220,12 +237,23 @@ pub fn finish(
     f: Finish,
     at: NaiveDateTime,
 ) -> Result<bool, DbError> {
+    // A failure ends the attempt whenever it comes; a success only inside the window.
+    let open_at = if f.succeeded {
+        at
+    } else {
+        chrono::DateTime::UNIX_EPOCH.naive_utc()
+    };
     let n = diesel::update(
         wdpost_jobs::table
             .filter(wdpost_jobs::id.eq(id))
             .filter(wdpost_jobs::state.eq(Running.name()))
             .filter(wdpost_jobs::worker_name.eq(worker))
-            .filter(wdpost_jobs::attempt.eq(attempt)),
+            .filter(wdpost_jobs::attempt.eq(attempt))
+            .filter(
+                wdpost_jobs::deadline_close_at
+                    .is_null()
+                    .or(wdpost_jobs::deadline_close_at.gt(open_at)),
+            ),
     )
     .set((
         wdpost_jobs::state.eq(if f.succeeded { Succeed } else { Failed }.name()),
@@ -270,24 +298,31 @@ pub fn count_by_state(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, DbE
         .map_err(classify)
 }
 
-/// Back to `ReadyToRun` with no tries; false when the job does not exist.
+/// Back to `ReadyToRun` with no tries; false when the job does not exist or its window has
+/// closed (a proof would no longer count).
 pub fn reset(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> Result<bool, DbError> {
     let none: Option<NaiveDateTime> = None;
-    let n = diesel::update(wdpost_jobs::table.filter(wdpost_jobs::id.eq(id)))
-        .set((
-            wdpost_jobs::state.eq(ReadyToRun.name()),
-            wdpost_jobs::try_num.eq(0),
-            wdpost_jobs::worker_name.eq(None::<String>),
-            wdpost_jobs::error_reason.eq(None::<String>),
-            wdpost_jobs::output.eq(None::<String>),
-            wdpost_jobs::started_at.eq(none),
-            wdpost_jobs::heartbeat_at.eq(none),
-            wdpost_jobs::finished_at.eq(none),
-            wdpost_jobs::updated_at.eq(at),
-            wdpost_jobs::attempt.eq(None::<String>),
-        ))
-        .execute(conn)
-        .map_err(classify)?;
+    let n = diesel::update(
+        wdpost_jobs::table.filter(wdpost_jobs::id.eq(id)).filter(
+            wdpost_jobs::deadline_close_at
+                .is_null()
+                .or(wdpost_jobs::deadline_close_at.gt(at)),
+        ),
+    )
+    .set((
+        wdpost_jobs::state.eq(ReadyToRun.name()),
+        wdpost_jobs::try_num.eq(0),
+        wdpost_jobs::worker_name.eq(None::<String>),
+        wdpost_jobs::error_reason.eq(None::<String>),
+        wdpost_jobs::output.eq(None::<String>),
+        wdpost_jobs::started_at.eq(none),
+        wdpost_jobs::heartbeat_at.eq(none),
+        wdpost_jobs::finished_at.eq(none),
+        wdpost_jobs::updated_at.eq(at),
+        wdpost_jobs::attempt.eq(None::<String>),
+    ))
+    .execute(conn)
+    .map_err(classify)?;
     Ok(n > 0)
 }
 
@@ -359,7 +394,8 @@ fn fail_running_where(
     Ok(failed)
 }
 
-/// Failed jobs with tries left go back to `ReadyToRun`; returns how many.
+/// Failed jobs with tries left and their window still open go back to `ReadyToRun`; returns
+/// how many.
 pub fn retry_failed(
     conn: &mut DbConnection,
     max_retry: u32,
@@ -369,7 +405,12 @@ pub fn retry_failed(
     diesel::update(
         wdpost_jobs::table
             .filter(wdpost_jobs::state.eq(Failed.name()))
-            .filter(wdpost_jobs::try_num.lt(max_retry as i32)),
+            .filter(wdpost_jobs::try_num.lt(max_retry as i32))
+            .filter(
+                wdpost_jobs::deadline_close_at
+                    .is_null()
+                    .or(wdpost_jobs::deadline_close_at.gt(at)),
+            ),
     )
     .set((
         wdpost_jobs::state.eq(ReadyToRun.name()),
@@ -390,20 +431,32 @@ pub fn archive(
     cutoff: NaiveDateTime,
     max_retry: u32,
 ) -> Result<usize, DbError> {
-    let done = "finished_at < ? AND (state = ? OR (state = ? AND try_num >= ?))";
-    let done_vals = || {
-        vec![
-            Val::Time(cutoff),
-            st(Succeed),
-            st(Failed),
-            Val::Int(i64::from(max_retry)),
-        ]
-    };
-    let mut vals = done_vals();
+    move_to_archive(
+        conn,
+        "finished_at < ? AND (state = ? OR (state = ? AND try_num >= ?))",
+        &|| {
+            vec![
+                Val::Time(cutoff),
+                st(Succeed),
+                st(Failed),
+                Val::Int(i64::from(max_retry)),
+            ]
+        },
+    )
+}
+
+/// Moves up to 1,000 jobs matching `cond` (its values: `cond_vals`) to the archive, checking
+/// `cond` again inside the transaction; returns how many moved.
+fn move_to_archive(
+    conn: &mut DbConnection,
+    cond: &str,
+    cond_vals: &dyn Fn() -> Vec<Val>,
+) -> Result<usize, DbError> {
+    let mut vals = cond_vals();
     vals.push(Val::Int(1000));
     let ids: Vec<IdRow> = load(
         conn,
-        &format!("SELECT id FROM wdpost_jobs WHERE {done} LIMIT ?"),
+        &format!("SELECT id FROM wdpost_jobs WHERE {cond} LIMIT ?"),
         vals,
     )
     .map_err(classify)?;
@@ -418,7 +471,7 @@ pub fn archive(
     let list = in_list(ids.len());
     let vals = || {
         let mut v: Vec<Val> = ids.iter().map(|i| Val::Text(i.id.clone())).collect();
-        v.extend(done_vals());
+        v.extend(cond_vals());
         v
     };
     conn.transaction(|c| {
@@ -426,13 +479,13 @@ pub fn archive(
             c,
             &format!(
                 "{ignore} INTO wdpost_jobs_archived SELECT * FROM wdpost_jobs \
-                 WHERE id IN {list} AND {done}"
+                 WHERE id IN {list} AND {cond}"
             ),
             vals(),
         )?;
         execute(
             c,
-            &format!("DELETE FROM wdpost_jobs WHERE id IN {list} AND {done}"),
+            &format!("DELETE FROM wdpost_jobs WHERE id IN {list} AND {cond}"),
             vals(),
         )
     })

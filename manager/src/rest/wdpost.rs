@@ -1,4 +1,5 @@
-//! `/wdpost/jobs`: the WindowPoSt job queue for operators: list, reset, remove, remove all.
+//! `/wdpost/jobs`: the WindowPoSt job queue for operators: list, reset (while its window is
+//! open), remove, remove all. `/proving/faults` and `/proving/missed`: what missed windows cost.
 //! Every change is written to `audit_log`.
 
 use actix_web::{web, HttpResponse};
@@ -87,7 +88,23 @@ pub async fn reset(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let act = |c: &mut db::DbConnection, i: &str| db::wdpost::reset(c, i, db::now());
+    let i = id.clone();
+    let job = s.db.run(move |c| db::wdpost::get(c, &i)).await?;
+    let now = s.db.now();
+    match job {
+        None => return Err(unknown(&id)),
+        Some(j) if j.closed(now) => {
+            return Err(ApiError::Conflict(format!(
+                "wdpost job '{id}' cannot be reset: its challenge window closed at {} UTC, and a \
+                 proof now would not count (`util sealer proving missed` shows the miss)",
+                j.deadline_close_at
+                    .unwrap_or(now)
+                    .format("%Y-%m-%d %H:%M:%S")
+            )))
+        }
+        Some(_) => {}
+    }
+    let act = move |c: &mut db::DbConnection, i: &str| db::wdpost::reset(c, i, now);
     change_one(&s, &admin, "wdpost.reset", &id, "reset", act, unknown).await?;
     tracing::info!(job = %id, by = %admin.0, "wdpost job reset");
     Ok(HttpResponse::Ok().json(Reset { reset: id }))
@@ -168,4 +185,61 @@ pub struct RemovedJobs {
     pub dry_run: bool,
     /// The jobs' ids.
     pub jobs: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvingQuery {
+    pub miner: Option<u64>,
+    /// Most rows (missed deadlines; default 100).
+    pub limit: Option<i64>,
+}
+
+/// A faulty sector: which, where it is proven, since when and why.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Fault {
+    pub miner: i64,
+    pub sector: i64,
+    pub deadline: Option<i32>,
+    pub partition: Option<i32>,
+    pub since: NaiveDateTime,
+    pub reason: String,
+}
+
+pub async fn faults(
+    _admin: Admin,
+    s: web::Data<RestState>,
+    q: web::Query<ProvingQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let miner = q.miner;
+    let rows = s.db.run(move |c| db::sectors::faulty(c, miner)).await?;
+    let faults: Vec<Fault> = rows
+        .into_iter()
+        .map(|r| Fault {
+            miner: r.miner_id,
+            sector: r.sector_number,
+            deadline: r.deadline_idx,
+            partition: r.partition_idx,
+            since: r.faulty_at.unwrap_or(r.updated_at),
+            reason: r.fault_reason.unwrap_or_default(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(faults))
+}
+
+pub async fn missed(
+    _admin: Admin,
+    s: web::Data<RestState>,
+    q: web::Query<ProvingQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (miner, limit) = (q.miner, q.limit.unwrap_or(100));
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit {limit} is out of range: give 1 to 10000"
+        )));
+    }
+    let rows =
+        s.db.run(move |c| db::wdpost::missed::list(c, miner, limit))
+            .await?;
+    Ok(HttpResponse::Ok().json(rows))
 }

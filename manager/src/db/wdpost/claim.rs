@@ -10,10 +10,11 @@ use crate::db::raw::{execute, in_list, is_mysql, load, Val};
 use crate::db::schema::wdpost_jobs;
 use crate::db::{classify, DbConnection, DbError};
 
-/// `WHERE state = ReadyToRun` plus the filter, and the values it binds.
-fn ready_clause(f: &ClaimFilter) -> (String, Vec<Val>) {
-    let mut sql = "state = ?".to_string();
-    let mut vals = vec![st(ReadyToRun)];
+/// `WHERE state = ReadyToRun` and the window still open at `at`, plus the filter, and the
+/// values it binds.
+fn ready_clause(f: &ClaimFilter, at: NaiveDateTime) -> (String, Vec<Val>) {
+    let mut sql = "state = ? AND (deadline_close_at IS NULL OR deadline_close_at > ?)".to_string();
+    let mut vals = vec![st(ReadyToRun), Val::Time(at)];
     if let Some(m) = f.miners.as_ref().filter(|m| !m.is_empty()) {
         sql += &format!(" AND miner_id IN {}", in_list(m.len()));
         vals.extend(m.iter().map(|v| Val::Int(*v as i64)));
@@ -81,7 +82,7 @@ fn claim_skip_locked(
     at: NaiveDateTime,
 ) -> QueryResult<Vec<String>> {
     conn.transaction(|c| {
-        let (cond, mut vals) = ready_clause(filter);
+        let (cond, mut vals) = ready_clause(filter, at);
         vals.push(Val::Int(n as i64));
         let rows: Vec<IdRow> = load(
             c,
@@ -115,7 +116,7 @@ fn claim_conditional(
     worker: &str,
     at: NaiveDateTime,
 ) -> QueryResult<Vec<String>> {
-    let (cond, mut vals) = ready_clause(filter);
+    let (cond, mut vals) = ready_clause(filter, at);
     // A few spare candidates, for the ones another claimer wins first.
     vals.push(Val::Int((n + 8) as i64));
     let candidates: Vec<IdRow> = load(

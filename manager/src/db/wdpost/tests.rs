@@ -28,6 +28,8 @@ fn new_job(i: i32, miner: u64, proof: &str) -> NewJob {
         proof_type: proof.into(),
         sectors: 1,
         deadline_open_at: t(0),
+        deadline_close_at: t(3600),
+        part_group: 0,
         input: "{}".into(),
     }
 }

@@ -1,0 +1,11 @@
+DROP TABLE wdpost_missed;
+DROP INDEX wdpost_jobs_close;
+DROP INDEX wdpost_jobs_deadline;
+CREATE UNIQUE INDEX wdpost_jobs_deadline ON wdpost_jobs (miner_id, deadline_idx, deadline_open_at);
+ALTER TABLE wdpost_jobs DROP COLUMN deadline_close_at;
+ALTER TABLE wdpost_jobs DROP COLUMN part_group;
+ALTER TABLE wdpost_jobs_archived DROP COLUMN deadline_close_at;
+ALTER TABLE wdpost_jobs_archived DROP COLUMN part_group;
+ALTER TABLE sectors DROP COLUMN faulty_at;
+ALTER TABLE sectors DROP COLUMN fault_reason;
+ALTER TABLE sectors DROP COLUMN imported_at;
