@@ -4,6 +4,7 @@
 mod market;
 mod proving;
 mod sched;
+mod sectors;
 mod tokens;
 mod wdpost;
 

@@ -8,6 +8,7 @@ pub mod raw;
 pub mod retention;
 pub mod sched;
 pub mod schema;
+pub mod sector_admin;
 pub mod sectors;
 pub mod snap;
 pub mod stores;

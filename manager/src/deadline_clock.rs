@@ -290,6 +290,7 @@ mod tests {
             faulty_at: None,
             fault_reason: None,
             imported_at: None,
+            aborted_from: None,
         }
     }
 

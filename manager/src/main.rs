@@ -16,6 +16,7 @@ mod rest;
 mod retention;
 mod rpc;
 mod sched;
+mod sector_json;
 mod server;
 mod verify;
 mod wdpost;

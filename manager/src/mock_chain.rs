@@ -42,6 +42,9 @@ pub struct MockChain {
     pub sched: Arc<Scheduler>,
 }
 
+/// The state of an aborted sector.
+pub const ABORTED: &str = "Aborted";
+
 /// A value set a moment ago is gone: the row was removed meanwhile.
 fn lost(what: &str, id: SectorId) -> RpcError {
     RpcError::new(
@@ -81,7 +84,24 @@ impl MockChain {
     /// sector given to a caller without a token) any caller without a token and the worker
     /// that reported it. A refusal touches nothing. The owner never changes, so checking it
     /// before a change is enough.
+    /// The caller's sector, refused once it was aborted (by an operator, or by the worker
+    /// itself): a thread still working on it then aborts too.
     async fn sector(&self, id: SectorId, who: &Caller) -> Result<SectorRow, RpcError> {
+        let row = self.sector_of(id, who).await?;
+        if row.state == ABORTED {
+            return Err(RpcError::new(
+                SECTOR_STATE_NOT_FOUND,
+                format!(
+                    "sector {id} was aborted: {}",
+                    row.abort_reason.as_deref().unwrap_or("-")
+                ),
+            ));
+        }
+        Ok(row)
+    }
+
+    /// The caller's sector in any state.
+    async fn sector_of(&self, id: SectorId, who: &Caller) -> Result<SectorRow, RpcError> {
         let row = self
             .db
             .run(move |c| db::sectors::get(c, id.miner, id.number))
@@ -392,7 +412,7 @@ impl MockChain {
 
     /// The deadline and partition of a proven sector: sectors are dealt round the deadlines,
     /// and fill each deadline's partitions in number order.
-    fn placement(&self, number: u64) -> (i32, i32) {
+    pub fn placement(&self, number: u64) -> (i32, i32) {
         let deadlines = u64::from(self.deadlines.max(1));
         let per_partition = self.partition_sectors.max(1) as u64;
         (
@@ -423,7 +443,14 @@ impl MockChain {
         req: ReportStateReq,
         who: &Caller,
     ) -> Result<Option<SectorStateResp>, RpcError> {
-        self.sector(id, who).await?;
+        let row = self.sector_of(id, who).await?;
+        if row.state == ABORTED {
+            // A late report of a thread that has not heard of the abort yet changes nothing.
+            return Ok(Some(SectorStateResp {
+                id,
+                ..Default::default()
+            }));
+        }
         // A worker with a token is named by it, whatever the report says.
         let worker = who.name().unwrap_or(&req.worker.instance).to_string();
         self.change(
@@ -454,7 +481,11 @@ impl MockChain {
         reason: String,
         who: &Caller,
     ) -> Result<(), RpcError> {
-        let row = self.sector(id, who).await?;
+        let row = self.sector_of(id, who).await?;
+        if row.state == ABORTED {
+            // Aborted already (an operator did, and now the thread has followed).
+            return self.release(id).await;
+        }
         if row.snap_state.as_deref() == Some(db::snap::ALLOCATED) {
             // A snap-up given up: the proven sector stays, a candidate again.
             warn!(sector = %id, %reason, "snap-up aborted");

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod market;
+pub mod sectors;
 pub mod tokens;
 pub mod wdpost;
 pub mod workers;
@@ -41,6 +42,8 @@ pub struct RestState {
     pub miner: u64,
     pub proof_type: u64,
     pub deadlines: u32,
+    /// The mock chain, for what operators do to its sectors.
+    pub chain: crate::mock_chain::MockChain,
 }
 
 /// Proof that the request carried the admin token; holds who made it, for the audit log.

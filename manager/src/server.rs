@@ -139,7 +139,7 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
     let auth = Arc::new(Authenticator::new(db.clone(), cfg.auth.workers));
     info!(workers = ?cfg.auth.workers, "worker authentication");
     let rpc_state = web::Data::new(RpcState {
-        chain,
+        chain: chain.clone(),
         heartbeats,
         jobs: JobQueue {
             db: db.clone(),
@@ -157,6 +157,7 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
         miner,
         proof_type,
         deadlines: cfg.mock.deadlines(),
+        chain,
     });
     let max_conn = cfg.server.max_connections.unwrap_or(25_000);
     HttpServer::new(move || {
@@ -187,7 +188,11 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
             .route("/sched/log", web::get().to(rest::sched_log))
             .route("/sealer/sectors/pledge", web::post().to(rest::pledge))
             .route("/sectors", web::get().to(rest::market::sectors))
+            .route("/sectors/import", web::post().to(rest::sectors::import))
             .route("/sectors/{miner}/{number}", web::get().to(rest::market::sector_state))
+            .route("/sectors/{miner}/{number}/export", web::get().to(rest::sectors::export))
+            .route("/sectors/{miner}/{number}/abort", web::post().to(rest::sectors::abort))
+            .route("/sectors/{miner}/{number}/restore", web::post().to(rest::sectors::restore))
             .route("/sealer/snap/{miner}/fetch", web::post().to(rest::market::snap_fetch))
             .route("/sealer/snap/{miner}/candidates", web::get().to(rest::market::snap_candidates))
             .service(

@@ -190,6 +190,8 @@ pub fn manager_state(m: &Manager) -> Value {
         "/sectors",
         "/mock/deals",
         "/wdpost/jobs?all=true&detail=true",
+        "/proving/faults",
+        "/proving/missed",
         "/tokens",
         "/audit?limit=10000",
         "/sched/log?since_secs=100000",

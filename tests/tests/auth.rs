@@ -132,7 +132,7 @@ fn operator_routes_need_the_admin_token_and_tokens_are_managed_from_the_cli() {
     m.wait_for_workers(1);
     let worker_token = m.worker_token("w");
     let gone = revoked(&m);
-    let routes: [(Method, &str, Option<&str>); 14] = [
+    let routes: [(Method, &str, Option<&str>); 18] = [
         (Method::POST, "/workers/w/threads/0/pause", None),
         (Method::POST, "/workers/w/threads/0/resume", Some("{}")),
         (Method::DELETE, "/workers/w", None),
@@ -151,6 +151,22 @@ fn operator_routes_need_the_admin_token_and_tokens_are_managed_from_the_cli() {
         (Method::DELETE, "/workers/w/token", None),
         (Method::GET, "/tokens", None),
         (Method::GET, "/workers/w", None),
+        (
+            Method::POST,
+            "/sectors/10000/1/abort?really_do_it=true",
+            None,
+        ),
+        (
+            Method::POST,
+            "/sectors/10000/1/restore?really_do_it=true",
+            None,
+        ),
+        (
+            Method::POST,
+            "/sectors/import?really_do_it=true&store=s",
+            Some("{}"),
+        ),
+        (Method::GET, "/proving/faults", None),
     ];
     let config = std::fs::read_to_string(&w.config).unwrap();
     let threads = || {

@@ -54,6 +54,47 @@ pub enum SectorsSub {
         #[arg(long)]
         json: bool,
     },
+    /// Abort a sector that is not proven (or the snap-up in flight of a proven one); the
+    /// thread working on it stops at once and wipes it. A dry run without --really-do-it
+    Abort {
+        #[arg(value_parser = super::sectors::actor)]
+        miner: u64,
+        number: u64,
+        /// Why (kept with the sector)
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        really_do_it: bool,
+    },
+    /// Undo an abort: the sector goes back to the state it was aborted in. A dry run without
+    /// --really-do-it
+    Restore {
+        #[arg(value_parser = super::sectors::actor)]
+        miner: u64,
+        number: u64,
+        #[arg(long)]
+        really_do_it: bool,
+    },
+    /// Print a sector as damocles-manager's SectorState JSON (what import-json reads, here or
+    /// in damocles)
+    ExportJson {
+        #[arg(value_parser = super::sectors::actor)]
+        miner: u64,
+        number: u64,
+    },
+    /// Import a proven sector from a SectorState JSON file (ours, or damocles-manager's own
+    /// export-json). Shows what it would import without --really-do-it
+    ImportJson {
+        file: std::path::PathBuf,
+        /// Replace a finished or aborted sector of the same number
+        #[arg(long)]
+        r#override: bool,
+        /// The persist store holding its sealed file and cache (damocles' records name none)
+        #[arg(long)]
+        store: Option<String>,
+        #[arg(long)]
+        really_do_it: bool,
+    },
     /// One sector with its deals and pieces
     State {
         miner: u64,
@@ -65,44 +106,35 @@ pub enum SectorsSub {
 
 impl SealerSub {
     pub async fn run(self, api: &Api) -> anyhow::Result<()> {
-        let (count, fill, once_per_worker) = match self {
-            SealerSub::Snap { cmd } => return cmd.run(api).await,
-            SealerSub::Proving { cmd } => return cmd.run(api).await,
-            SealerSub::Sectors {
-                cmd: SectorsSub::List { miner, json },
-            } => return super::market::sectors_list(api, miner, json).await,
-            SealerSub::Sectors {
-                cmd:
-                    SectorsSub::State {
-                        miner,
-                        number,
-                        json,
-                    },
-            } => return super::market::sector_state(api, miner, number, json).await,
-            SealerSub::Sectors {
-                cmd:
-                    SectorsSub::Pledge {
-                        count,
-                        fill,
-                        once_per_worker,
-                    },
-            } => (count, fill, once_per_worker),
-        };
-        let body = match count {
-            Some(n) => json!({ "count": n }),
-            None if fill => json!({"fill": true}),
-            None => json!({"once_per_worker": once_per_worker}),
-        };
-        let r = api
-            .call(Method::POST, "/sealer/sectors/pledge", Some(body))
-            .await?;
-        let r: Pledged = decode("pledge", r)?;
-        println!("pledged {} sectors", r.pledged);
-        for (worker, n) in r.workers {
-            println!("  {worker}: {n}");
+        match self {
+            SealerSub::Snap { cmd } => cmd.run(api).await,
+            SealerSub::Proving { cmd } => cmd.run(api).await,
+            SealerSub::Sectors { cmd } => super::sectors::run(cmd, api).await,
         }
-        Ok(())
     }
+}
+
+/// `util sealer sectors pledge`.
+pub async fn pledge(
+    api: &Api,
+    count: Option<u32>,
+    fill: bool,
+    once_per_worker: bool,
+) -> anyhow::Result<()> {
+    let body = match count {
+        Some(n) => json!({ "count": n }),
+        None if fill => json!({"fill": true}),
+        None => json!({"once_per_worker": once_per_worker}),
+    };
+    let r = api
+        .call(Method::POST, "/sealer/sectors/pledge", Some(body))
+        .await?;
+    let r: Pledged = decode("pledge", r)?;
+    println!("pledged {} sectors", r.pledged);
+    for (worker, n) in r.workers {
+        println!("  {worker}: {n}");
+    }
+    Ok(())
 }
 
 /// Prints the decisions of the last `since` (one greppable line each), or their JSON.

@@ -66,6 +66,7 @@ diesel::table! {
         faulty_at -> Nullable<Timestamp>,
         fault_reason -> Nullable<Text>,
         imported_at -> Nullable<Timestamp>,
+        aborted_from -> Nullable<Text>,
     }
 }
 

@@ -49,6 +49,8 @@ pub struct SectorRow {
     pub fault_reason: Option<String>,
     /// When the sector came in through `util sealer sectors import-json`.
     pub imported_at: Option<NaiveDateTime>,
+    /// The state an aborted sector was in when it was aborted.
+    pub aborted_from: Option<String>,
 }
 
 /// Takes the next sector number of `miner` and records the sector as `owner`'s. Safe with
@@ -279,6 +281,18 @@ pub fn update(
             state,
             worker,
             location,
+        } if state == "Aborted" => diesel::update(target)
+            // The abort itself is recorded by `Aborted`, with the state it left.
+            .set((
+                sectors::worker_name.eq(worker),
+                sectors::location.eq(location),
+                sectors::updated_at.eq(at),
+            ))
+            .execute(conn),
+        Change::Report {
+            state,
+            worker,
+            location,
         } => diesel::update(target)
             .set((
                 sectors::state.eq(state),
@@ -290,8 +304,9 @@ pub fn update(
         Change::Finalized => diesel::update(target)
             .set((sectors::state.eq("Finished"), sectors::updated_at.eq(at)))
             .execute(conn),
-        Change::Aborted(reason) => diesel::update(target)
+        Change::Aborted(reason) => diesel::update(target.filter(sectors::state.ne("Aborted")))
             .set((
+                sectors::aborted_from.eq(sectors::state.nullable()),
                 sectors::state.eq("Aborted"),
                 sectors::abort_reason.eq(reason),
                 sectors::updated_at.eq(at),

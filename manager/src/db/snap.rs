@@ -184,7 +184,17 @@ pub fn release(
     number: u64,
     at: NaiveDateTime,
 ) -> Result<bool, DbError> {
-    write_transaction(conn, |c| {
+    write_transaction(conn, |c| release_in(c, miner, number, at))
+}
+
+/// `release` inside the caller's transaction.
+pub fn release_in(
+    c: &mut DbConnection,
+    miner: u64,
+    number: u64,
+    at: NaiveDateTime,
+) -> Result<bool, DbError> {
+    {
         let n = diesel::update(
             sectors::table
                 .filter(sectors::miner_id.eq(miner as i64))
@@ -200,5 +210,5 @@ pub fn release(
         .execute(c)?;
         deals::release(c, miner, number, at)?;
         Ok(n == 1)
-    })
+    }
 }

@@ -145,7 +145,7 @@ pub async fn list_workers(
 }
 
 /// A worker by name, else by address (`host[:port]`) as damocles resolves it.
-async fn resolve(s: &RestState, target: &str) -> Result<(String, String), ApiError> {
+pub(crate) async fn resolve(s: &RestState, target: &str) -> Result<(String, String), ApiError> {
     let t = target.to_string();
     if let Some(row) = s.db.run(move |c| db::workers::get(c, &t)).await? {
         return Ok((row.name, row.dest));
@@ -164,7 +164,7 @@ async fn resolve(s: &RestState, target: &str) -> Result<(String, String), ApiErr
 
 /// Calls a worker's management API, signed with the key derived from its token (when the
 /// manager holds one for that name; `force` says a resume may drop work).
-async fn call_worker<M: Method>(
+pub(crate) async fn call_worker<M: Method>(
     s: &RestState,
     name: &str,
     addr: &str,

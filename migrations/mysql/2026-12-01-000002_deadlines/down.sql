@@ -9,3 +9,4 @@ ALTER TABLE wdpost_jobs_archived DROP COLUMN part_group;
 ALTER TABLE sectors DROP COLUMN faulty_at;
 ALTER TABLE sectors DROP COLUMN fault_reason;
 ALTER TABLE sectors DROP COLUMN imported_at;
+ALTER TABLE sectors DROP COLUMN aborted_from;

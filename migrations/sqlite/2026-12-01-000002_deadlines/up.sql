@@ -28,3 +28,5 @@ ALTER TABLE sectors ADD COLUMN faulty_at DATETIME NULL;
 ALTER TABLE sectors ADD COLUMN fault_reason TEXT NULL;
 -- Set when the sector came in through `util sealer sectors import-json`.
 ALTER TABLE sectors ADD COLUMN imported_at DATETIME NULL;
+-- The state an aborted sector was in, for `util sealer sectors restore`.
+ALTER TABLE sectors ADD COLUMN aborted_from VARCHAR(64) NULL;
