@@ -16,7 +16,9 @@ mod worker;
 
 pub use manager::{manager_state, Manager};
 pub use mysql::{insert_fake_jobs, mysql_database, mysql_exec, OwnMariaDb};
-pub use worker::{wdpost_config, worker_config, worker_config_at, Worker};
+pub use worker::{
+    append_config, slow_processor, wdpost_config, worker_config, worker_config_at, Worker,
+};
 
 /// The environment variable that points the MySQL variants of the tests at a server.
 pub const MYSQL_URL_ENV: &str = "DAMOCLES_TEST_MYSQL_URL";

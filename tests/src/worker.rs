@@ -193,3 +193,26 @@ impl Worker {
         children_of(self.proc.pid())
     }
 }
+
+/// `[[processors.<stage>]]` running the real processor behind `fixtures/slow_processor.py`: it
+/// holds each request `secs` seconds before the real work, or with `hold_answer` each answer
+/// after it (the work's files are written, its answer is not in).
+pub fn slow_processor(stage: &str, secs: u32, hold_answer: bool) -> String {
+    let answer = if hold_answer {
+        ", SLOW_ANSWER = \"1\""
+    } else {
+        ""
+    };
+    format!(
+        "\n[[processors.{stage}]]\nbin = \"{}\"\nargs = [\"{}\", \"processor\", \"{stage}\"]\nenvs = {{ SLOW_SECS = \"{secs}\"{answer} }}\n",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/slow_processor.py"),
+        crate::bin("damocles-worker").display()
+    )
+}
+
+/// Adds `text` to the end of a config file.
+pub fn append_config(config: &Path, text: &str) {
+    let mut cfg = std::fs::read_to_string(config).expect("config");
+    cfg.push_str(text);
+    std::fs::write(config, cfg).expect("config");
+}

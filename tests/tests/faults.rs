@@ -27,22 +27,6 @@ fn fixture(name: &str) -> String {
     format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `[[processors.<stage>]]` running the real processor behind `fixtures/slow_processor.py`, which
-/// holds each answer `secs` seconds after the real work is done.
-fn held_answers(stage: &str, secs: u32) -> String {
-    format!(
-        "\n[[processors.{stage}]]\nbin = \"{}\"\nargs = [\"{}\", \"processor\", \"{stage}\"]\nenvs = {{ SLOW_SECS = \"{secs}\", SLOW_ANSWER = \"1\" }}\n",
-        fixture("slow_processor.py"),
-        bin("damocles-worker").display()
-    )
-}
-
-fn append(config: &Path, text: &str) {
-    let mut cfg = std::fs::read_to_string(config).unwrap();
-    cfg.push_str(text);
-    std::fs::write(config, cfg).unwrap();
-}
-
 #[test]
 fn misbehaving_processors_fail_their_task_readably_and_the_sector_then_seals() {
     let dir = tempfile::tempdir().unwrap();
@@ -50,7 +34,7 @@ fn misbehaving_processors_fail_their_task_readably_and_the_sector_then_seals() {
     let m = Manager::start(d, None);
     let port = free_port();
     let config = worker_config(d, "w", &m, port, 1, "");
-    append(
+    append_config(
         &config,
         &format!(
             "\n[[processors.pc1]]\nbin = \"python3\"\nargs = [\"{}\", \"{}\", \"{}\", \"processor\", \"pc1\"]\ntimeout = \"5s\"\n",
@@ -192,14 +176,14 @@ fn killed_worker_and_manager_lose_no_work() {
     let mut m = Manager::start_with(d, None, manager_port, manager_cfg);
     let port = free_port();
     let config = worker_config(d, "w", &m, port, 1, "");
-    append(
+    append_config(
         &config,
         &["pc1", "pc2", "c2", "window_post"]
             .iter()
-            .map(|s| held_answers(s, 4))
+            .map(|s| slow_processor(s, 4, true))
             .collect::<String>(),
     );
-    append(&config, "\n[[sealing_thread]]\nplan = \"wdpost\"\n");
+    append_config(&config, "\n[[sealing_thread]]\nplan = \"wdpost\"\n");
     let mut w = Worker::start_config(d, "w", config.clone(), port);
 
     // Killed in the middle of each heavy stage (the stage's files are written, its answer is

@@ -45,11 +45,7 @@ fn pc1_limit_changes_live_from_the_file_and_from_the_manager() {
     let cfg = std::fs::read_to_string(&path).unwrap().replace(
         "[processors.limitation.concurrent]\nc2 = 1\n",
         "[processors.limitation.concurrent]\nc2 = 1\npc1 = 2\n",
-    ) + &format!(
-        "\n[[processors.pc1]]\nbin = \"{}\"\nargs = [\"{}\", \"processor\", \"pc1\"]\nenvs = {{ SLOW_SECS = \"8\" }}\n",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/slow_processor.py"),
-        bin("damocles-worker").display()
-    );
+    ) + &slow_processor("pc1", 8, false);
     std::fs::write(&path, &cfg).unwrap();
     let w = Worker::start_config(d, "w", path.clone(), port);
 
@@ -295,13 +291,7 @@ fn a_disk_quota_holds_new_sectors_until_it_is_raised() {
 fn busy_worker(d: &std::path::Path, m: &Manager, name: &str, threads: usize) -> Worker {
     let port = free_port();
     let path = worker_config(d, name, m, port, threads, "");
-    let slow_c2 = format!(
-        "\n[[processors.c2]]\nbin = \"{}\"\nargs = [\"{}\", \"processor\", \"c2\"]\nenvs = {{ SLOW_SECS = \"600\" }}\n",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/slow_processor.py"),
-        bin("damocles-worker").display()
-    );
-    let cfg = std::fs::read_to_string(&path).unwrap() + &slow_c2;
-    std::fs::write(&path, cfg).unwrap();
+    append_config(&path, &slow_processor("c2", 600, false));
     Worker::start_config(d, name, path, port)
 }
 

@@ -510,3 +510,41 @@ fn a_proof_after_its_window_closes_is_a_missed_deadline_on_mariadb() {
         a_proof_after_its_window_closes_is_a_missed_deadline(Some(url));
     }
 }
+
+/// A sealer thread held in PC1 (a slow processor in front of the real one) has its sector
+/// aborted by an operator: the thread drops it at once, wipes it and takes new work.
+#[test]
+fn an_abort_stops_the_thread_sealing_the_sector_and_frees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = Manager::start(d, None);
+    let port = free_port();
+    let config = worker_config(d, "w", &m, port, 1, "");
+    append_config(&config, &slow_processor("pc1", 600, false));
+    let w = Worker::start_config(d, "w", config, port);
+    let thread = || w.list().into_iter().find(|t| t["index"] == 0).unwrap();
+    let held = wait_for(Duration::from_secs(120), "the thread in PC1", || {
+        let t = thread();
+        (t["job_state"] == "TicketAssigned" && t["thread_state"]["state"] == "Running")
+            .then(|| t["job_id"].as_str().unwrap().to_string())
+    });
+    let number = held.rsplit('-').next().unwrap().to_string();
+    // The manager reaches the worker at the address its pings give.
+    m.wait_for_workers(1);
+    let (ok, out) = cli(&m, &["util", "sealer", "sectors", "abort", "t010000", &number]);
+    assert!(ok && out.contains("and stop w#0"), "{out}");
+    assert_eq!(thread()["job_id"], held.as_str(), "a dry run stops nothing");
+    let (ok, out) = cli(&m, &["util", "sealer", "sectors", "abort", "t010000", &number, "--really-do-it"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("thread w#0: stopped and freed"), "{out}");
+    // The thread lets the sector go and works again (on a new sector), not paused.
+    let next = wait_for(Duration::from_secs(30), "the thread free of the sector", || {
+        let t = thread();
+        (t["job_id"] != held.as_str() && t["thread_state"]["state"] != "Paused").then_some(t)
+    });
+    assert!(next["last_error"].is_null(), "{next}");
+    let s = sector(&m, number.parse().unwrap());
+    assert_eq!(s["state"], "Aborted", "{s}");
+    let log = w.proc.log_text();
+    assert!(log.contains("state changed") && log.contains("Aborted"), "the abort step ran");
+}

@@ -134,11 +134,7 @@ fn sealed_sectors_are_proven_through_failures_and_dead_workers(db: Option<String
         "{r}"
     );
     let store = d.join("remote");
-    let slow = format!(
-        "\n[[processors.window_post]]\nbin = \"{}\"\nargs = [\"{}\", \"processor\", \"window_post\"]\nenvs = {{ SLOW_SECS = \"120\" }}\n",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/slow_processor.py"),
-        bin("damocles-worker").display()
-    );
+    let slow = slow_processor("window_post", 120, false);
     let p1 = prover(d, &m, "prover-1", &store, &slow);
     let held = wait_for(Duration::from_secs(60), "a job running on prover-1", || {
         jobs(&m)
