@@ -14,7 +14,7 @@ mod manager;
 mod mysql;
 mod worker;
 
-pub use manager::{manager_state, Manager};
+pub use manager::{manager_state, window_left, Manager};
 pub use mysql::{insert_fake_jobs, mysql_database, mysql_exec, OwnMariaDb};
 pub use worker::{
     append_config, slow_processor, wdpost_config, worker_config, worker_config_at, Worker,

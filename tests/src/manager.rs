@@ -182,6 +182,16 @@ impl Manager {
     }
 }
 
+/// Seconds until a WindowPoSt job's challenge window closes, from its REST view (the
+/// manager's clock is this machine's, to the second).
+pub fn window_left(job: &Value) -> i64 {
+    let close = job["deadline_close_at"]
+        .as_str()
+        .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S").ok())
+        .expect("a job with deadline_close_at");
+    (close - chrono::Utc::now().naive_utc()).num_seconds()
+}
+
 /// Everything the manager's API shows, for before/after comparisons.
 pub fn manager_state(m: &Manager) -> Value {
     let mut out = serde_json::Map::new();

@@ -39,6 +39,13 @@ fn cli(m: &Manager, args: &[&str]) -> (bool, String) {
     (out.status.success(), stdout(&out) + &stderr(&out))
 }
 
+/// `damocles-manager util sealer sectors <args>`.
+fn sectors_cli(m: &Manager, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["util", "sealer", "sectors"];
+    all.extend_from_slice(args);
+    cli(m, &all)
+}
+
 fn sector(m: &Manager, number: u64) -> Value {
     m.sectors()
         .into_iter()
@@ -48,9 +55,9 @@ fn sector(m: &Manager, number: u64) -> Value {
 
 fn import(m: &Manager, path: &Path, extra: &[&str]) -> (bool, String) {
     let p = path.to_str().unwrap();
-    let mut args = vec!["util", "sealer", "sectors", "import-json", p];
+    let mut args = vec!["import-json", p];
     args.extend_from_slice(extra);
-    cli(m, &args)
+    sectors_cli(m, &args)
 }
 
 fn operators_move_abort_and_restore_sectors(db: Option<String>) {
@@ -132,10 +139,7 @@ fn operators_move_abort_and_restore_sectors(db: Option<String>) {
     // A snapped sector's record, exported here and read back: the same damocles keys, our store.
     let snapped = write(d, "snap.json", &golden_record("snapped_sector", 13));
     assert!(import(&m, &snapped, &["--store", "store-a", "--really-do-it"]).0);
-    let (ok, text) = cli(
-        &m,
-        &["util", "sealer", "sectors", "export-json", "t010000", "13"],
-    );
+    let (ok, text) = sectors_cli(&m, &["export-json", "t010000", "13"]);
     assert!(ok, "{text}");
     let ours: Value = serde_json::from_str(text.trim()).unwrap();
     let theirs = golden_record("snapped_sector", 13);
@@ -157,10 +161,7 @@ fn operators_move_abort_and_restore_sectors(db: Option<String>) {
         theirs["UpgradedInfo"]["SealedCID"]
     );
     assert_eq!(ours["DamoclesRs"]["PersistStore"], "store-a");
-    let (ok, out) = cli(
-        &m,
-        &["util", "sealer", "sectors", "export-json", "t010000", "99"],
-    );
+    let (ok, out) = sectors_cli(&m, &["export-json", "t010000", "99"]);
     assert!(
         !ok && out.contains("sector s-t010000-99 does not exist"),
         "{out}"
@@ -173,35 +174,14 @@ fn operators_move_abort_and_restore_sectors(db: Option<String>) {
 
     // Abort: refused for a proven sector and an unknown one; a dry run first; then the
     // worker's calls about it are refused, so its thread aborts too; restore brings it back.
-    let (ok, out) = cli(
-        &m,
-        &[
-            "util",
-            "sealer",
-            "sectors",
-            "abort",
-            "t010000",
-            "12",
-            "--really-do-it",
-        ],
-    );
+    let (ok, out) = sectors_cli(&m, &["abort", "t010000", "12", "--really-do-it"]);
     assert!(
         !ok && out.contains("is proven on chain") && out.contains("rebuild"),
         "{out}"
     );
-    let (ok, out) = cli(&m, &["util", "sealer", "sectors", "abort", "10000", "77"]);
+    let (ok, out) = sectors_cli(&m, &["abort", "10000", "77"]);
     assert!(!ok && out.contains("does not exist"), "{out}");
-    let (ok, out) = cli(
-        &m,
-        &[
-            "util",
-            "sealer",
-            "sectors",
-            "abort",
-            "10000",
-            &n.to_string(),
-        ],
-    );
+    let (ok, out) = sectors_cli(&m, &["abort", "10000", &n.to_string()]);
     assert!(
         ok && out.contains("would abort the sector (state Allocated)") && out.contains("dry run"),
         "{out}"
@@ -240,43 +220,11 @@ fn operators_move_abort_and_restore_sectors(db: Option<String>) {
     );
     let (ok, out) = cli(&m, &args);
     assert!(!ok && out.contains("aborted already"), "{out}");
-    let (ok, out) = cli(
-        &m,
-        &[
-            "util",
-            "sealer",
-            "sectors",
-            "restore",
-            "10000",
-            "12",
-            "--really-do-it",
-        ],
-    );
+    let (ok, out) = sectors_cli(&m, &["restore", "10000", "12", "--really-do-it"]);
     assert!(!ok && out.contains("is not aborted"), "{out}");
-    let (ok, out) = cli(
-        &m,
-        &[
-            "util",
-            "sealer",
-            "sectors",
-            "restore",
-            "10000",
-            &n.to_string(),
-        ],
-    );
+    let (ok, out) = sectors_cli(&m, &["restore", "10000", &n.to_string()]);
     assert!(ok && out.contains("would restore it to Allocated"), "{out}");
-    let (ok, out) = cli(
-        &m,
-        &[
-            "util",
-            "sealer",
-            "sectors",
-            "restore",
-            "10000",
-            &n.to_string(),
-            "--really-do-it",
-        ],
-    );
+    let (ok, out) = sectors_cli(&m, &["restore", "10000", &n.to_string(), "--really-do-it"]);
     assert!(ok && out.contains("restored to Allocated"), "{out}");
     assert!(m.rpc_as("w1", "Venus.AssignTicket", json!([id])).is_ok());
 
@@ -326,16 +274,6 @@ fn job(m: &Manager, id: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// Seconds until the job's window closes (the manager's clock is this machine's).
-fn left(j: &Value) -> i64 {
-    let close = chrono::NaiveDateTime::parse_from_str(
-        j["deadline_close_at"].as_str().unwrap(),
-        "%Y-%m-%dT%H:%M:%S",
-    )
-    .unwrap();
-    (close - chrono::Utc::now().naive_utc()).num_seconds()
-}
-
 fn claim(m: &Manager, prover: &str) -> Vec<Value> {
     let spec = json!([{"AllowedMiners": null, "AllowedProofTypes": null}, 1, prover]);
     let got = m.rpc_as(prover, "Venus.WdPoStAllocateJobs", spec).unwrap();
@@ -369,7 +307,7 @@ fn a_proof_after_its_window_closes_is_a_missed_deadline(db: Option<String>) {
     let pair = wait_for(Duration::from_secs(30), "a window's two jobs", || {
         let open: Vec<Value> = jobs(&m)
             .into_iter()
-            .filter(|j| j["state"] == "ReadyToRun" && left(j) >= 4)
+            .filter(|j| j["state"] == "ReadyToRun" && window_left(j) >= 4)
             .collect();
         (open.len() == 2).then_some(open)
     });
@@ -394,7 +332,7 @@ fn a_proof_after_its_window_closes_is_a_missed_deadline(db: Option<String>) {
 
     // prover-a hands its proof in after the window closed (by the manager's clock, which
     // follows the database's to the second); prover-b never does.
-    let wait = left(&job(&m, &a_id)) + 2;
+    let wait = window_left(&job(&m, &a_id)) + 2;
     std::thread::sleep(Duration::from_secs(wait.max(0) as u64));
     // Whichever comes first, the proof or the clock's tick, the job fails as a missed window
     // (a proof that comes first is not even verified).
@@ -531,20 +469,27 @@ fn an_abort_stops_the_thread_sealing_the_sector_and_frees_it() {
     let number = held.rsplit('-').next().unwrap().to_string();
     // The manager reaches the worker at the address its pings give.
     m.wait_for_workers(1);
-    let (ok, out) = cli(&m, &["util", "sealer", "sectors", "abort", "t010000", &number]);
+    let (ok, out) = sectors_cli(&m, &["abort", "t010000", &number]);
     assert!(ok && out.contains("and stop w#0"), "{out}");
     assert_eq!(thread()["job_id"], held.as_str(), "a dry run stops nothing");
-    let (ok, out) = cli(&m, &["util", "sealer", "sectors", "abort", "t010000", &number, "--really-do-it"]);
+    let (ok, out) = sectors_cli(&m, &["abort", "t010000", &number, "--really-do-it"]);
     assert!(ok, "{out}");
     assert!(out.contains("thread w#0: stopped and freed"), "{out}");
     // The thread lets the sector go and works again (on a new sector), not paused.
-    let next = wait_for(Duration::from_secs(30), "the thread free of the sector", || {
-        let t = thread();
-        (t["job_id"] != held.as_str() && t["thread_state"]["state"] != "Paused").then_some(t)
-    });
+    let next = wait_for(
+        Duration::from_secs(30),
+        "the thread free of the sector",
+        || {
+            let t = thread();
+            (t["job_id"] != held.as_str() && t["thread_state"]["state"] != "Paused").then_some(t)
+        },
+    );
     assert!(next["last_error"].is_null(), "{next}");
     let s = sector(&m, number.parse().unwrap());
     assert_eq!(s["state"], "Aborted", "{s}");
     let log = w.proc.log_text();
-    assert!(log.contains("state changed") && log.contains("Aborted"), "the abort step ran");
+    assert!(
+        log.contains("state changed") && log.contains("Aborted"),
+        "the abort step ran"
+    );
 }

@@ -15,17 +15,19 @@ use damocles_tests::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// One deadline, opening every 15 s; dead workers are noticed after 6 s, failed jobs go back to
-/// the queue every second.
+/// One deadline, opening every 90 s (its challenge window); a job per partition (the two
+/// sectors are in partitions 0 and 1); dead workers are noticed after 6 s, failed jobs go back
+/// to the queue every second while their window is open.
 const MANAGER: &str = r#"
 [mock]
-deadline_interval = "15s"
+deadline_interval = "90s"
 deadlines = 1
 
 [task]
 heartbeat_timeout = "6s"
 retry_job_interval = "1s"
 max_retry = 2
+partitions_per_job = 1
 "#;
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(6);
 
@@ -84,6 +86,31 @@ fn sealed_sectors_are_proven_through_failures_and_dead_workers(db: Option<String
     for i in ["0", "1"] {
         assert!(sealer.cli(&["pause", "--index", i]).status.success());
     }
+
+    // No prover yet: a window closes without a proof, a missed deadline that faults its sector.
+    let missed = wait_for(Duration::from_secs(240), "a missed deadline", || {
+        let (_, m) = m.rest(Method::GET, "/proving/missed", None);
+        m.as_array()?.first().cloned()
+    });
+    assert!(
+        missed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no prover claimed"),
+        "{missed}"
+    );
+    let faults = cli_ok(&m, &["util", "sealer", "proving", "faults"]);
+    assert!(
+        faults.contains("missed WindowPoSt of deadline 0"),
+        "{faults}"
+    );
+
+    // What follows runs in one window: it starts when a window has just opened.
+    wait_for(Duration::from_secs(120), "a fresh window", || {
+        jobs(&m)
+            .into_iter()
+            .find(|j| j["state"] == "ReadyToRun" && window_left(j) >= 75)
+    });
 
     // A prover whose store has no files: the job fails on both tries and then stays Failed.
     let empty = d.join("empty-store");
@@ -208,7 +235,8 @@ fn sealed_sectors_are_proven_through_failures_and_dead_workers(db: Option<String
         .contains("does not exist"));
 
     // prover-2 steps aside (paused through the manager); prover-1 comes back and, with every
-    // failed job reset, proves them all.
+    // failed job of an open window reset, proves them and the jobs of the windows after. A job
+    // of a closed window cannot be reset: a proof would not count any more.
     wait_for(
         Duration::from_secs(15),
         "prover-2 in the manager's list",
@@ -222,24 +250,26 @@ fn sealed_sectors_are_proven_through_failures_and_dead_workers(db: Option<String
     assert!(out.contains("paused"), "{out}");
     let p1 = prover(d, &m, "prover-1", &store, "");
     for j in jobs(&m).iter().filter(|j| j["state"] == "Failed") {
-        cli_ok(
-            &m,
-            &[
-                "util",
-                "worker",
-                "wdpost",
-                "reset",
-                j["id"].as_str().unwrap(),
-            ],
-        );
+        let id = j["id"].as_str().unwrap();
+        let out = m.cli(&["util", "worker", "wdpost", "reset", id]);
+        if window_left(j) > 1 {
+            assert!(out.status.success(), "{}", stderr(&out));
+        } else if window_left(j) < -1 {
+            assert!(
+                stderr(&out).contains("its challenge window closed"),
+                "{}",
+                stderr(&out)
+            );
+        }
     }
     let all: Vec<String> = jobs(&m)
         .iter()
+        .filter(|j| j["state"] != "Failed")
         .map(|j| j["id"].as_str().unwrap().to_string())
         .collect();
     assert!(all.len() >= 2, "{all:?}");
     // Every job so far succeeds, and prover-1 proves some (new deadlines keep coming).
-    let proven = wait_for(Duration::from_secs(240), "every job to succeed", || {
+    let proven = wait_for(Duration::from_secs(300), "every job to succeed", || {
         let now = jobs(&m);
         let by_p1 = now
             .iter()
@@ -268,6 +298,11 @@ fn sealed_sectors_are_proven_through_failures_and_dead_workers(db: Option<String
         );
     }
     assert!(log.contains("heartbeat timeout") || log.contains("stopped heartbeating"));
+    // Proven again, no sector is faulty any more; the misses stay on record.
+    let (_, faults) = m.rest(Method::GET, "/proving/faults", None);
+    assert_eq!(faults, json!([]), "recovered by the verified proofs");
+    let (_, missed) = m.rest(Method::GET, "/proving/missed", None);
+    assert!(!missed.as_array().unwrap().is_empty());
     let table = cli_ok(
         &m,
         &["util", "worker", "wdpost", "list", "--all", "--detail"],
@@ -288,7 +323,7 @@ fn sealed_sectors_are_proven_through_failures_and_dead_workers(db: Option<String
         .iter()
         .map(|j| j["id"].as_str().unwrap().to_string())
         .collect();
-    let fresh = wait_for(Duration::from_secs(40), "a new deadline opening", || {
+    let fresh = wait_for(Duration::from_secs(120), "a new deadline opening", || {
         jobs(&m)
             .into_iter()
             .find(|j| !seen.contains(j["id"].as_str().unwrap()))
