@@ -222,6 +222,8 @@ fn operators_move_abort_and_restore_sectors(db: Option<String>) {
     assert!(!ok && out.contains("aborted already"), "{out}");
     let (ok, out) = sectors_cli(&m, &["restore", "10000", "12", "--really-do-it"]);
     assert!(!ok && out.contains("is not aborted"), "{out}");
+    let (ok, out) = sectors_cli(&m, &["restore", "10000", "77", "--really-do-it"]);
+    assert!(!ok && out.contains("does not exist"), "{out}");
     let (ok, out) = sectors_cli(&m, &["restore", "10000", &n.to_string()]);
     assert!(ok && out.contains("would restore it to Allocated"), "{out}");
     let (ok, out) = sectors_cli(&m, &["restore", "10000", &n.to_string(), "--really-do-it"]);

@@ -133,3 +133,39 @@ fn an_abort_remembers_the_state_and_restore_brings_it_back() {
     import(&mut c, &imported(9, None), false, (0, 0), t(6)).unwrap();
     assert!(!abort(&mut c, MINER, 9, "no", t(7)).unwrap());
 }
+
+#[test]
+fn a_sector_whose_deals_went_back_cannot_be_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = db::temp(&dir).conn().unwrap();
+    let deal = market::NewDeal {
+        miner: MINER,
+        piece_cid: "baga-test".into(),
+        piece_size: 256,
+        payload: vec![1; 200],
+        client: "t01001".into(),
+        start_epoch: 0,
+        end_epoch: 10,
+    };
+    market::import(&mut c, deal, t(0)).unwrap();
+    let n = sectors::allocate(&mut c, MINER, 5, Some("w"), t(0)).unwrap();
+    let want = market::Want {
+        max: Some(1),
+        min: None,
+    };
+    assert_eq!(
+        market::assign(&mut c, MINER, n, 2048, want, t(1))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(abort(&mut c, MINER, n, "aborted by admin", t(2)).unwrap());
+    let row = sectors::get(&mut c, MINER, n).unwrap().unwrap();
+    assert!(row.aborted_from.is_none(), "{row:?}");
+    assert!(row
+        .abort_reason
+        .unwrap()
+        .contains("its deals went back to the market"));
+    assert!(market::of_sector(&mut c, MINER, n).unwrap().is_empty());
+    assert!(!restore(&mut c, MINER, n, t(3)).unwrap());
+}
