@@ -40,7 +40,7 @@ worker=$!
 cat <<MSG
 
 local cluster running (Ctrl-C stops it)
-  files:   $run  (mock-tmp/store1..4 and mock-tmp/remote, manager-home/ with the SQLite database and
+  files:   $run  (mock-tmp/store1..5 and mock-tmp/remote, manager-home/ with the SQLite database and
            the admin token, worker.token: the worker's token)
   logs:    $run/manager.log  $run/worker.log
   try:
@@ -59,5 +59,10 @@ local cluster running (Ctrl-C stops it)
     for d in 0 1 2 3; do $bin/damocles-manager util sealer snap fetch 10000 \$d; done
     $bin/damocles-manager util sealer sectors list      # Kind CC -> Snapped, then WindowPoSt proves it
     $bin/damocles-manager util mock deals list          # Waiting -> Assigned -> Active
+  WindowPoSt windows and sectors (windows close after 30s; a miss faults its sectors):
+    $bin/damocles-manager util sealer proving missed
+    $bin/damocles-manager util sealer proving faults
+    $bin/damocles-manager util sealer sectors export-json t010000 1 > $run/s1.json
+    $bin/damocles-manager util sealer sectors abort t010000 5          # a dry run; --really-do-it
 MSG
 wait

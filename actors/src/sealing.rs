@@ -1,7 +1,7 @@
-//! Sector threads: a plan is a table of states ([`table`]; [`sealer`], [`snapup`]) run by
-//! [`sector_plan`] under the thread runner. Pure (no I/O, tested table by table): [`state`],
-//! [`table`], [`sector`], [`failure`]. I/O: the step functions in [`sealer`], [`snapup`] and
-//! [`shared`], [`calls`] (manager, processors, persisting), [`store`] (the files of a
+//! Sector threads: a plan is a table of states ([`table`]; [`sealer`], [`snapup`],
+//! [`rebuild`]) run by [`sector_plan`] under the thread runner. Pure (no I/O, tested table by
+//! table): [`state`], [`table`], [`sector`], [`failure`]. I/O: the step functions in
+//! [`sealer`], [`snapup`], [`rebuild`] and [`shared`], [`calls`] (manager, processors, persisting), [`store`] (the files of a
 //! location) and [`quota`] (disk usage).
 
 use crate::thread::plan::PlanKind;
@@ -10,6 +10,7 @@ pub mod calls;
 pub mod env;
 pub mod failure;
 pub mod quota;
+pub mod rebuild;
 pub mod sealer;
 pub mod sector;
 pub mod sector_plan;
@@ -24,6 +25,7 @@ pub fn table_of(plan: PlanKind) -> Option<&'static table::Table> {
     match plan {
         PlanKind::Sealer => Some(&sealer::SEALER),
         PlanKind::SnapUp => Some(&snapup::SNAPUP),
+        PlanKind::Rebuild => Some(&rebuild::REBUILD),
         PlanKind::WdPost => None,
     }
 }

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod deals;
 pub mod raw;
+pub mod rebuild;
 pub mod retention;
 pub mod sched;
 pub mod schema;
@@ -217,6 +218,24 @@ pub fn write_transaction<T>(
             }
             Err(e)
         }
+    }
+}
+
+/// Runs `f` in a write transaction that is always rolled back: a dry run that checks
+/// everything the real change would, and changes nothing.
+pub fn rolled_back<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    let mut out = None;
+    let undo = write_transaction(conn, |c| {
+        out = Some(f(c));
+        Err::<(), _>(DbError::Invalid("rolled back".into()))
+    });
+    match (out, undo) {
+        (Some(r), _) => r,
+        (None, Err(e)) => Err(e),
+        (None, Ok(())) => Err(DbError::Invalid("the dry run did not run".into())),
     }
 }
 

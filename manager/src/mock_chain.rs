@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use std::sync::Arc;
 
 pub mod market;
+mod rebuild;
 mod stores;
 
 use crate::auth::Asker;
@@ -65,7 +66,7 @@ pub(crate) fn b64(v: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(v)
 }
 
-fn unb64(s: &str) -> Vec<u8> {
+pub(crate) fn unb64(s: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(s)
         .unwrap_or_default()
@@ -80,12 +81,8 @@ fn describe(name: Option<&str>) -> String {
 }
 
 impl MockChain {
-    /// The sector's row, when `who` may act on it: the worker whose token allocated it, or (a
-    /// sector given to a caller without a token) any caller without a token and the worker
-    /// that reported it. A refusal touches nothing. The owner never changes, so checking it
-    /// before a change is enough.
-    /// The caller's sector, refused once it was aborted (by an operator, or by the worker
-    /// itself): a thread still working on it then aborts too.
+    /// The caller's sector (`sector_of`), refused once it was aborted (by an operator, or by
+    /// the worker itself): a thread still working on it then aborts too.
     async fn sector(&self, id: SectorId, who: &Caller) -> Result<SectorRow, RpcError> {
         let row = self.sector_of(id, who).await?;
         if row.state == ABORTED {
@@ -100,7 +97,10 @@ impl MockChain {
         Ok(row)
     }
 
-    /// The caller's sector in any state.
+    /// The sector's row in any state, when `who` may act on it: the worker whose token
+    /// allocated it, or (a sector given to a caller without a token) any caller without a token
+    /// and the worker that reported it. A refusal touches nothing. The owner never changes, so
+    /// checking it before a change is enough.
     async fn sector_of(&self, id: SectorId, who: &Caller) -> Result<SectorRow, RpcError> {
         let row = self
             .db
@@ -123,7 +123,10 @@ impl MockChain {
             row.snap_state.as_deref(),
             Some(db::snap::ALLOCATED | db::snap::DONE)
         ) && row.snap_owner.as_deref() == who.name();
-        let allowed = allowed || snapping;
+        // A sector being rebuilt is the rebuild thread's to report on.
+        let allowed = allowed
+            || snapping
+            || self.rebuilding(id).await?.as_ref() == Some(&who.name().map(String::from));
         if !allowed {
             return Err(RpcError::new(
                 NOT_YOURS,
@@ -303,11 +306,15 @@ impl MockChain {
         &self,
         id: SectorId,
         instance: String,
+        upgrade: bool,
         who: &Caller,
     ) -> Result<bool, RpcError> {
         self.sector(id, who).await?;
         if self.store_info(instance.clone()).await?.is_none() {
             return Ok(false);
+        }
+        if self.rebuilding(id).await?.is_some() {
+            return self.rebuilt(id, instance, upgrade).await;
         }
         self.change(id, Change::Persisted(instance)).await?;
         self.release(id).await?;
@@ -484,6 +491,15 @@ impl MockChain {
         let row = self.sector_of(id, who).await?;
         if row.state == ABORTED {
             // Aborted already (an operator did, and now the thread has followed).
+            return self.release(id).await;
+        }
+        if self.rebuilding(id).await?.is_some() {
+            // A rebuild given up: the sector waits for another rebuild thread.
+            warn!(sector = %id, %reason, "rebuild aborted; queued again");
+            self.db
+                .run(move |c| db::rebuild::release(c, id.miner, id.number, db::now()))
+                .await
+                .map_err(db_error)?;
             return self.release(id).await;
         }
         if row.snap_state.as_deref() == Some(db::snap::ALLOCATED) {

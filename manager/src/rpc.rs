@@ -122,13 +122,13 @@ async fn dispatch(
         }
         m::SubmitPersisted::NAME => {
             serve::<m::SubmitPersisted, _, _>(p, |(sid, instance)| {
-                c.submit_persisted(sid, instance, who)
+                c.submit_persisted(sid, instance, false, who)
             })
             .await
         }
         m::SubmitPersistedEx::NAME => {
-            serve::<m::SubmitPersistedEx, _, _>(p, |(sid, instance, _upgrade)| {
-                c.submit_persisted(sid, instance, who)
+            serve::<m::SubmitPersistedEx, _, _>(p, |(sid, instance, upgrade)| {
+                c.submit_persisted(sid, instance, upgrade, who)
             })
             .await
         }
@@ -177,11 +177,11 @@ async fn dispatch(
             serve::<m::SubmitSnapUpProof, _, _>(p, |(sid, info)| c.submit_snapup(sid, info, who))
                 .await
         }
-        // Rebuild and unseal do not exist yet: there is never such work to hand out, so no
-        // such sector exists either.
         m::AllocateRebuildSector::NAME => {
-            serve::<m::AllocateRebuildSector, _, _>(p, |_| async { Ok(None) }).await
+            serve::<m::AllocateRebuildSector, _, _>(p, |(spec,)| c.allocate_rebuild(spec, a)).await
         }
+        // Unseal does not exist yet: there is never such work to hand out, so no such sector
+        // exists either.
         m::AllocateUnsealSector::NAME => {
             serve::<m::AllocateUnsealSector, _, _>(p, |_| async { Ok(None) }).await
         }

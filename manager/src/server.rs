@@ -193,6 +193,7 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
             .route("/sectors/{miner}/{number}/export", web::get().to(rest::sectors::export))
             .route("/sectors/{miner}/{number}/abort", web::post().to(rest::sectors::abort))
             .route("/sectors/{miner}/{number}/restore", web::post().to(rest::sectors::restore))
+            .route("/sectors/{miner}/{number}/rebuild", web::post().to(rest::sectors::rebuild))
             .route("/sealer/snap/{miner}/fetch", web::post().to(rest::market::snap_fetch))
             .route("/sealer/snap/{miner}/candidates", web::get().to(rest::market::snap_candidates))
             .service(

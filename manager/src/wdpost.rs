@@ -183,12 +183,14 @@ impl JobQueue {
         let done = self
             .db
             .run(move |c| {
-                let done = db::wdpost::finish(c, &i, &owner, &attempt, outcome, at)?;
-                // A verified proof of a faulty sector recovers it.
-                if done && succeeded {
-                    db::sectors::recover(c, miner, &covered, at)?;
-                }
-                Ok(done)
+                db::write_transaction(c, |c| {
+                    let done = db::wdpost::finish(c, &i, &owner, &attempt, outcome, at)?;
+                    // A verified proof of a faulty sector recovers it, in the same change.
+                    if done && succeeded {
+                        db::sectors::recover(c, miner, &covered, at)?;
+                    }
+                    Ok(done)
+                })
             })
             .await
             .map_err(db_error)?;

@@ -105,12 +105,15 @@ fn operators_move_abort_and_restore_sectors(db: Option<String>) {
         d7.map(|x| (x["state"].clone(), x["sector_number"].clone())),
         Some((json!("Active"), json!(12)))
     );
-    // Again: refused without --override, done with it.
+    // Again: refused without --override (the dry run makes every check the import does),
+    // done with it.
     let (ok, out) = import(&m, &deal, &["--store", "store-a", "--really-do-it"]);
     assert!(
         !ok && out.contains("exists already (state Finished)"),
         "{out}"
     );
+    let (ok, out) = import(&m, &deal, &["--store", "store-a"]);
+    assert!(!ok && out.contains("exists already"), "dry run: {out}");
     let (ok, out) = import(
         &m,
         &deal,

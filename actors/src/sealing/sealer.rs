@@ -98,7 +98,7 @@ async fn assign_ticket(mut s: Step) -> StepResult {
     s.moved(E::AssignTicket)
 }
 
-async fn pc1(mut s: Step) -> StepResult {
+pub(super) async fn pc1(mut s: Step) -> StepResult {
     let (id, loc) = (s.id()?, &s.env.location);
     let cache = loc.cache(id);
     tokio::fs::create_dir_all(&cache)
@@ -118,7 +118,7 @@ async fn pc1(mut s: Step) -> StepResult {
     s.moved(E::PC1)
 }
 
-async fn pc2(mut s: Step) -> StepResult {
+pub(super) async fn pc2(mut s: Step) -> StepResult {
     let (id, loc) = (s.id()?, &s.env.location);
     let t = task::PC2Task {
         seal_proof: s.proof(),

@@ -47,6 +47,18 @@ pub struct Sector {
     pub update: Option<UpdateCommitments>,
     /// Why the sector is being aborted, for `ReportAborted`.
     pub abort_reason: Option<String>,
+    /// Rebuild: what the chain knows of the sector, and the deals of its snap-up if it had one.
+    #[serde(default)]
+    pub rebuild: Option<RebuildOf>,
+}
+
+/// A rebuild's target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RebuildOf {
+    /// The replica commitment on chain: the sealing must make this one again.
+    pub comm_r: [u8; 32],
+    /// The deals its snap-up encoded (none: it was not snapped up).
+    pub snap_deals: Vec<SectorPiece>,
 }
 
 /// The replica a snap-up starts from.
@@ -54,7 +66,8 @@ pub struct Sector {
 pub struct SnapKey {
     /// Its replica commitment.
     pub comm_r: [u8; 32],
-    /// The persist store that holds its sealed file and cache.
+    /// The persist store that holds its sealed file and cache; empty for a rebuild, whose
+    /// sealed file and cache are in its own location.
     pub access_instance: String,
 }
 

@@ -83,7 +83,8 @@ async fn allocate(mut s: Step) -> StepResult {
     s.moved(E::AllocatedSnapUpSector)
 }
 
-/// The CC sector's sealed file and cache, in the store it was persisted to.
+/// The CC sector's sealed file and cache, in the store it was persisted to (in this location
+/// for a rebuild, which has just sealed it again).
 fn sector_key(s: &Step) -> Result<(String, String, SnapKey), Failure> {
     let id = s.id()?;
     let key = s
@@ -91,6 +92,10 @@ fn sector_key(s: &Step) -> Result<(String, String, SnapKey), Failure> {
         .snap_key
         .clone()
         .ok_or_else(|| Failure::critical("the snap-up record has no sector key"))?;
+    if key.access_instance.is_empty() {
+        let loc = &s.env.location;
+        return Ok((path_str(&loc.sealed(id)), path_str(&loc.cache(id)), key));
+    }
     let store = attached_path(&s.env, &key.access_instance)?;
     let name = id.to_string();
     Ok((
@@ -100,7 +105,7 @@ fn sector_key(s: &Step) -> Result<(String, String, SnapKey), Failure> {
     ))
 }
 
-async fn snap_encode(mut s: Step) -> StepResult {
+pub(super) async fn snap_encode(mut s: Step) -> StepResult {
     let (id, loc) = (s.id()?, &s.env.location);
     let (sector_key, sector_key_cache, _) = sector_key(&s)?;
     let t = task::SnapEncodeTask {
@@ -131,7 +136,7 @@ fn update_of(s: &Step) -> Result<UpdateCommitments, Failure> {
     })
 }
 
-async fn snap_prove(mut s: Step) -> StepResult {
+pub(super) async fn snap_prove(mut s: Step) -> StepResult {
     let (id, loc) = (s.id()?, &s.env.location);
     let (sector_key, sector_key_cache, key) = sector_key(&s)?;
     let update = update_of(&s)?;

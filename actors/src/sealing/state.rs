@@ -97,6 +97,9 @@ events!(
     SnapEncode,
     SnapProve,
     RePersist,
+    AllocatedRebuildSector,
+    CheckSealed,
+    SkipSnap,
 );
 
 by_name!(EventKind, "event");

@@ -18,8 +18,9 @@ pub enum Control {
     /// Park the thread; `true` when it was not paused yet.
     Pause {
         /// Stop now even inside a step that is not cancellable (the step runs again on resume,
-        /// or is dropped by resuming into Aborted): `X-Damocles-Force: true`, sent by the
-        /// manager when an operator aborts the thread's sector.
+        /// or is dropped by resuming into Aborted), unless the thread holds a WindowPoSt job:
+        /// `X-Damocles-Force: true`, sent by the manager when an operator aborts the thread's
+        /// sector.
         force: bool,
     },
     /// Leave the parked state, optionally in another state of the thread's plan; `true` when

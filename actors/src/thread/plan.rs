@@ -21,19 +21,27 @@ pub enum PlanKind {
     Sealer,
     /// Encodes deals into proven CC sectors (snap-up).
     SnapUp,
+    /// Seals a proven sector again from its ticket and pieces, after its files were lost.
+    Rebuild,
     /// Claims and proves WindowPoSt jobs.
     WdPost,
 }
 
 impl PlanKind {
     /// Every plan a worker can run.
-    pub const ALL: &'static [PlanKind] = &[PlanKind::Sealer, PlanKind::SnapUp, PlanKind::WdPost];
+    pub const ALL: &'static [PlanKind] = &[
+        PlanKind::Sealer,
+        PlanKind::SnapUp,
+        PlanKind::Rebuild,
+        PlanKind::WdPost,
+    ];
 
     /// The name in config files and in `worker list`.
     pub fn name(self) -> &'static str {
         match self {
             PlanKind::Sealer => "sealer",
             PlanKind::SnapUp => "snapup",
+            PlanKind::Rebuild => "rebuild",
             PlanKind::WdPost => "wdpost",
         }
     }

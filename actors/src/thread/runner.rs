@@ -217,7 +217,10 @@ impl<P: Plan> ThreadRunner<P> {
             ctx.cancel_future(handle);
             self.pause_now();
         } else if let Some(handle) = self.step {
-            if force || self.plan.cancellable(&activity(&self.activity)) {
+            // Forced, a step stops now unless it holds work it must hand back (a WindowPoSt
+            // job, which would otherwise stay claimed while the thread is parked).
+            let forced = force && !self.plan.holds_work();
+            if forced || self.plan.cancellable(&activity(&self.activity)) {
                 // Nothing done yet in this step (or the operator said so): it runs again on
                 // resume, unless resumed into another state.
                 ctx.cancel_future(handle);

@@ -238,6 +238,34 @@ pub struct AllocatedSnapUpSector {
     pub private: SectorPrivateInfo,
 }
 
+/// `AllocateRebuildSector`'s answer (damocles' `SectorRebuildInfo`): a proven sector to seal
+/// again, with what its sealing used.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SectorRebuildInfo {
+    /// Which sector.
+    #[serde(rename = "Sector")]
+    pub sector: AllocatedSector,
+    /// The ticket it was sealed with.
+    #[serde(rename = "Ticket")]
+    pub ticket: Ticket,
+    /// Pieces in damocles' old form (before v0.9); ours are in `PiecesV2`.
+    #[serde(rename = "Pieces", default)]
+    pub legacy_pieces: Option<serde_json::Value>,
+    /// Its deals: sealed into it, or, when it was snapped up, encoded into its replica.
+    #[serde(
+        rename = "PiecesV2",
+        default,
+        deserialize_with = "super::go_json::null_as_default"
+    )]
+    pub pieces: Vec<SectorPiece>,
+    /// It was snapped up: sealed as CC, then `pieces` encoded into it.
+    #[serde(rename = "IsSnapUp")]
+    pub is_snap_up: bool,
+    /// What the chain knows of the sector as sealed: the CommR a rebuild must reproduce.
+    #[serde(rename = "UpgradePublic", default)]
+    pub upgrade_public: Option<SectorPublicInfo>,
+}
+
 /// A sector as the chain knows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]

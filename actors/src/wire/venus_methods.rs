@@ -12,8 +12,8 @@ use super::venus::{
 };
 use super::venus_post::{AllocatePoStSpec, AllocatedPoStJob};
 
-/// Allocation results of plans that do not exist yet (rebuild, unseal): the manager always
-/// answers `null`, "nothing to do".
+/// Allocation results of plans that do not exist yet (unseal): the manager always answers
+/// `null`, "nothing to do".
 pub type NothingYet = Option<serde_json::Value>;
 
 method!(
@@ -71,7 +71,7 @@ method!(
     SubmitSnapUpProof = "Venus.SubmitSnapUpProof" (sid: SectorId, info: SnapUpOnChainInfo) -> SubmitResp
 );
 method!(
-    AllocateRebuildSector = "Venus.AllocateRebuildSector" (spec: AllocateSectorSpec) -> NothingYet
+    AllocateRebuildSector = "Venus.AllocateRebuildSector" (spec: AllocateSectorSpec) -> Option<v::SectorRebuildInfo>
 );
 method!(
     /// A persist store among `candidates` with `size` bytes free for the sector, kept reserved

@@ -75,6 +75,15 @@ pub enum SectorsSub {
         #[arg(long)]
         really_do_it: bool,
     },
+    /// Queue a proven sector whose files are lost for a rebuild by a `plan = "rebuild"` thread.
+    /// A dry run without --really-do-it
+    Rebuild {
+        #[arg(value_parser = super::sectors::actor)]
+        miner: u64,
+        number: u64,
+        #[arg(long)]
+        really_do_it: bool,
+    },
     /// Print a sector as damocles-manager's SectorState JSON (what import-json reads, here or
     /// in damocles)
     ExportJson {

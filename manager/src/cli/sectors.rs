@@ -70,6 +70,14 @@ pub async fn run(cmd: SectorsSub, api: &Api) -> anyhow::Result<()> {
             let path = format!("/sectors/{miner}/{number}/restore?really_do_it={really_do_it}");
             changed("restore", api.call(Method::POST, &path, None).await?)
         }
+        SectorsSub::Rebuild {
+            miner,
+            number,
+            really_do_it,
+        } => {
+            let path = format!("/sectors/{miner}/{number}/rebuild?really_do_it={really_do_it}");
+            changed("rebuild", api.call(Method::POST, &path, None).await?)
+        }
         SectorsSub::ExportJson { miner, number } => {
             let v = api
                 .call(

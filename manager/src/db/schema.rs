@@ -191,6 +191,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    sector_rebuilds (miner_id, sector_number) {
+        miner_id -> BigInt,
+        sector_number -> BigInt,
+        state -> Text,
+        owner -> Nullable<Text>,
+        requested_at -> Timestamp,
+        updated_at -> Timestamp,
+        rebuilt_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     pledge_budget (worker_name) {
         worker_name -> Text,
         remaining -> Integer,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::audit::{audited, Done};
 use super::{Admin, RestState};
 use crate::db::deals::{DealRow, NewDeal};
+use crate::db::rebuild::RebuildRow;
 use crate::db::sectors::SectorRow;
 use crate::db::{self, snap};
 use crate::error::ApiError;
@@ -233,11 +234,13 @@ pub struct SectorView {
     pub kind: SectorKind,
     /// Deals in it (or given to its snap-up).
     pub deals: Vec<i64>,
+    /// Its rebuild, if one was asked for.
+    pub rebuild: Option<RebuildRow>,
     #[serde(flatten)]
     pub row: SectorRow,
 }
 
-fn view(row: SectorRow, deals: &[DealRow]) -> SectorView {
+fn view(row: SectorRow, deals: &[DealRow], rebuilds: &[RebuildRow]) -> SectorView {
     let ids: Vec<i64> = deals
         .iter()
         .filter(|d| d.sector_number == Some(row.sector_number) && d.miner_id == row.miner_id)
@@ -250,9 +253,14 @@ fn view(row: SectorRow, deals: &[DealRow]) -> SectorView {
     } else {
         SectorKind::CC
     };
+    let rebuild = rebuilds
+        .iter()
+        .find(|r| r.miner_id == row.miner_id && r.sector_number == row.sector_number)
+        .cloned();
     SectorView {
         kind,
         deals: ids,
+        rebuild,
         row,
     }
 }
@@ -264,16 +272,17 @@ pub async fn sectors(
     q: web::Query<MinerQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let miner = q.miner;
-    let (rows, deals) =
+    let (rows, deals, rebuilds) =
         s.db.run(move |c| {
             let rows = db::sectors::list(c)?;
-            Ok((rows, db::deals::list(c, miner)?))
+            let deals = db::deals::list(c, miner)?;
+            Ok((rows, deals, db::rebuild::list(c, miner)?))
         })
         .await?;
     let out: Vec<SectorView> = rows
         .into_iter()
         .filter(|r| miner.is_none_or(|m| r.miner_id == m as i64))
-        .map(|r| view(r, &deals))
+        .map(|r| view(r, &deals, &rebuilds))
         .collect();
     Ok(HttpResponse::Ok().json(out))
 }
@@ -296,16 +305,18 @@ pub async fn sector_state(
     let found =
         s.db.run(move |c| {
             let row = db::sectors::get(c, miner, number)?;
-            Ok((row, db::deals::of_sector(c, miner, number)?))
+            let deals = db::deals::of_sector(c, miner, number)?;
+            let rebuild = db::rebuild::get(c, miner, number)?;
+            Ok((row, deals, rebuild))
         })
         .await?;
-    let (Some(row), deals) = found else {
+    let (Some(row), deals, rebuild) = found else {
         return Err(ApiError::NotFound(format!(
             "sector s-t0{miner}-{number} not found"
         )));
     };
     Ok(HttpResponse::Ok().json(SectorState {
-        sector: view(row, &deals),
+        sector: view(row, &deals, &rebuild.into_iter().collect::<Vec<_>>()),
         deal_rows: deals,
     }))
 }

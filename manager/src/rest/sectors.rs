@@ -1,5 +1,5 @@
-//! What operators do to one sector: `abort`, `restore`, `export` and `import` (damocles-manager's
-//! `SectorState` JSON). Without `really_do_it=true` each is a dry run that says what it would
+//! What operators do to one sector: `abort`, `restore`, `rebuild`, `export` and `import`
+//! (damocles-manager's `SectorState` JSON). Without `really_do_it=true` each is a dry run that says what it would
 //! do; a real one writes its audit row in the same transaction as the change.
 
 use actix_web::{web, HttpResponse};
@@ -238,6 +238,80 @@ pub async fn restore(
     }))
 }
 
+pub async fn rebuild(
+    admin: Admin,
+    s: web::Data<RestState>,
+    path: web::Path<(u64, u64)>,
+    q: web::Query<DoIt>,
+) -> Result<HttpResponse, ApiError> {
+    let (miner, number) = path.into_inner();
+    let sector = name(miner, number);
+    let before = row(&s, miner, number).await?;
+    if before.proof_state.as_deref() != Some("Landed") {
+        return Err(ApiError::Conflict(format!(
+            "sector {sector} is not proven (state {}): only a proven sector is rebuilt; one \
+             still sealing goes on, or is aborted",
+            before.state
+        )));
+    }
+    let current =
+        s.db.run(move |c| db::rebuild::get(c, miner, number))
+            .await?;
+    match current {
+        Some(r) if r.state == db::rebuild::QUEUED => {
+            return Err(ApiError::Conflict(format!(
+                "sector {sector} is queued for a rebuild already"
+            )))
+        }
+        Some(r) if r.state == db::rebuild::ALLOCATED => {
+            return Err(ApiError::Conflict(format!(
+                "sector {sector} is being rebuilt by {}",
+                r.owner.as_deref().unwrap_or("a worker without a token")
+            )))
+        }
+        _ => {}
+    }
+    let kind = if before.snap_state.as_deref() == Some(snap::DONE) {
+        "seal it again, then encode its snap-up's deals"
+    } else {
+        "seal it again"
+    };
+    if !q.really_do_it {
+        return Ok(HttpResponse::Ok().json(Changed {
+            action: format!("would queue a rebuild: a `plan = \"rebuild\"` thread will {kind}"),
+            sector,
+            dry_run: true,
+            thread: None,
+            thread_stopped: false,
+            note: Some("pass --really-do-it to queue it".into()),
+        }));
+    }
+    let at = db::now();
+    let done = audited(&s, &admin, "sector.rebuild", &sector, move |c| {
+        let done = db::rebuild::queue(c, miner, number, at)?;
+        let result = Done {
+            detail: None,
+            result: "queued".into(),
+        };
+        Ok((done, done.then_some(result)))
+    })
+    .await?;
+    if !done {
+        return Err(ApiError::Conflict(format!(
+            "sector {sector} changed meanwhile; look again with `util sealer sectors state`"
+        )));
+    }
+    tracing::info!(%sector, by = %admin.0, "sector queued for a rebuild");
+    Ok(HttpResponse::Ok().json(Changed {
+        action: format!("queued for a rebuild: a `plan = \"rebuild\"` thread will {kind}"),
+        sector,
+        dry_run: false,
+        thread: None,
+        thread_stopped: false,
+        note: None,
+    }))
+}
+
 pub async fn export(
     _admin: Admin,
     s: web::Data<RestState>,
@@ -304,8 +378,16 @@ pub async fn import(
     }
     let (deadline, partition) = s.chain.placement(imp.number);
     let sector = name(imp.miner, imp.number);
-    if q.really_do_it {
-        let (i, replace, at) = (imp.clone(), q.r#override, db::now());
+    let (i, replace, at) = (imp.clone(), q.r#override, db::now());
+    if !q.really_do_it {
+        // Every check the import makes, and nothing written.
+        s.db.run(move |c| {
+            db::rolled_back(c, |c| {
+                sector_admin::import(c, &i, replace, (deadline, partition), at)
+            })
+        })
+        .await?;
+    } else {
         audited(&s, &admin, "sector.import", &sector, move |c| {
             sector_admin::import(c, &i, replace, (deadline, partition), at)?;
             let result = Done {
