@@ -17,6 +17,13 @@ fn cli(m: &Manager, args: &[&str]) -> (bool, String) {
     (out.status.success(), stdout(&out) + &stderr(&out))
 }
 
+/// `damocles-manager util sealer sectors rebuild t010000 <args>`.
+fn rebuild(m: &Manager, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["util", "sealer", "sectors", "rebuild", "t010000"];
+    all.extend_from_slice(args);
+    cli(m, &all)
+}
+
 fn sector(m: &Manager, number: u64) -> Value {
     m.sectors()
         .into_iter()
@@ -68,31 +75,14 @@ fn a_sector_whose_files_are_lost_is_rebuilt_and_proven_again() {
     });
 
     // Refusals first: a sector that does not exist, one not proven, no flag.
-    let (ok, out) = cli(
-        &m,
-        &["util", "sealer", "sectors", "rebuild", "t010000", "99"],
-    );
+    let (ok, out) = rebuild(&m, &["99"]);
     assert!(!ok && out.contains("does not exist"), "{out}");
     let alloc = json!([{"AllowedMiners": null, "AllowedProofTypes": null}]);
     let other = m.rpc_as("other", "Venus.AllocateSector", alloc).unwrap();
     let n = other["ID"]["Number"].as_u64().unwrap().to_string();
-    let (ok, out) = cli(
-        &m,
-        &[
-            "util",
-            "sealer",
-            "sectors",
-            "rebuild",
-            "t010000",
-            &n,
-            "--really-do-it",
-        ],
-    );
+    let (ok, out) = rebuild(&m, &[&n, "--really-do-it"]);
     assert!(!ok && out.contains("is not proven"), "{out}");
-    let (ok, out) = cli(
-        &m,
-        &["util", "sealer", "sectors", "rebuild", "t010000", "1"],
-    );
+    let (ok, out) = rebuild(&m, &["1"]);
     assert!(
         ok && out.contains("would queue a rebuild") && out.contains("dry run"),
         "{out}"
@@ -118,31 +108,9 @@ fn a_sector_whose_files_are_lost_is_rebuilt_and_proven_again() {
     });
 
     // Rebuilt: sealed again with its ticket, checked against the chain's CommR, persisted.
-    let (ok, out) = cli(
-        &m,
-        &[
-            "util",
-            "sealer",
-            "sectors",
-            "rebuild",
-            "t010000",
-            "1",
-            "--really-do-it",
-        ],
-    );
+    let (ok, out) = rebuild(&m, &["1", "--really-do-it"]);
     assert!(ok && out.contains("queued for a rebuild"), "{out}");
-    let (ok, out) = cli(
-        &m,
-        &[
-            "util",
-            "sealer",
-            "sectors",
-            "rebuild",
-            "t010000",
-            "1",
-            "--really-do-it",
-        ],
-    );
+    let (ok, out) = rebuild(&m, &["1", "--really-do-it"]);
     assert!(
         !ok && (out.contains("queued for a rebuild already") || out.contains("being rebuilt")),
         "{out}"

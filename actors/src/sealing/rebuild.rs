@@ -169,32 +169,19 @@ mod tests {
 
     #[test]
     fn a_sector_walks_through_sealing_then_a_snapped_one_through_its_encoding() {
-        let cc = [
+        let sealing = [
             E::AllocatedRebuildSector,
             E::AddPiece,
             E::BuildTreeD,
             E::PC1,
             E::PC2,
             E::CheckSealed,
-            E::SkipSnap,
-            E::Persist,
-            E::SubmitPersistance,
         ];
+        let end = [E::Persist, E::SubmitPersistance];
+        let cc = [&sealing[..], &[E::SkipSnap], &end].concat();
         assert_eq!(REBUILD.walk(&cc).last(), Some(&S::Finished));
-        let snapped = [
-            E::AllocatedRebuildSector,
-            E::AddPiece,
-            E::BuildTreeD,
-            E::PC1,
-            E::PC2,
-            E::CheckSealed,
-            E::AddPiece,
-            E::BuildTreeD,
-            E::SnapEncode,
-            E::SnapProve,
-            E::Persist,
-            E::SubmitPersistance,
-        ];
+        let snap = [E::AddPiece, E::BuildTreeD, E::SnapEncode, E::SnapProve];
+        let snapped = [&sealing[..], &snap, &end].concat();
         let walked = REBUILD.walk(&snapped);
         assert!(walked.contains(&S::SnapTreeDBuilt) && walked.contains(&S::SnapEncoded));
         assert_eq!(walked.last(), Some(&S::Finished));
