@@ -147,19 +147,11 @@ impl Scheduler {
         }
     }
 
-    /// Why `worker` gets no snap-up now, or None (pledges are about new sectors only).
-    pub async fn snapup_refusal(&self, worker: &str) -> Result<Option<String>, DbError> {
+    /// Why `worker` gets no `work` (a snap-up, a rebuild, a WindowPoSt job) now, or None: only
+    /// draining holds such work back (pledges are about new sectors only).
+    pub async fn drain_refusal(&self, worker: &str, work: &str) -> Result<Option<String>, DbError> {
         if self.draining(worker).await? {
-            self.refused(worker, "snap-up", "draining").await;
-            return Ok(Some("draining".into()));
-        }
-        Ok(None)
-    }
-
-    /// Why `worker` gets no new WindowPoSt job now, or None.
-    pub async fn job_refusal(&self, worker: &str) -> Result<Option<String>, DbError> {
-        if self.draining(worker).await? {
-            self.refused(worker, "wdpost job", "draining").await;
+            self.refused(worker, work, "draining").await;
             return Ok(Some("draining".into()));
         }
         Ok(None)

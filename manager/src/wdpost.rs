@@ -79,7 +79,7 @@ impl JobQueue {
         }
         if self
             .sched
-            .job_refusal(&worker)
+            .drain_refusal(&worker, "wdpost job")
             .await
             .map_err(db_error)?
             .is_some()

@@ -161,7 +161,7 @@ impl MockChain {
         }
         if self
             .sched
-            .snapup_refusal(&worker)
+            .drain_refusal(&worker, "snap-up")
             .await
             .map_err(db_error)?
             .is_some()

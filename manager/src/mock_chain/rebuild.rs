@@ -31,7 +31,7 @@ impl MockChain {
         }
         if self
             .sched
-            .snapup_refusal(&worker)
+            .drain_refusal(&worker, "rebuild")
             .await
             .map_err(db_error)?
             .is_some()
