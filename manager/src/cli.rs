@@ -6,6 +6,7 @@ mod proving;
 mod sched;
 mod sectors;
 mod tokens;
+mod unseal;
 mod wdpost;
 
 use std::io::Write;
@@ -160,6 +161,27 @@ impl Api {
             .header("Content-Type", "application/octet-stream")
             .body(body);
         self.send(req).await
+    }
+
+    /// Reads raw bytes (an unsealed piece); errors as [`Api::call`] reports them.
+    async fn get_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let resp = self.request(Method::GET, path).send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach the manager at {}: {}",
+                self.listen,
+                damocles_actors::wire::jsonrpc::describe_reqwest(&e)
+            )
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp.bytes().await?.to_vec());
+        }
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let msg = body["error"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| body.to_string());
+        anyhow::bail!("{msg} (HTTP {})", status.as_u16())
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {

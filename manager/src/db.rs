@@ -14,6 +14,7 @@ pub mod sectors;
 pub mod snap;
 pub mod stores;
 pub mod tokens;
+pub mod unseal;
 pub mod wdpost;
 pub mod workers;
 

@@ -19,6 +19,7 @@ use std::sync::Arc;
 pub mod market;
 mod rebuild;
 mod stores;
+pub mod unseal;
 
 use crate::auth::Asker;
 use crate::auth::Caller;
@@ -138,14 +139,6 @@ impl MockChain {
             ));
         }
         Ok(row)
-    }
-
-    /// The answer to a call about work of a plan that does not exist yet.
-    pub fn no_such_work(&self, plan: &str, id: SectorId) -> RpcError {
-        RpcError::new(
-            SECTOR_STATE_NOT_FOUND,
-            format!("sector {id} has no {plan} task: this manager hands out no {plan} work yet"),
-        )
     }
 
     /// Stores a ticket or a seed unless the sector has one already (a retry, a second manager):

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod market;
 pub mod sectors;
 pub mod tokens;
+pub mod unseal;
 pub mod wdpost;
 pub mod workers;
 

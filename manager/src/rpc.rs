@@ -78,7 +78,12 @@ pub async fn handle(
         caller,
         thread: header(THREAD_HEADER).and_then(|v| v.trim().parse().ok()),
     };
-    let result = dispatch(&call.method, call.params.as_deref(), &state, &asker).await;
+    // How the caller reached this manager: where it can upload what it unsealed.
+    let base = {
+        let info = req.connection_info();
+        format!("{}://{}", info.scheme(), info.host())
+    };
+    let result = dispatch(&call.method, call.params.as_deref(), &state, &asker, &base).await;
     HttpResponse::Ok().json(Response::from_result(call.id, result))
 }
 
@@ -87,6 +92,7 @@ async fn dispatch(
     p: Option<&RawValue>,
     s: &RpcState,
     a: &Asker,
+    base: &str,
 ) -> Result<Value, RpcError> {
     let c = &s.chain;
     let who = &a.caller;
@@ -180,22 +186,18 @@ async fn dispatch(
         m::AllocateRebuildSector::NAME => {
             serve::<m::AllocateRebuildSector, _, _>(p, |(spec,)| c.allocate_rebuild(spec, a)).await
         }
-        // Unseal does not exist yet: there is never such work to hand out, so no such sector
-        // exists either.
         m::AllocateUnsealSector::NAME => {
-            serve::<m::AllocateUnsealSector, _, _>(p, |_| async { Ok(None) }).await
+            serve::<m::AllocateUnsealSector, _, _>(p, |(spec,)| c.allocate_unseal(spec, a)).await
         }
         m::AchieveUnsealSector::NAME => {
-            serve::<m::AchieveUnsealSector, _, _>(p, |(sid, _, _)| async move {
-                Err(c.no_such_work("unseal", sid))
+            serve::<m::AchieveUnsealSector, _, _>(p, |(sid, cid, error)| {
+                c.achieve_unseal(sid, cid, crate::intake::text(error), who)
             })
             .await
         }
         m::AcquireUnsealDest::NAME => {
-            serve::<m::AcquireUnsealDest, _, _>(p, |(sid, _)| async move {
-                Err(c.no_such_work("unseal", sid))
-            })
-            .await
+            serve::<m::AcquireUnsealDest, _, _>(p, |(sid, cid)| c.unseal_dest(sid, cid, who, base))
+                .await
         }
         m::WdPoStAllocateJobs::NAME => {
             serve::<m::WdPoStAllocateJobs, _, _>(p, |(spec, num, worker)| async move {

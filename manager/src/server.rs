@@ -189,6 +189,15 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
             .route("/sealer/sectors/pledge", web::post().to(rest::pledge))
             .route("/sectors", web::get().to(rest::market::sectors))
             .route("/sectors/import", web::post().to(rest::sectors::import))
+            .route("/sectors/unseal", web::post().to(rest::unseal::queue))
+            .route("/unseal", web::get().to(rest::unseal::list))
+            .route("/unseal/{miner}/{number}/{cid}", web::get().to(rest::unseal::get))
+            .service(
+                web::resource("/unseal/{miner}/{number}/{cid}/piece")
+                    .app_data(web::PayloadConfig::new(rest::unseal::MAX_UPLOAD))
+                    .route(web::get().to(rest::unseal::download))
+                    .route(web::put().to(rest::unseal::upload)),
+            )
             .route("/sectors/{miner}/{number}", web::get().to(rest::market::sector_state))
             .route("/sectors/{miner}/{number}/export", web::get().to(rest::sectors::export))
             .route("/sectors/{miner}/{number}/abort", web::post().to(rest::sectors::abort))

@@ -262,12 +262,19 @@ fn sealed_sectors_are_proven_through_failures_and_dead_workers(db: Option<String
             );
         }
     }
-    let all: Vec<String> = jobs(&m)
-        .iter()
-        .filter(|j| j["state"] != "Failed")
-        .map(|j| j["id"].as_str().unwrap().to_string())
-        .collect();
-    assert!(all.len() >= 2, "{all:?}");
+    // The jobs that must succeed: those proven already, and those of a window with time left
+    // for prover-1 to start and prove them. When the window flipped during the steps above,
+    // this waits for the next opening's jobs.
+    let all: Vec<String> = wait_for(Duration::from_secs(120), "jobs of an open window", || {
+        let now = jobs(&m);
+        let open = |j: &Value| j["state"] != "Failed" && window_left(j) >= 30;
+        let ids: Vec<String> = now
+            .iter()
+            .filter(|j| j["state"] == "Succeed" || open(j))
+            .map(|j| j["id"].as_str().unwrap().to_string())
+            .collect();
+        (now.iter().any(open) && ids.len() >= 2).then_some(ids)
+    });
     // Every job so far succeeds, and prover-1 proves some (new deadlines keep coming).
     let proven = wait_for(Duration::from_secs(300), "every job to succeed", || {
         let now = jobs(&m);

@@ -8,12 +8,14 @@ use damocles_actors::wire::commcid;
 use damocles_actors::wire::processor::{
     AddPiecesOutput, AddPiecesTask, C1Task, C2Output, C2Task, DealPiece, PC1Task, PC2Output,
     PC2Task, PieceInfo, SnapEncodeOutput, SnapEncodeTask, SnapProveOutput, SnapProveTask, Stage,
-    TreeDOutput, TreeDTask,
+    TreeDOutput, TreeDTask, UnsealOutput, UnsealTask,
 };
 use filecoin_proofs_api::seal::{
     self, SealCommitPhase1Output, SealPreCommitPhase1Output, SealPreCommitPhase2Output,
 };
-use filecoin_proofs_api::{update, RegisteredSealProof, SectorId, UnpaddedBytesAmount};
+use filecoin_proofs_api::{
+    update, RegisteredSealProof, SectorId, UnpaddedByteIndex, UnpaddedBytesAmount,
+};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -30,7 +32,7 @@ pub fn run(stage: Stage, task: Value) -> Result<Value> {
         Stage::WindowPost => crate::post::window_post(parse(task)?),
         Stage::SnapEncode => snap_encode(parse(task)?),
         Stage::SnapProve => snap_prove(parse(task)?),
-        Stage::Unseal => Err(anyhow!("stage {stage} is not served by this processor yet")),
+        Stage::Unseal => unseal(parse(task)?),
     }
 }
 
@@ -275,4 +277,38 @@ fn snap_prove(t: SnapProveTask) -> Result<Value> {
         &t.update_cache,
     )?;
     to_value(SnapProveOutput { proof: proof.0 })
+}
+
+/// The piece's bytes, decoded from the sealed replica (the layers are labelled again from the
+/// ticket: the cache needs no more than PC2 left in it).
+fn unseal(t: UnsealTask) -> Result<Value> {
+    let proof = seal_proof(t.seal_proof)?;
+    let sealed = std::fs::File::open(&t.sealed_file)
+        .with_context(|| format!("open sealed file {}", t.sealed_file))?;
+    let output = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&t.output)
+        .with_context(|| format!("create output {}", t.output))?;
+    let mut output = std::io::BufWriter::new(output);
+    let written = seal::unseal_range(
+        proof,
+        &t.cache_dir,
+        std::io::BufReader::new(sealed),
+        &mut output,
+        t.prover_id,
+        SectorId::from(t.sector_number),
+        t.comm_d,
+        t.ticket,
+        UnpaddedByteIndex(t.offset),
+        UnpaddedBytesAmount(t.size),
+    )?;
+    let file = output
+        .into_inner()
+        .map_err(|e| anyhow!("write {}: {e}", t.output))?;
+    file.sync_all()?;
+    to_value(UnsealOutput {
+        written: u64::from(written),
+    })
 }

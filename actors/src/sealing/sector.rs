@@ -50,6 +50,24 @@ pub struct Sector {
     /// Rebuild: what the chain knows of the sector, and the deals of its snap-up if it had one.
     #[serde(default)]
     pub rebuild: Option<RebuildOf>,
+    /// Unseal: the piece to regenerate and where the sealed replica is.
+    #[serde(default)]
+    pub unseal: Option<UnsealOf>,
+}
+
+/// An unseal's piece.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnsealOf {
+    /// The piece.
+    pub piece_cid: String,
+    /// Where it starts in the sector, in unpadded bytes.
+    pub offset: u64,
+    /// Its unpadded size.
+    pub size: u64,
+    /// The sector's data commitment.
+    pub comm_d: [u8; 32],
+    /// The persist store holding the sealed file and cache.
+    pub access_instance: String,
 }
 
 /// A rebuild's target.

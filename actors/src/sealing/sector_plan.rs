@@ -49,7 +49,10 @@ impl SectorPlan {
         self.sector = sector;
         self.sector.state = Some(next);
         info!(sector = ?self.sector_name(), %prev, %next, "state changed");
-        let report = self.sector.id().map(|id| {
+        // An unseal thread reads a sector another thread sealed: its state is not the
+        // unseal's to report.
+        let reports = self.table.plan != PlanKind::Unseal;
+        let report = self.sector.id().filter(|_| reports).map(|id| {
             let fut = report_state(self.env.clone(), id, prev, next, event);
             Box::pin(fut) as StepFuture<()>
         });

@@ -100,6 +100,10 @@ events!(
     AllocatedRebuildSector,
     CheckSealed,
     SkipSnap,
+    AllocatedUnsealSector,
+    // Damocles' `UnsealDone`, which it prints (and reports) as `Unsealed`.
+    Unsealed,
+    UploadPieceDone,
 );
 
 by_name!(EventKind, "event");

@@ -23,6 +23,8 @@ pub enum PlanKind {
     SnapUp,
     /// Seals a proven sector again from its ticket and pieces, after its files were lost.
     Rebuild,
+    /// Regenerates a piece of a sealed sector and delivers it (unseal).
+    Unseal,
     /// Claims and proves WindowPoSt jobs.
     WdPost,
 }
@@ -33,6 +35,7 @@ impl PlanKind {
         PlanKind::Sealer,
         PlanKind::SnapUp,
         PlanKind::Rebuild,
+        PlanKind::Unseal,
         PlanKind::WdPost,
     ];
 
@@ -42,6 +45,7 @@ impl PlanKind {
             PlanKind::Sealer => "sealer",
             PlanKind::SnapUp => "snapup",
             PlanKind::Rebuild => "rebuild",
+            PlanKind::Unseal => "unseal",
             PlanKind::WdPost => "wdpost",
         }
     }

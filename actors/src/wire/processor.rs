@@ -297,6 +297,38 @@ pub struct SnapProveOutput {
     pub proof: Vec<u8>,
 }
 
+/// `unseal`: regenerates a piece's bytes from a sealed replica.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnsealTask {
+    /// The seal proof type (its wire integer).
+    pub seal_proof: u64,
+    /// The sector's cache directory.
+    pub cache_dir: String,
+    /// The sector's sealed replica.
+    pub sealed_file: String,
+    /// Where the bytes go (unpadded).
+    pub output: String,
+    /// The miner's prover id.
+    pub prover_id: [u8; 32],
+    /// The sector's number.
+    pub sector_number: u64,
+    /// The ticket the sector was sealed with.
+    pub ticket: [u8; 32],
+    /// The sector's data commitment.
+    pub comm_d: [u8; 32],
+    /// Where the piece starts in the sector, in unpadded bytes.
+    pub offset: u64,
+    /// How many unpadded bytes.
+    pub size: u64,
+}
+
+/// `unseal`'s output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnsealOutput {
+    /// The bytes written.
+    pub written: u64,
+}
+
 /// One sector of a WindowPoSt job, with the paths the worker resolved for it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PoStReplica {

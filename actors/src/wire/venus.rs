@@ -266,6 +266,36 @@ pub struct SectorRebuildInfo {
     pub upgrade_public: Option<SectorPublicInfo>,
 }
 
+/// `AllocateUnsealSector`'s answer (damocles' `SectorUnsealInfo`): a piece of a sealed sector
+/// to regenerate, with what its sealing used.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct SectorUnsealInfo {
+    /// Which sector.
+    pub sector: AllocatedSector,
+    /// The piece.
+    pub piece_cid: Cid,
+    /// Where the piece starts in the sector, in unpadded bytes.
+    pub offset: u64,
+    /// The piece's unpadded size.
+    pub size: u64,
+    /// The store holding the sector's sealed file and cache.
+    pub private_info: SectorPrivateInfo,
+    /// The ticket it was sealed with.
+    pub ticket: Ticket,
+    /// Its data commitment.
+    pub comm_d: [u8; 32],
+    /// Where the bytes go (the worker asks again with `AcquireUnsealDest`).
+    #[serde(default, deserialize_with = "super::go_json::null_as_default")]
+    pub dest: Vec<String>,
+    /// Damocles' task state (`set_up`, `unsealing`, `uploading`, `finished`, `failed`).
+    #[serde(default)]
+    pub state: String,
+    /// Why it failed, if it did.
+    #[serde(default)]
+    pub error_info: String,
+}
+
 /// A sector as the chain knows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]

@@ -8,13 +8,10 @@ use super::processor::WindowPoStOutput;
 use super::venus::{
     self as v, AcquireDealsSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector, Cid,
     PollStateResp, PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq, SectorId, SectorPiece,
-    SectorStateResp, SnapUpOnChainInfo, SubmitResp, Ticket, WaitSeedResp, WorkerInfo,
+    SectorStateResp, SectorUnsealInfo, SnapUpOnChainInfo, SubmitResp, Ticket, WaitSeedResp,
+    WorkerInfo,
 };
 use super::venus_post::{AllocatePoStSpec, AllocatedPoStJob};
-
-/// Allocation results of plans that do not exist yet (unseal): the manager always answers
-/// `null`, "nothing to do".
-pub type NothingYet = Option<serde_json::Value>;
 
 method!(
     /// The worker's summary (and, our extension, its thread rows); Name must be the caller's.
@@ -82,12 +79,15 @@ method!(
     StoreBasicInfo = "Venus.StoreBasicInfo" (instance: String) -> Option<v::StoreBasicInfo>
 );
 method!(
-    AllocateUnsealSector = "Venus.AllocateUnsealSector" (spec: AllocateSectorSpec) -> NothingYet
+    /// A piece to unseal for the calling thread, or null when there is none for it.
+    AllocateUnsealSector = "Venus.AllocateUnsealSector" (spec: AllocateSectorSpec) -> Option<SectorUnsealInfo>
 );
 method!(
+    /// The unseal of a piece is done: delivered (`err_info` empty) or given up (why).
     AchieveUnsealSector = "Venus.AchieveUnsealSector" (sid: SectorId, piece_cid: Cid, err_info: String) -> ()
 );
 method!(
+    /// Where an unsealed piece's bytes go (`file://`, `http://`, `https://` URLs).
     AcquireUnsealDest = "Venus.AcquireUnsealDest" (sid: SectorId, piece_cid: Cid) -> Vec<String>
 );
 method!(

@@ -84,6 +84,36 @@ pub enum SectorsSub {
         #[arg(long)]
         really_do_it: bool,
     },
+    /// Get a deal's piece back from its sealed sector: a `plan = "unseal"` thread regenerates
+    /// it. Waits for the bytes and writes them to --output (default ./<piece_cid>), or has the
+    /// worker deliver them to --dest
+    Unseal {
+        piece_cid: String,
+        /// The sector's miner (with --sector; found from the deals otherwise)
+        #[arg(long, visible_aliases = ["miner", "actor-id"], value_parser = super::sectors::actor, requires = "sector")]
+        actor: Option<u64>,
+        /// The sector's number (with --actor)
+        #[arg(long, visible_alias = "sector-id", requires = "actor")]
+        sector: Option<u64>,
+        /// Where the client's bytes are written (a directory: <dir>/<piece_cid>)
+        #[arg(long, short = 'o', conflicts_with = "dest")]
+        output: Option<std::path::PathBuf>,
+        /// Have the worker deliver the piece instead: file:///path (on the worker's machine) or
+        /// http://host/path (a PUT)
+        #[arg(long)]
+        dest: Option<String>,
+        /// Queue it and return without waiting
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for the bytes
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Every unseal task: its piece, sector, state and destinations
+    Unseals {
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a sector as damocles-manager's SectorState JSON (what import-json reads, here or
     /// in damocles)
     ExportJson {

@@ -78,6 +78,26 @@ pub async fn run(cmd: SectorsSub, api: &Api) -> anyhow::Result<()> {
             let path = format!("/sectors/{miner}/{number}/rebuild?really_do_it={really_do_it}");
             changed("rebuild", api.call(Method::POST, &path, None).await?)
         }
+        SectorsSub::Unseal {
+            piece_cid,
+            actor,
+            sector,
+            output,
+            dest,
+            no_wait,
+            timeout,
+        } => {
+            let ask = super::unseal::Ask {
+                piece_cid,
+                sector: actor.zip(sector),
+                output,
+                dest,
+                no_wait,
+                timeout,
+            };
+            super::unseal::unseal(api, ask).await
+        }
+        SectorsSub::Unseals { json } => super::unseal::list(api, json).await,
         SectorsSub::ExportJson { miner, number } => {
             let v = api
                 .call(

@@ -203,6 +203,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    unseal_tasks (miner_id, sector_number, piece_cid) {
+        miner_id -> BigInt,
+        sector_number -> BigInt,
+        piece_cid -> Text,
+        piece_offset -> BigInt,
+        piece_size -> BigInt,
+        payload_size -> BigInt,
+        dest -> Text,
+        upload_secret -> Text,
+        state -> Text,
+        owner -> Nullable<Text>,
+        error_info -> Nullable<Text>,
+        data -> Nullable<Binary>,
+        requested_at -> Timestamp,
+        updated_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     pledge_budget (worker_name) {
         worker_name -> Text,
         remaining -> Integer,
