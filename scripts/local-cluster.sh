@@ -40,7 +40,7 @@ worker=$!
 cat <<MSG
 
 local cluster running (Ctrl-C stops it)
-  files:   $run  (mock-tmp/store1..5 and mock-tmp/remote, manager-home/ with the SQLite database and
+  files:   $run  (mock-tmp/store1..6 and mock-tmp/remote, manager-home/ with the SQLite database and
            the admin token, worker.token: the worker's token)
   logs:    $run/manager.log  $run/worker.log
   try:

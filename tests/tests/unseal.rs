@@ -191,6 +191,16 @@ fn pieces_are_unsealed_from_a_sealed_sector_byte_for_byte() {
         .unwrap()
         .is_null());
 
+    // The unseal thread resumes only into its plan's states.
+    let out = w.cli(&["resume", "--index", "1", "--state", "PC1Done"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("not handled by the unseal plan")
+            && err.contains("Empty, Allocated, Unsealed, Finished, Aborted"),
+        "{err}"
+    );
+
     // Asked again, the unseal thread does it: the CLI waits and writes the client's bytes.
     assert!(w.cli(&["resume", "--index", "1"]).status.success());
     let out_file = d.join("out").join("small.bin");

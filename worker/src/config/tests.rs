@@ -22,7 +22,7 @@ fn every_example_config_parses() {
 }
 
 #[test]
-fn the_mock_config_has_three_sealers_a_snapup_and_a_rebuild_thread_a_wdpost_slot_and_a_store() {
+fn the_mock_config_has_three_sealers_snapup_rebuild_and_unseal_threads_a_wdpost_slot_and_a_store() {
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../config-examples/worker.mock.toml"
@@ -35,10 +35,10 @@ fn the_mock_config_has_three_sealers_a_snapup_and_a_rebuild_thread_a_wdpost_slot
         .collect();
     assert_eq!(
         plans,
-        ["sealer", "sealer", "sealer", "snapup", "rebuild", "wdpost"]
+        ["sealer", "sealer", "sealer", "snapup", "rebuild", "unseal", "wdpost"]
     );
     assert_eq!(cfg.attached.len(), 1);
-    let wd = cfg.sealing_for(&cfg.sealing_thread[5]);
+    let wd = cfg.sealing_for(&cfg.sealing_thread[6]);
     assert_eq!(wd.recover_interval, Duration::from_secs(15));
     assert_eq!(
         wd.max_retries, 3,
@@ -124,7 +124,7 @@ fn bad_configs_name_the_key_and_the_reason() {
         (
             "[[sealing_thread]]\nlocation = \"/a\"\nplan = \"bogus\"",
             "sealing_thread[0].plan",
-            "valid plans: sealer, snapup, rebuild, wdpost",
+            "valid plans: sealer, snapup, rebuild, unseal, wdpost",
         ),
         (
             "[sealing]\nallowed_sizes = [\"3KiB\"]",
