@@ -20,6 +20,9 @@ pub enum ApiError {
     /// The change would drop work or collides with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// A credential other than the admin token (an upload's secret) does not match.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("worker {worker} at {addr} cannot be reached: {reason}")]
     WorkerUnreachable {
         worker: String,
@@ -55,6 +58,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::WorkerUnreachable { .. } => StatusCode::BAD_GATEWAY,
             ApiError::WorkerTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -115,6 +115,8 @@ fn a_sector_whose_files_are_lost_is_rebuilt_and_proven_again() {
         !ok && (out.contains("queued for a rebuild already") || out.contains("being rebuilt")),
         "{out}"
     );
+    let (_, exported) = m.rest(Method::GET, "/sectors/10000/1/export", None);
+    assert_eq!(exported["NeedRebuild"], true, "damocles' mark: {exported}");
     let done = wait_for(Duration::from_secs(600), "sector 1 rebuilt", || {
         let s = sector(&m, 1);
         (s["rebuild"]["state"] == "Done").then_some(s)
@@ -123,6 +125,8 @@ fn a_sector_whose_files_are_lost_is_rebuilt_and_proven_again() {
     assert!(store.join("sealed").join("s-t010000-1").exists());
     let log = w.proc.log_text();
     assert!(log.contains("SealedChecked"), "the CommR was checked");
+    let (_, exported) = m.rest(Method::GET, "/sectors/10000/1/export", None);
+    assert_eq!(exported["NeedRebuild"], false, "{exported}");
     // The next WindowPoSt proves it: the fault is cleared.
     wait_for(Duration::from_secs(120), "sector 1 proven again", || {
         (!faulty(&m).contains(&1)).then_some(())

@@ -3,7 +3,8 @@
 //! thread regenerates it from the sealed replica with the proofs library and delivers it (to the
 //! manager, which the CLI reads it from, or to a file on the worker), and the bytes are the
 //! client's, byte for byte. Every refusal says what was wrong; a task another worker took and
-//! gave up on fails with its reason and is asked for again.
+//! gave up on fails with its reason and is asked for again; one whose worker vanished is taken
+//! back with --requeue.
 
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -158,7 +159,7 @@ fn pieces_are_unsealed_from_a_sealed_sector_byte_for_byte() {
             .unwrap();
         r.status().as_u16()
     };
-    assert_eq!(upload("guess", vec![0; 508]), 401);
+    assert_eq!(upload("guess", vec![0; 508]), 403);
     let dests = m
         .rpc_as("forger", "Venus.AcquireUnsealDest", json!([sid, piece]))
         .unwrap();
@@ -167,7 +168,7 @@ fn pieces_are_unsealed_from_a_sealed_sector_byte_for_byte() {
         url.starts_with(&m.url("/unseal/")),
         "the URL the forger reached: {url}"
     );
-    assert_eq!(upload("guess", vec![0; 508]), 401);
+    assert_eq!(upload("guess", vec![0; 508]), 403);
     let (status, body) = m.rest(
         Method::GET,
         &format!("/unseal/10000/{n}/{cid_small}/piece"),
@@ -187,9 +188,22 @@ fn pieces_are_unsealed_from_a_sealed_sector_byte_for_byte() {
         "{failed}"
     );
     assert!(m
-        .rpc_as("forger", "Venus.AllocateUnsealSector", spec)
+        .rpc_as("forger", "Venus.AllocateUnsealSector", spec.clone())
         .unwrap()
         .is_null());
+
+    // Asked again, the forger takes it again and vanishes: asking once more changes nothing,
+    // --requeue takes it back from the forger.
+    let (ok, out) = unseal(&m, &[&cid_small, "--no-wait"]);
+    assert!(ok && out.contains(": queued"), "{out}");
+    m.rpc_as("forger", "Venus.AllocateUnsealSector", spec)
+        .unwrap();
+    let (ok, out) = unseal(&m, &[&cid_small, "--no-wait"]);
+    assert!(ok && out.contains("already queued"), "{out}");
+    assert_eq!(task(&m, n, &cid_small)["worker"], "forger");
+    let export = format!("/sectors/10000/{n}/export");
+    let (_, exported) = m.rest(Method::GET, &export, None);
+    assert_eq!(exported["Unsealing"], true, "damocles' mark: {exported}");
 
     // The unseal thread resumes only into its plan's states.
     let out = w.cli(&["resume", "--index", "1", "--state", "PC1Done"]);
@@ -201,21 +215,35 @@ fn pieces_are_unsealed_from_a_sealed_sector_byte_for_byte() {
         "{err}"
     );
 
-    // Asked again, the unseal thread does it: the CLI waits and writes the client's bytes.
+    // Requeued, the unseal thread does it: the CLI waits and writes the client's bytes.
     assert!(w.cli(&["resume", "--index", "1"]).status.success());
     let out_file = d.join("out").join("small.bin");
     let (ok, out) = unseal(
         &m,
         &[
             &cid_small,
+            "--requeue",
             "--output",
             out_file.to_str().unwrap(),
             "--timeout",
             "5m",
         ],
     );
-    assert!(ok && out.contains("finished by w"), "{out}");
+    assert!(
+        ok && out.contains("taken from the thread that held it") && out.contains("finished by w"),
+        "{out}"
+    );
     assert_eq!(std::fs::read(&out_file).unwrap(), small, "byte for byte");
+    // The forger's late word no longer counts.
+    let late = m
+        .rpc_as(
+            "forger",
+            "Venus.AchieveUnsealSector",
+            json!([sid, piece, ""]),
+        )
+        .unwrap_err();
+    assert_eq!(late["code"], 11001, "{late}");
+    assert_eq!(task(&m, n, &cid_small)["state"], "finished");
 
     // The other piece, at offset 0, goes to a file on the worker's machine.
     let delivered = d.join("delivered").join("big.piece");
@@ -260,5 +288,7 @@ fn pieces_are_unsealed_from_a_sealed_sector_byte_for_byte() {
         .iter()
         .filter(|a| a["action"] == "sector.unseal")
         .count();
-    assert_eq!(unseals, 3, "{audit}");
+    assert_eq!(unseals, 4, "{audit}");
+    let (_, exported) = m.rest(Method::GET, &export, None);
+    assert_eq!(exported["Unsealing"], false, "{exported}");
 }

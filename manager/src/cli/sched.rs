@@ -105,6 +105,10 @@ pub enum SectorsSub {
         /// Queue it and return without waiting
         #[arg(long)]
         no_wait: bool,
+        /// Start over even when a thread holds it (its worker is gone for good); that thread's
+        /// work on it no longer counts
+        #[arg(long)]
+        requeue: bool,
         /// How long to wait for the bytes
         #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,

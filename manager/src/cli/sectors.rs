@@ -85,6 +85,7 @@ pub async fn run(cmd: SectorsSub, api: &Api) -> anyhow::Result<()> {
             output,
             dest,
             no_wait,
+            requeue,
             timeout,
         } => {
             let ask = super::unseal::Ask {
@@ -93,6 +94,7 @@ pub async fn run(cmd: SectorsSub, api: &Api) -> anyhow::Result<()> {
                 output,
                 dest,
                 no_wait,
+                requeue,
                 timeout,
             };
             super::unseal::unseal(api, ask).await

@@ -20,6 +20,7 @@ pub struct Ask {
     pub output: Option<PathBuf>,
     pub dest: Option<String>,
     pub no_wait: bool,
+    pub requeue: bool,
     pub timeout: Duration,
 }
 
@@ -40,6 +41,7 @@ pub async fn unseal(api: &Api, ask: Ask) -> anyhow::Result<()> {
         "miner": miner,
         "number": number,
         "dest": ask.dest,
+        "requeue": ask.requeue,
     });
     let r = api
         .call(Method::POST, "/sectors/unseal", Some(body))

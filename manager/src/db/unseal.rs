@@ -71,6 +71,8 @@ pub struct NewUnseal {
     pub dest: String,
     /// What an upload to the manager must carry.
     pub secret: String,
+    /// Start over even when a thread holds the task (its worker is gone for good).
+    pub requeue: bool,
 }
 
 /// What [`queue`] did.
@@ -84,6 +86,8 @@ pub enum Queued {
     Already,
     /// The bytes are being uploaded: no destination can be added now.
     Uploading,
+    /// Taken from the thread that held it (`requeue`) and queued afresh.
+    Requeued,
 }
 
 pub fn get(
@@ -108,6 +112,18 @@ pub fn list(conn: &mut DbConnection, miner: Option<u64>) -> Result<Vec<UnsealRow
     q.order((ut::requested_at.desc(), ut::sector_number.asc()))
         .load(conn)
         .map_err(classify)
+}
+
+/// Whether a piece of sector `number` is being unsealed (queued or held by a thread).
+pub fn in_progress(conn: &mut DbConnection, miner: u64, number: u64) -> Result<bool, DbError> {
+    let n: i64 = ut::table
+        .filter(ut::miner_id.eq(miner as i64))
+        .filter(ut::sector_number.eq(number as i64))
+        .filter(ut::state.eq_any([SET_UP, UNSEALING, UPLOADING]))
+        .count()
+        .get_result(conn)
+        .map_err(classify)?;
+    Ok(n > 0)
 }
 
 /// Queues `t`, in the caller's transaction (see [`Queued`]).
@@ -136,8 +152,9 @@ pub fn queue(conn: &mut DbConnection, t: &NewUnseal, at: NaiveDateTime) -> Resul
     };
     let this = || key(t.miner, t.number, &t.piece_cid).filter(ut::state.eq(row.state.clone()));
     let mut dests = row.dests();
+    let over = matches!(row.state.as_str(), FINISHED | FAILED);
     let n = match row.state.as_str() {
-        FINISHED | FAILED => diesel::update(this())
+        _ if over || t.requeue => diesel::update(this())
             .set((
                 fresh,
                 ut::owner.eq(None::<String>),
@@ -162,8 +179,10 @@ pub fn queue(conn: &mut DbConnection, t: &NewUnseal, at: NaiveDateTime) -> Resul
     }
     Ok(if dests.len() > row.dests().len() {
         Queued::DestAdded
-    } else {
+    } else if over || row.state == SET_UP {
         Queued::New
+    } else {
+        Queued::Requeued
     })
 }
 

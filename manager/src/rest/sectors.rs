@@ -319,10 +319,21 @@ pub async fn export(
 ) -> Result<HttpResponse, ApiError> {
     let (miner, number) = path.into_inner();
     let r = row(&s, miner, number).await?;
-    let deals =
-        s.db.run(move |c| db::deals::of_sector(c, miner, number))
-            .await?;
-    Ok(HttpResponse::Ok().json(sector_json::export(&r, &deals)))
+    let (deals, unsealing, rebuild) =
+        s.db.run(move |c| {
+            let rebuild = db::rebuild::get(c, miner, number)?;
+            Ok((
+                db::deals::of_sector(c, miner, number)?,
+                db::unseal::in_progress(c, miner, number)?,
+                rebuild.is_some_and(|r| r.state != db::rebuild::DONE),
+            ))
+        })
+        .await?;
+    let mut state = sector_json::export(&r, &deals);
+    // damocles' marks of work in progress on a sealed sector.
+    state.unsealing = unsealing;
+    state.need_rebuild = rebuild;
+    Ok(HttpResponse::Ok().json(state))
 }
 
 #[derive(Deserialize, Default)]

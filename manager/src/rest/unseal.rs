@@ -31,6 +31,9 @@ pub struct UnsealRequest {
     pub number: Option<u64>,
     /// Where the worker puts the bytes; none: the manager keeps them.
     pub dest: Option<String>,
+    /// Start over even when a thread holds it (its worker is gone for good).
+    #[serde(default)]
+    pub requeue: bool,
 }
 
 /// An unseal task as operators see it.
@@ -226,6 +229,7 @@ pub async fn queue(
         payload_size: deal.payload_size as u64,
         dest,
         secret: hex::encode(&secret),
+        requeue: req.requeue,
     };
     let target = format!("{} {cid}", sector_name(&sector));
     let (m, n) = (task.miner, task.number);
@@ -236,6 +240,7 @@ pub async fn queue(
         let result = match queued {
             Queued::New => "queued",
             Queued::DestAdded => "destination added",
+            Queued::Requeued => "queued again",
             Queued::Already | Queued::Uploading => return Ok(((queued, row), None)),
         };
         let done = Done {
@@ -250,6 +255,7 @@ pub async fn queue(
         Queued::New => "queued",
         Queued::DestAdded => "destination added",
         Queued::Already => "already queued",
+        Queued::Requeued => "queued again, taken from the thread that held it",
         Queued::Uploading => {
             return Err(ApiError::Conflict(format!(
                 "the unseal of {cid} in {} is uploading its bytes now; ask again for another \
@@ -361,7 +367,9 @@ pub async fn upload(
             Ok(HttpResponse::Ok().json(serde_json::json!({"received": n})))
         }
         Err(UploadRefused::NoSuchTask) => Err(ApiError::NotFound(format!("no {what}"))),
-        Err(UploadRefused::Secret) => Err(ApiError::Unauthorized),
+        Err(UploadRefused::Secret) => Err(ApiError::Forbidden(format!(
+            "{what}: the secret is not the task's; upload to the URL AcquireUnsealDest gave"
+        ))),
         Err(UploadRefused::State(st)) => Err(ApiError::Conflict(format!(
             "{what} is {st}: an upload is taken only after the thread asked where to put it"
         ))),

@@ -17,6 +17,7 @@ fn ask(number: u64, dest: &str) -> NewUnseal {
         payload_size: 3,
         dest: dest.into(),
         secret: "s3cret".into(),
+        requeue: false,
     }
 }
 
@@ -27,7 +28,9 @@ fn a_task_is_given_to_one_thread_uploaded_once_and_queued_again_after() {
     let number = db::sectors::allocate(&mut c, 1000, 5, Some("w"), t(0)).unwrap_or(0);
     let q = |c: &mut DbConnection, dest: &str, at| queue(c, &ask(number, dest), t(at)).unwrap();
 
+    assert!(!in_progress(&mut c, 1000, number).unwrap());
     assert_eq!(q(&mut c, MANAGER_DEST, 1), Queued::New);
+    assert!(in_progress(&mut c, 1000, number).unwrap());
     assert_eq!(q(&mut c, MANAGER_DEST, 2), Queued::Already);
     assert_eq!(q(&mut c, "file:///tmp/x", 3), Queued::DestAdded);
     let row = get(&mut c, 1000, number, "baga-piece").unwrap().unwrap();
@@ -100,4 +103,22 @@ fn a_task_is_given_to_one_thread_uploaded_once_and_queued_again_after() {
     assert!(start_upload(&mut c, 1000, number, "nope", t(15))
         .unwrap()
         .is_none());
+
+    // A task whose thread is gone for good is taken back only when asked to.
+    assert_eq!(q(&mut c, MANAGER_DEST, 16), Queued::New);
+    allocate(&mut c, 1000, None, Some("gone"), t(17))
+        .unwrap()
+        .unwrap();
+    assert_eq!(q(&mut c, MANAGER_DEST, 18), Queued::Already);
+    let again = NewUnseal {
+        requeue: true,
+        ..ask(number, MANAGER_DEST)
+    };
+    assert_eq!(queue(&mut c, &again, t(19)).unwrap(), Queued::Requeued);
+    let back = get(&mut c, 1000, number, "baga-piece").unwrap().unwrap();
+    assert_eq!((back.state.as_str(), back.owner), (SET_UP, None));
+    assert!(
+        !achieve(&mut c, 1000, number, "baga-piece", None, t(20)).unwrap(),
+        "the old thread's word no longer counts"
+    );
 }
