@@ -3,7 +3,8 @@
 //! up with another deal (the update proof verified for real) and then proven by WindowPoSt over
 //! its updated replica. And every refusal: a wrong CommD, a piece whose bytes do not make its
 //! CID, a deal another sector holds, a snap-up of a sector that is not a proven CC sector, a
-//! forged update proof, each with its reason and nothing else changed.
+//! forged update proof, each with its reason and nothing else changed. The snapped deal is then
+//! unsealed from the updated replica, byte for byte.
 
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -402,8 +403,8 @@ fn deal_sectors_and_a_snap_up_are_sealed_verified_and_proven(db: Option<String>)
     let cid = |v: &Value| v["piece_cid"].as_str().unwrap().to_string();
     let (cid1, cid2, cid3) = (cid(&d1), cid(&d2), cid(&d3));
 
-    // One worker: a deal sealer (two deals a sector), a CC sealer, a snap-up thread and a
-    // WindowPoSt slot.
+    // One worker: a deal sealer (two deals a sector), a CC sealer, a snap-up thread, a
+    // WindowPoSt slot and an unseal thread.
     let port = free_port();
     let token = m.token_file(d, "farm");
     let cfg = worker_config_at(d, "farm", m.port, Some(&token), port, 0, "");
@@ -423,10 +424,15 @@ plan = "snapup"
 
 [[sealing_thread]]
 plan = "wdpost"
+
+[[sealing_thread]]
+location = "{unseal}"
+plan = "unseal"
 "#,
         deals = d.join("deals").display(),
         cc = d.join("cc").display(),
         snap = d.join("snap").display(),
+        unseal = d.join("unseal").display(),
     );
     let mut text = std::fs::read_to_string(&cfg).unwrap();
     text += &threads;
@@ -576,6 +582,32 @@ plan = "wdpost"
             damocles_actors::wire::hex::decode32(snapped["update_comm_r"].as_str().unwrap())
                 .unwrap()
         )
+    );
+
+    // The snapped deal comes back out of the updated replica, decoded against the sector key.
+    let out_file = d.join("three.out");
+    let out = cli_ok(
+        &m,
+        &[
+            "util",
+            "sealer",
+            "sectors",
+            "unseal",
+            &cid3,
+            "--output",
+            out_file.to_str().unwrap(),
+            "--timeout",
+            "5m",
+        ],
+    );
+    assert!(
+        out.contains(&format!("s-t010000-{cn}")) && out.contains("finished"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(&out_file).unwrap(),
+        b"snapped into a CC sector",
+        "byte for byte"
     );
 }
 

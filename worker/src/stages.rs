@@ -8,7 +8,7 @@ use damocles_actors::wire::commcid;
 use damocles_actors::wire::processor::{
     AddPiecesOutput, AddPiecesTask, C1Task, C2Output, C2Task, DealPiece, PC1Task, PC2Output,
     PC2Task, PieceInfo, SnapEncodeOutput, SnapEncodeTask, SnapProveOutput, SnapProveTask, Stage,
-    TreeDOutput, TreeDTask, UnsealOutput, UnsealTask,
+    TreeDOutput, TreeDTask, UnsealFromUpdate, UnsealOutput, UnsealTask,
 };
 use filecoin_proofs_api::seal::{
     self, SealCommitPhase1Output, SealPreCommitPhase1Output, SealPreCommitPhase2Output,
@@ -282,6 +282,9 @@ fn snap_prove(t: SnapProveTask) -> Result<Value> {
 /// The piece's bytes, decoded from the sealed replica (the layers are labelled again from the
 /// ticket: the cache needs no more than PC2 left in it).
 fn unseal(t: UnsealTask) -> Result<Value> {
+    if let Some(u) = &t.update {
+        return unseal_update(&t, u);
+    }
     let proof = seal_proof(t.seal_proof)?;
     let sealed = std::fs::File::open(&t.sealed_file)
         .with_context(|| format!("open sealed file {}", t.sealed_file))?;
@@ -310,5 +313,44 @@ fn unseal(t: UnsealTask) -> Result<Value> {
     file.sync_all()?;
     to_value(UnsealOutput {
         written: u64::from(written),
+    })
+}
+
+/// A snapped sector's piece: its nodes in the updated replica, decoded against the same nodes
+/// of the sector key with the update's CommD and the old CommR, then unpadded (Fr32).
+fn unseal_update(t: &UnsealTask, u: &UnsealFromUpdate) -> Result<Value> {
+    use std::io::{Seek, SeekFrom};
+    let proof = damocles_proof_types::update_of_seal(t.seal_proof).map_err(anyhow::Error::msg)?;
+    // Pieces are aligned to their (padded) size: whole 128 byte blocks, 127 bytes of data each.
+    if !t.offset.is_multiple_of(127) || !t.size.is_multiple_of(127) || t.size == 0 {
+        return Err(anyhow!(
+            "offset {} and size {} are not whole Fr32 blocks (multiples of 127 bytes)",
+            t.offset,
+            t.size
+        ));
+    }
+    let (from, len) = (t.offset / 127 * 128, t.size / 127 * 128);
+    let open_at = |path: &str| -> Result<std::io::Take<std::io::BufReader<std::fs::File>>> {
+        let mut f = std::fs::File::open(path).with_context(|| format!("open {path}"))?;
+        f.seek(SeekFrom::Start(from))?;
+        Ok(std::io::BufReader::new(f).take(len))
+    };
+    let mut padded = Vec::with_capacity(len as usize);
+    update::empty_sector_update_decode_from_range(
+        proof,
+        t.comm_d,
+        u.comm_r_old,
+        open_at(&u.update_file)?,
+        open_at(&u.sector_key_file)?,
+        &mut padded,
+        (from / 32) as usize,
+        (len / 32) as usize,
+    )?;
+    let mut output =
+        std::fs::File::create(&t.output).with_context(|| format!("create output {}", t.output))?;
+    let written = fr32::write_unpadded(&padded, &mut output, 0, t.size as usize)?;
+    output.sync_all()?;
+    to_value(UnsealOutput {
+        written: written as u64,
     })
 }

@@ -66,8 +66,11 @@ pub struct UnsealOf {
     pub size: u64,
     /// The sector's data commitment.
     pub comm_d: [u8; 32],
-    /// The persist store holding the sealed file and cache.
+    /// The persist store holding the replica (the updated one for a snapped sector).
     pub access_instance: String,
+    /// A snapped sector: where its sector key is, decoded against.
+    #[serde(default)]
+    pub upgrade: Option<crate::wire::venus::UnsealUpgrade>,
 }
 
 /// A rebuild's target.

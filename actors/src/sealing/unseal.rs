@@ -1,7 +1,7 @@
 //! The `unseal` plan: a piece of a sealed sector is regenerated and delivered (damocles'
 //! unseal planner). The manager gives the thread the piece with the sector's ticket, CommD and
 //! store (`AllocateUnsealSector`); the thread decodes the piece's range of the sealed replica
-//! into its location, asks where the bytes go (`AcquireUnsealDest`), puts them there and says
+//! (of a snapped sector: of its updated replica, against the sector key) into its location, asks where the bytes go (`AcquireUnsealDest`), puts them there and says
 //! so (`AchieveUnsealSector`). It never reports the sector's state: the sector is another
 //! thread's, and proven; a failure ends the unseal task, never the sector.
 
@@ -65,6 +65,7 @@ async fn allocate(mut s: Step) -> StepResult {
         size: got.size,
         comm_d: got.comm_d,
         access_instance: got.private_info.access_instance,
+        upgrade: got.upgrade,
     });
     s.moved(E::AllocatedUnsealSector)
 }
@@ -88,6 +89,19 @@ async fn unseal(s: Step) -> StepResult {
     }
     let store = attached_path(&s.env, &p.access_instance)?;
     let name = id.to_string();
+    // A snapped sector's piece is in its updated replica, decoded against the sector key.
+    let update = match &p.upgrade {
+        Some(u) => Some(task::UnsealFromUpdate {
+            update_file: path_str(&store.join("update").join(&name)),
+            sector_key_file: path_str(
+                &attached_path(&s.env, &u.sector_key_instance)?
+                    .join("sealed")
+                    .join(&name),
+            ),
+            comm_r_old: u.comm_r_old,
+        }),
+        None => None,
+    };
     let ticket = s.sector.ticket.as_ref().map(|t| t.ticket.as_slice());
     let ticket: [u8; 32] = ticket.and_then(|t| t.try_into().ok()).ok_or_else(|| {
         Failure::abort(format!("the unseal of {id} came without a 32 byte ticket"))
@@ -103,6 +117,7 @@ async fn unseal(s: Step) -> StepResult {
         comm_d: p.comm_d,
         offset: p.offset,
         size: p.size,
+        update,
     };
     let out: task::UnsealOutput = process(&s, Stage::Unseal, &t).await?;
     if out.written != p.size {

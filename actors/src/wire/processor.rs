@@ -320,6 +320,21 @@ pub struct UnsealTask {
     pub offset: u64,
     /// How many unpadded bytes.
     pub size: u64,
+    /// A snapped sector: the piece is decoded from its updated replica instead (`comm_d` is
+    /// then the update's), and `sealed_file` and `cache_dir` are unused.
+    #[serde(default)]
+    pub update: Option<UnsealFromUpdate>,
+}
+
+/// The files and commitment a snapped sector's piece is decoded from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnsealFromUpdate {
+    /// The updated replica.
+    pub update_file: String,
+    /// The sealed replica the update was encoded into (the sector key).
+    pub sector_key_file: String,
+    /// The sealed replica's commitment.
+    pub comm_r_old: [u8; 32],
 }
 
 /// `unseal`'s output.

@@ -294,6 +294,25 @@ pub struct SectorUnsealInfo {
     /// Why it failed, if it did.
     #[serde(default)]
     pub error_info: String,
+    /// Ours, which damocles has no field for: the piece is in a snap-up's updated replica
+    /// (then `CommD` is the update's and `AccessInstance` the update's store). A Go manager
+    /// never writes it.
+    #[serde(
+        rename = "DamoclesRs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upgrade: Option<UnsealUpgrade>,
+}
+
+/// Where a snapped sector's piece is decoded from, besides its updated replica.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct UnsealUpgrade {
+    /// The sealed replica's commitment, before the snap-up.
+    pub comm_r_old: [u8; 32],
+    /// The store holding the sealed replica (the sector key).
+    pub sector_key_instance: String,
 }
 
 /// A sector as the chain knows it.

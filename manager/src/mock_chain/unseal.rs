@@ -7,7 +7,8 @@
 use damocles_actors::wire::hex;
 use damocles_actors::wire::jsonrpc::{RpcError, NOT_YOURS, SECTOR_STATE_NOT_FOUND};
 use damocles_actors::wire::venus::{
-    AllocateSectorSpec, AllocatedSector, Cid, SectorId, SectorPrivateInfo, SectorUnsealInfo, Ticket,
+    AllocateSectorSpec, AllocatedSector, Cid, SectorId, SectorPrivateInfo, SectorUnsealInfo,
+    Ticket, UnsealUpgrade,
 };
 use tracing::{info, warn};
 
@@ -75,6 +76,18 @@ impl MockChain {
                 &format!("unseal {} of {id}", task.piece_cid),
             )
             .await;
+        let hex32 = |h: &Option<String>| h.as_deref().and_then(hex::decode32).unwrap_or_default();
+        // A snapped sector's deals are in its updated replica, decoded with the sector key.
+        let snapped = row.snap_state.as_deref() == Some(db::snap::DONE);
+        let (comm_d, store) = if snapped {
+            (hex32(&row.update_comm_d), row.update_store.clone())
+        } else {
+            (hex32(&row.comm_d), row.persist_store.clone())
+        };
+        let upgrade = snapped.then(|| UnsealUpgrade {
+            comm_r_old: hex32(&row.comm_r),
+            sector_key_instance: row.persist_store.clone().unwrap_or_default(),
+        });
         Ok(Some(SectorUnsealInfo {
             sector: AllocatedSector {
                 id,
@@ -86,20 +99,17 @@ impl MockChain {
             offset: task.piece_offset as u64,
             size: task.piece_size as u64,
             private_info: SectorPrivateInfo {
-                access_instance: row.persist_store.clone().unwrap_or_default(),
+                access_instance: store.unwrap_or_default(),
             },
             ticket: Ticket {
                 ticket: unb64(row.ticket.as_deref().unwrap_or_default()),
                 epoch: 0,
             },
-            comm_d: row
-                .comm_d
-                .as_deref()
-                .and_then(hex::decode32)
-                .unwrap_or_default(),
+            comm_d,
             dest: task.dests(),
             state: task.state,
             error_info: String::new(),
+            upgrade,
         }))
     }
 

@@ -177,10 +177,16 @@ fn unsealable(s: &SectorRow, cid: &str) -> Option<String> {
             "sector {n} was aborted: it holds no sealed copy of {cid}"
         ));
     }
-    if s.snap_state.is_some() {
+    if s.snap_state.as_deref() == Some(crate::db::snap::DONE) {
+        if s.update_store.is_none() || s.update_comm_d.is_none() || s.comm_r.is_none() {
+            return Some(format!(
+                "sector {n} is snapped but its updated replica is not recorded (store, CommD)"
+            ));
+        }
+    } else if s.snap_state.is_some() {
         return Some(format!(
-            "piece {cid} is in sector {n}'s snap-up (its updated replica): unsealing from an \
-             updated replica is not supported yet, only from a sealed one"
+            "piece {cid} is in sector {n}'s snap-up, which is not done yet: it can be unsealed \
+             once the snap-up is verified"
         ));
     }
     if s.persist_store.is_none() || s.comm_d.is_none() || s.ticket.is_none() {
