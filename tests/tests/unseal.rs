@@ -169,6 +169,10 @@ fn pieces_are_unsealed_from_a_sealed_sector_byte_for_byte() {
         "the URL the forger reached: {url}"
     );
     assert_eq!(upload("guess", vec![0; 508]), 403);
+    // With the secret, bytes that do not make the piece's CID are not kept.
+    let secret = url.split("secret=").nth(1).unwrap();
+    assert_eq!(upload(secret, vec![0; 508]), 400);
+    assert_eq!(upload(secret, vec![0; 100]), 400, "not the piece's size");
     let (status, body) = m.rest(
         Method::GET,
         &format!("/unseal/10000/{n}/{cid_small}/piece"),

@@ -292,16 +292,15 @@ pub enum UploadRefused {
     Size(i64),
 }
 
-/// Keeps the bytes a thread uploaded to the manager, once the secret and the size match.
-pub fn store(
+/// Whether an upload of `len` bytes with `secret` is taken now: the task, when it is.
+pub fn admits(
     conn: &mut DbConnection,
     miner: u64,
     number: u64,
     cid: &str,
     secret: &str,
-    bytes: &[u8],
-    at: NaiveDateTime,
-) -> Result<Result<(), UploadRefused>, DbError> {
+    len: usize,
+) -> Result<Result<UnsealRow, UploadRefused>, DbError> {
     let Some(row) = get(conn, miner, number, cid)? else {
         return Ok(Err(UploadRefused::NoSuchTask));
     };
@@ -315,8 +314,24 @@ pub fn store(
     if row.state != UPLOADING {
         return Ok(Err(UploadRefused::State(row.state)));
     }
-    if bytes.len() as i64 != row.piece_size {
+    if len as i64 != row.piece_size {
         return Ok(Err(UploadRefused::Size(row.piece_size)));
+    }
+    Ok(Ok(row))
+}
+
+/// Keeps the bytes a thread uploaded to the manager, once [`admits`] takes them.
+pub fn store(
+    conn: &mut DbConnection,
+    miner: u64,
+    number: u64,
+    cid: &str,
+    secret: &str,
+    bytes: &[u8],
+    at: NaiveDateTime,
+) -> Result<Result<(), UploadRefused>, DbError> {
+    if let Err(refused) = admits(conn, miner, number, cid, secret, bytes.len())? {
+        return Ok(Err(refused));
     }
     diesel::update(key(miner, number, cid))
         .set((ut::data.eq(bytes), ut::updated_at.eq(at)))

@@ -361,12 +361,37 @@ pub async fn upload(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let (miner, number, cid) = path.into_inner();
-    let (c, secret, n) = (cid.clone(), q.into_inner().secret, body.len());
-    let at = db::now();
+    let (secret, n) = (q.into_inner().secret, body.len());
+    let what = format!("the unseal of {cid} in s-t0{miner}-{number}");
+    let (c, k) = (cid.clone(), secret.clone());
+    let admitted =
+        s.db.run(move |conn| unseal::admits(conn, miner, number, &c, &k, n))
+            .await?;
+    // Only bytes that make the piece's CID are kept: a bad disk or a forger delivers nothing.
+    // Checked once the secret admitted the caller, off the server's threads.
+    if admitted.is_ok() {
+        let (proof, padded, c, bytes) = (
+            s.proof_type,
+            n as u64 / 127 * 128,
+            cid.clone(),
+            body.clone(),
+        );
+        let made =
+            web::block(move || damocles_proof_types::piece_commitment(proof, &bytes, padded))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map_err(|e| ApiError::BadRequest(format!("{what}: {e}")))?;
+        if commcid::piece_comm(&c).ok() != Some(made) {
+            return Err(ApiError::BadRequest(format!(
+                "{what}: the bytes make piece CID {}, not the task's; they are not kept",
+                commcid::piece_cid(&made)
+            )));
+        }
+    }
+    let (c, at) = (cid.clone(), db::now());
     let stored =
         s.db.run(move |conn| unseal::store(conn, miner, number, &c, &secret, &body, at))
             .await?;
-    let what = format!("the unseal of {cid} in s-t0{miner}-{number}");
     match stored {
         Ok(()) => {
             tracing::info!(sector = %format!("s-t0{miner}-{number}"), piece = %cid, bytes = n, "unsealed piece received");
