@@ -6,6 +6,7 @@ mod config;
 mod damocles_cfg;
 mod db;
 mod deadline_clock;
+mod decision_log;
 mod error;
 mod heartbeat_writer;
 mod home;

@@ -217,7 +217,7 @@ impl MockChain {
         };
         let id = SectorId { miner, number };
         info!(sector = %id, worker = %worker, "sector allocated");
-        self.sched.granted(&worker, thread, &id.to_string()).await;
+        self.sched.granted(&worker, thread, &id.to_string());
         Ok(Some(AllocatedSector {
             id,
             proof_type: proof,

@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tracing::{info, warn};
 
+use actix::{Actor, Addr};
+
 use crate::db::sched::Decision;
 use crate::db::{self, Db, DbError};
+use crate::decision_log::{DecisionLog, Record};
 
 /// A worker that has not pinged for this long gets no pledges.
 const ALIVE: Duration = Duration::from_secs(300);
@@ -28,6 +31,8 @@ pub struct Scheduler {
     counts: Mutex<BTreeMap<(String, String), u64>>,
     /// When each (worker, reason) refusal was last logged.
     last_logged: Mutex<HashMap<(String, String), Instant>>,
+    /// Writes the decisions to `sched_log`.
+    log: Addr<DecisionLog>,
 }
 
 /// Most (worker, reason) pairs remembered for the once-a-minute log; beyond it the stale ones
@@ -96,12 +101,14 @@ pub fn spread(n: u32, workers: &[(String, i32)]) -> Vec<(String, i32)> {
 }
 
 impl Scheduler {
+    /// Starts the decision log's writer: call it inside the actix system.
     pub fn new(db: Db, auto_pledge: bool) -> Self {
         Scheduler {
-            db,
+            db: db.clone(),
             auto_pledge,
             counts: Mutex::default(),
             last_logged: Mutex::default(),
+            log: DecisionLog::new(db.clone()).start(),
         }
     }
 
@@ -128,7 +135,7 @@ impl Scheduler {
             (!took).then(|| "no pledge budget".to_string())
         };
         if let Some(r) = &reason {
-            self.refused(worker, "sector", r).await;
+            self.refused(worker, "sector", r);
         }
         Ok(reason)
     }
@@ -151,7 +158,7 @@ impl Scheduler {
     /// draining holds such work back (pledges are about new sectors only).
     pub async fn drain_refusal(&self, worker: &str, work: &str) -> Result<Option<String>, DbError> {
         if self.draining(worker).await? {
-            self.refused(worker, work, "draining").await;
+            self.refused(worker, work, "draining");
             return Ok(Some("draining".into()));
         }
         Ok(None)
@@ -164,7 +171,8 @@ impl Scheduler {
         }
     }
 
-    async fn write(
+    /// Queues the decision for `sched_log`; nothing waits for the row (`DecisionLog`).
+    fn write(
         &self,
         worker: &str,
         thread: Option<u32>,
@@ -172,40 +180,28 @@ impl Scheduler {
         work: &str,
         reason: &str,
     ) {
-        let (w, work, reason) = (worker.to_string(), work.to_string(), reason.to_string());
-        let res = self
-            .db
-            .run(move |c| {
-                db::sched::record(
-                    c,
-                    Decision {
-                        worker: &w,
-                        thread,
-                        decision,
-                        work: &work,
-                        reason: &reason,
-                    },
-                    db::now(),
-                )
-            })
-            .await;
-        if let Err(e) = res {
-            warn!(error = %e, "cannot write the decision log");
-        }
+        self.log.do_send(Record(Decision {
+            at: db::now(),
+            worker: worker.to_string(),
+            thread,
+            decision,
+            work: work.to_string(),
+            reason: reason.to_string(),
+        }));
     }
 
     /// `thread`: the asking thread's index, when the worker says it (ours do).
-    pub async fn granted(&self, worker: &str, thread: Option<u32>, work: &str) {
+    pub fn granted(&self, worker: &str, thread: Option<u32>, work: &str) {
         self.count("granted", "");
         let to = match thread {
             Some(i) => format!("{worker} #{i}"),
             None => worker.to_string(),
         };
         info!(worker, thread, work, "sched: granted {work} to {to}");
-        self.write(worker, thread, "granted", work, "").await;
+        self.write(worker, thread, "granted", work, "");
     }
 
-    async fn refused(&self, worker: &str, what: &str, reason: &str) {
+    pub fn refused(&self, worker: &str, what: &str, reason: &str) {
         self.count("refused", reason);
         let key = (worker.to_string(), reason.to_string());
         let due = match self.last_logged.lock() {
@@ -229,7 +225,7 @@ impl Scheduler {
                 worker,
                 what, reason, "sched: not scheduling {worker}: {reason}"
             );
-            self.write(worker, None, "refused", what, reason).await;
+            self.write(worker, None, "refused", what, reason);
         }
     }
 

@@ -77,32 +77,32 @@ impl JobQueue {
                 "WdPoStAllocateJobs: num {num} is too many; ask for 1 to {MAX_CLAIM}"
             )));
         }
-        if self
-            .sched
-            .drain_refusal(&worker, "wdpost job")
-            .await
-            .map_err(db_error)?
-            .is_some()
-        {
-            return Ok(Vec::new());
-        }
         let filter = ClaimFilter {
             miners: spec.allowed_miners,
             proof_types: spec.allowed_proof_types,
         };
         let w = worker.clone();
         let at = self.db.now();
+        // A draining worker gets no job; the check and the claim share one trip to the pool.
         let rows = self
             .db
-            .run(move |c| db::wdpost::claim(c, &filter, num as usize, &w, at))
+            .run(move |c| {
+                if db::workers::is_draining(c, &w)? {
+                    return Ok(None);
+                }
+                db::wdpost::claim(c, &filter, num as usize, &w, at).map(Some)
+            })
             .await
             .map_err(db_error)?;
+        let Some(rows) = rows else {
+            self.sched.refused(&worker, "wdpost job", "draining");
+            return Ok(Vec::new());
+        };
         let mut jobs = Vec::with_capacity(rows.len());
         for row in rows {
             info!(job = %row.id, worker = %worker, try_num = row.try_num, deadline = row.deadline_idx, "wdpost job claimed");
             self.sched
-                .granted(&worker, thread, &format!("wdpost job {}", row.id))
-                .await;
+                .granted(&worker, thread, &format!("wdpost job {}", row.id));
             jobs.push(AllocatedPoStJob {
                 input: input_of(&row)?,
                 id: row.wire_id(),

@@ -13,6 +13,7 @@ pub enum Val {
     Text(String),
     OptText(Option<String>),
     Int(i64),
+    OptInt(Option<i64>),
     Time(NaiveDateTime),
 }
 
@@ -28,6 +29,7 @@ where
     String: diesel::serialize::ToSql<Text, DB>,
     Option<String>: diesel::serialize::ToSql<Nullable<Text>, DB>,
     i64: diesel::serialize::ToSql<BigInt, DB>,
+    Option<i64>: diesel::serialize::ToSql<Nullable<BigInt>, DB>,
     NaiveDateTime: diesel::serialize::ToSql<Timestamp, DB>,
 {
     for v in vals {
@@ -35,6 +37,7 @@ where
             Val::Text(s) => q.bind::<Text, _>(s),
             Val::OptText(s) => q.bind::<Nullable<Text>, _>(s),
             Val::Int(i) => q.bind::<BigInt, _>(i),
+            Val::OptInt(i) => q.bind::<Nullable<BigInt>, _>(i),
             Val::Time(t) => q.bind::<Timestamp, _>(t),
         };
     }

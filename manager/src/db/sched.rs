@@ -5,7 +5,7 @@ use damocles_actors::thread::plan::PlanKind;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::raw::{execute, is_mysql, Val};
+use super::raw::{execute, is_mysql, placeholders, rows_per_statement, Val};
 use super::schema::{pledge_budget, sched_log, worker_threads, workers};
 use super::{classify, DbConnection, DbError};
 
@@ -21,26 +21,42 @@ pub struct DecisionRow {
     pub reason: String,
 }
 
-pub struct Decision<'a> {
-    pub worker: &'a str,
+/// One scheduling decision, as `DecisionLog` queues it for `sched_log`.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub at: NaiveDateTime,
+    pub worker: String,
     pub thread: Option<u32>,
-    pub decision: &'a str,
-    pub work: &'a str,
-    pub reason: &'a str,
+    pub decision: &'static str,
+    pub work: String,
+    pub reason: String,
 }
 
-pub fn record(conn: &mut DbConnection, d: Decision<'_>, at: NaiveDateTime) -> Result<(), DbError> {
-    diesel::insert_into(sched_log::table)
-        .values((
-            sched_log::at.eq(at),
-            sched_log::worker_name.eq(d.worker),
-            sched_log::thread_index.eq(d.thread.map(|t| t as i32)),
-            sched_log::decision.eq(d.decision),
-            sched_log::work.eq(d.work),
-            sched_log::reason.eq(d.reason),
-        ))
-        .execute(conn)
+/// Writes `decisions` in order, as many rows per statement as the placeholder limit allows.
+pub fn record(conn: &mut DbConnection, decisions: &[Decision]) -> Result<(), DbError> {
+    const COLS: usize = 6;
+    for chunk in decisions.chunks(rows_per_statement(COLS)) {
+        let mut vals = Vec::with_capacity(chunk.len() * COLS);
+        for d in chunk {
+            vals.extend([
+                Val::Time(d.at),
+                Val::Text(d.worker.clone()),
+                Val::OptInt(d.thread.map(i64::from)),
+                Val::Text(d.decision.to_string()),
+                Val::Text(d.work.clone()),
+                Val::Text(d.reason.clone()),
+            ]);
+        }
+        execute(
+            conn,
+            &format!(
+                "INSERT INTO sched_log (at, worker_name, thread_index, decision, work, reason) VALUES {}",
+                placeholders(chunk.len(), COLS)
+            ),
+            vals,
+        )
         .map_err(classify)?;
+    }
     Ok(())
 }
 

@@ -14,6 +14,7 @@ diesel::table! {
         first_seen_at -> Timestamp,
         last_ping_at -> Timestamp,
         draining -> Bool,
+        threads_digest -> Nullable<BigInt>,
     }
 }
 

@@ -1,14 +1,17 @@
 //! `workers` and `worker_threads`: what pings tell us about each worker.
 
 use chrono::NaiveDateTime;
+use std::collections::HashMap;
+
 use damocles_actors::wire::venus::WorkerInfo;
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
 use serde::{Deserialize, Serialize};
 
-use damocles_actors::wire::worker_api::ThreadState;
+use damocles_actors::wire::worker_api::{ThreadInfo, ThreadState};
 
 use super::raw::OnDup::{Keep, Key, Refresh};
-use super::raw::{execute, rows_per_statement, upsert_rows, Cell, Val};
+use super::raw::{execute, in_list, load, rows_per_statement, upsert_rows, Cell, Val, MAX_BOUND};
 use super::schema::{worker_threads, workers};
 use super::{classify, DbConnection, DbError};
 
@@ -32,6 +35,13 @@ pub struct WorkerRow {
 /// Writes a batch of pings in one transaction: workers, their threads, and the removal of
 /// threads a worker no longer has, each in as few statements as the placeholder limits allow.
 /// The pings were checked on arrival (`intake::check_ping`), so every value fits its column.
+///
+/// Most pings repeat what the last one said (a sealing step takes minutes to hours, a ping
+/// comes every 30 s). The worker's row keeps a digest of the threads last written
+/// (`threads_digest`), read back in the same transaction, so a ping whose threads did not
+/// change writes only the worker's row (its counts and `last_ping_at`). The digest lives in the
+/// database, not in this manager's memory, so it stays true when a worker moves between
+/// managers. A thread row's `updated_at` is therefore when it last changed.
 pub fn upsert_pings(
     conn: &mut DbConnection,
     pings: &[WorkerInfo],
@@ -41,10 +51,20 @@ pub fn upsert_pings(
         return Ok(());
     }
     conn.transaction::<_, diesel::result::Error, _>(|c| {
+        let stored = stored_digests(c, pings)?;
+        let digests: Vec<Option<i64>> = pings
+            .iter()
+            .map(|p| match &p.threads {
+                Some(threads) => Some(threads_digest(threads, at)),
+                // A damocles worker's ping says nothing of its threads: keep what was there.
+                None => stored.get(&p.name).copied().flatten(),
+            })
+            .collect();
         let count = |n: u64| Val::Int(i64::try_from(n).unwrap_or(i64::MAX));
         let rows = pings
             .iter()
-            .map(|p| {
+            .zip(&digests)
+            .map(|(p, digest)| {
                 let s = &p.summary;
                 vec![
                     Cell::new("name", Key, Val::Text(p.name.clone())),
@@ -58,13 +78,23 @@ pub fn upsert_pings(
                     Cell::new("error_threads", Refresh, count(s.errors)),
                     Cell::new("first_seen_at", Keep, Val::Time(at)),
                     Cell::new("last_ping_at", Refresh, Val::Time(at)),
+                    Cell::new("threads_digest", Refresh, Val::OptInt(*digest)),
                 ]
             })
             .collect();
         upsert_rows(c, "workers", rows)?;
 
+        // Only the workers whose threads differ from what is stored.
+        let changed: Vec<&WorkerInfo> = pings
+            .iter()
+            .zip(&digests)
+            .filter(|(p, digest)| {
+                p.threads.is_some() && stored.get(&p.name).copied().flatten() != **digest
+            })
+            .map(|(p, _)| p)
+            .collect();
         let mut rows = Vec::new();
-        for p in pings {
+        for p in &changed {
             for t in p.threads.iter().flatten() {
                 rows.push(vec![
                     Cell::new("worker_name", Key, Val::Text(p.name.clone())),
@@ -94,8 +124,7 @@ pub fn upsert_pings(
             }
         }
         upsert_rows(c, "worker_threads", rows)?;
-        let with_threads: Vec<&WorkerInfo> = pings.iter().filter(|p| p.threads.is_some()).collect();
-        for chunk in with_threads.chunks(rows_per_statement(2)) {
+        for chunk in changed.chunks(rows_per_statement(2)) {
             let conds = vec!["(worker_name = ? AND thread_index >= ?)"; chunk.len()].join(" OR ");
             let mut vals = Vec::new();
             for p in chunk {
@@ -111,6 +140,94 @@ pub fn upsert_pings(
         Ok(())
     })
     .map_err(classify)
+}
+
+/// The `threads_digest` stored for each pinging worker that is known (`None`: known, but no
+/// digest yet).
+fn stored_digests(
+    c: &mut DbConnection,
+    pings: &[WorkerInfo],
+) -> Result<HashMap<String, Option<i64>>, diesel::result::Error> {
+    #[derive(QueryableByName)]
+    struct Stored {
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = Nullable<BigInt>)]
+        threads_digest: Option<i64>,
+    }
+    let mut out = HashMap::with_capacity(pings.len());
+    for chunk in pings.chunks(MAX_BOUND) {
+        let rows: Vec<Stored> = load(
+            c,
+            &format!(
+                "SELECT name, threads_digest FROM workers WHERE name IN {}",
+                in_list(chunk.len())
+            ),
+            chunk.iter().map(|p| Val::Text(p.name.clone())).collect(),
+        )?;
+        out.extend(rows.into_iter().map(|r| (r.name, r.threads_digest)));
+    }
+    Ok(out)
+}
+
+/// Seconds of the minute buckets `state_since` is compared in: a ping's `at - elapsed`
+/// wobbles by a second from ping to ping, and must not count as a change; a thread that
+/// re-enters the same state a minute or more later does. A wobble across a bucket's edge
+/// writes the rows once more, which costs a write and is otherwise harmless.
+const SINCE_BUCKET: i64 = 60;
+
+/// A digest of what a ping says of its threads, as the rows would hold it (FNV-1a, 64 bits:
+/// the same on every manager and every build, unlike `std`'s hasher).
+fn threads_digest(threads: &[ThreadInfo], at: NaiveDateTime) -> i64 {
+    let mut h = Fnv::default();
+    h.int(threads.len() as i64);
+    for t in threads {
+        h.int(i64::try_from(t.index).unwrap_or(i64::MAX));
+        h.text(Some(&t.location));
+        h.text(Some(&t.plan));
+        h.text(t.job_id.as_deref());
+        h.text(Some(&t.job_state));
+        h.text(t.job_stage.as_deref());
+        h.text(Some(t.thread_state.name()));
+        h.int(
+            since(at, &t.thread_state)
+                .and_utc()
+                .timestamp()
+                .div_euclid(SINCE_BUCKET),
+        );
+        h.text(t.last_error.as_deref());
+    }
+    h.0 as i64
+}
+
+/// FNV-1a over length-prefixed fields, so that no two different field lists feed it the same
+/// bytes.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn bytes(&mut self, b: &[u8]) {
+        for x in b {
+            self.0 = (self.0 ^ u64::from(*x)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn int(&mut self, i: i64) {
+        self.bytes(&i.to_le_bytes());
+    }
+    fn text(&mut self, s: Option<&str>) {
+        match s {
+            None => self.int(-1),
+            Some(s) => {
+                self.int(s.len() as i64);
+                self.bytes(s.as_bytes());
+            }
+        }
+    }
 }
 
 const EPOCH: NaiveDateTime = chrono::DateTime::UNIX_EPOCH.naive_utc();
@@ -172,3 +289,6 @@ pub fn set_draining(conn: &mut DbConnection, name: &str, draining: bool) -> Resu
 pub fn is_draining(conn: &mut DbConnection, name: &str) -> Result<bool, DbError> {
     Ok(get(conn, name)?.is_some_and(|w| w.draining))
 }
+
+#[cfg(test)]
+mod tests;

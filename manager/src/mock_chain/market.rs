@@ -188,8 +188,7 @@ impl MockChain {
             .unwrap_or_default();
         info!(sector = %id, worker = %worker, deals = %deal_ids(&deals), "snap-up allocated");
         self.sched
-            .granted(&worker, asker.thread, &format!("snap-up {id}"))
-            .await;
+            .granted(&worker, asker.thread, &format!("snap-up {id}"));
         Ok(Some(AllocatedSnapUpSector {
             sector: AllocatedSector {
                 id,

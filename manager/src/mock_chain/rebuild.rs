@@ -66,8 +66,7 @@ impl MockChain {
             .unwrap_or_default();
         info!(sector = %id, worker = %worker, "rebuild allocated");
         self.sched
-            .granted(&worker, asker.thread, &format!("rebuild {id}"))
-            .await;
+            .granted(&worker, asker.thread, &format!("rebuild {id}"));
         Ok(Some(SectorRebuildInfo {
             sector: AllocatedSector {
                 id,

@@ -69,13 +69,11 @@ impl MockChain {
             number: row.sector_number as u64,
         };
         info!(sector = %id, piece = %task.piece_cid, worker = %worker, "unseal allocated");
-        self.sched
-            .granted(
-                &worker,
-                asker.thread,
-                &format!("unseal {} of {id}", task.piece_cid),
-            )
-            .await;
+        self.sched.granted(
+            &worker,
+            asker.thread,
+            &format!("unseal {} of {id}", task.piece_cid),
+        );
         let hex32 = |h: &Option<String>| h.as_deref().and_then(hex::decode32).unwrap_or_default();
         // A snapped sector's deals are in its updated replica, decoded with the sector key.
         let snapped = row.snap_state.as_deref() == Some(db::snap::DONE);

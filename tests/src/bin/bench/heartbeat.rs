@@ -1,64 +1,77 @@
 //! `bench heartbeat`: ping ingest through the manager beside the raw batched upsert.
+//!
+//! `changed` is the percentage of workers whose threads differ from their last ping in each
+//! round: 100 (every ping's rows are new: the writer's worst case) or, as a farm's pings are,
+//! a few (a sealing step takes minutes to hours; a ping comes every 30 s).
 
 use std::time::Instant;
 
 use damocles_tests::Manager;
-use serde_json::json;
+use serde_json::Value;
 
-use super::{call_as, managers, percentiles, ping, report_cost, side_by_side, tokens};
+use super::{managers, percentiles, report_cost, side_by_side, tokens};
 
-pub(super) fn heartbeat(workers: usize, threads: usize, base_url: &str) {
+pub(super) fn heartbeat(workers: usize, threads: usize, base_url: &str, changed: usize) {
     use diesel::prelude::*;
     let dir = tempfile::tempdir().unwrap();
     let [(with_auth, _), (without, db)] = managers(dir.path(), base_url, "bench_hb", "");
     let names: Vec<String> = (0..workers).map(|w| format!("w{w}")).collect();
     let toks = tokens(&with_auth, &names);
+    let started = Instant::now();
 
     // Through a manager: every worker pings once per round, 64 at a time; the two managers
     // take turns in the order A B B A A B B A, so drift on the machine touches both alike.
+    // Round 0 is a warm-up, untimed: every worker's first ping writes all its rows.
     let (rounds, passes, concurrency) = (3, 8, 64);
-    let pings = |m: &Manager, toks: Option<&Vec<String>>, pass: usize| {
+    let pings = |m: &Manager, toks: Option<&Vec<String>>, first: usize, rounds: usize| {
         let rpc = m.url("/rpc/v0");
         let lat = std::sync::Mutex::new(Vec::new());
-        let started = Instant::now();
+        let begun = Instant::now();
         std::thread::scope(|s| {
             for c in 0..concurrency {
-                let (rpc, lat, names) = (&rpc, &lat, &names);
+                let (rpc, lat) = (&rpc, &lat);
                 s.spawn(move || {
                     let client = reqwest::blocking::Client::new();
-                    for round in 0..rounds {
+                    for round in first..first + rounds {
                         for w in (c..workers).step_by(concurrency) {
                             let t = Instant::now();
-                            let token = toks.map(|t| t[w].as_str());
-                            let ping = ping(&names[w], threads, pass * rounds + round);
-                            let r = call_as(&client, rpc, token, "Venus.WorkerPing", json!([ping]));
-                            assert!(r.is_null());
+                            let body = ping_body(w, threads, changed, round, started);
+                            let mut req = client
+                                .post(rpc)
+                                .header("Content-Type", "application/json")
+                                .body(body);
+                            if let Some(toks) = toks {
+                                req = req.bearer_auth(&toks[w]);
+                            }
+                            let resp: Value = req.send().unwrap().json().unwrap();
+                            assert!(
+                                resp["error"].is_null() && resp["result"].is_null(),
+                                "{resp}"
+                            );
                             lat.lock().unwrap().push(t.elapsed());
                         }
                     }
                 });
             }
         });
-        (
-            workers * rounds,
-            started.elapsed(),
-            lat.into_inner().unwrap(),
-        )
+        (workers * rounds, begun.elapsed(), lat.into_inner().unwrap())
     };
+    pings(&with_auth, Some(&toks), 0, 1);
+    pings(&without, None, 0, 1);
     let names_of = [
         "manager WorkerPing, each worker with its token ([auth] workers = required)",
         "manager WorkerPing, no tokens ([auth] workers = optional)",
     ];
     let (mut tallies, ratios) = side_by_side(names_of, passes, |which, pass| {
         if which == 0 {
-            pings(&with_auth, Some(&toks), pass)
+            pings(&with_auth, Some(&toks), 1 + pass * rounds, rounds)
         } else {
-            pings(&without, None, pass)
+            pings(&without, None, 1 + pass * rounds, rounds)
         }
     });
     for t in &mut tallies {
         println!(
-            "{} ({workers} workers x {threads} threads, {concurrency} concurrent): {} pings in {:?} = {:.0} pings/s, {:.0} thread rows/s; latency {}",
+            "{} ({workers} workers x {threads} threads, {changed}% of workers changed per round, {concurrency} concurrent): {} pings in {:?} = {:.0} pings/s, {:.0} thread rows/s; latency {}",
             t.name,
             t.calls,
             t.time,
@@ -115,4 +128,39 @@ pub(super) fn heartbeat(workers: usize, threads: usize, base_url: &str) {
         (n * threads) as f64 / total.as_secs_f64(),
         percentiles(batch_lat)
     );
+}
+
+/// Whether worker `w`'s threads changed in round `r` (`changed`% of the workers each round,
+/// a different set each round).
+fn changes(w: usize, r: usize, changed: usize) -> bool {
+    r == 0 || (w + r * 37) % 100 < changed
+}
+
+/// The JSON-RPC body of worker `w`'s ping in round `r`, written straight into a string (building
+/// a `serde_json::Value` per ping cost the load generator a fifth of the machine's CPU).
+/// A changed worker's thread 0 has a new job; the other threads keep theirs, and their
+/// `elapsed` grows with the clock, so their `state_since` stays put, as a real thread's does.
+fn ping_body(w: usize, threads: usize, changed: usize, r: usize, started: Instant) -> String {
+    let last_change = (0..=r).rev().find(|&r| changes(w, r, changed)).unwrap_or(0);
+    let now = started.elapsed().as_secs() as usize;
+    let mut out = String::with_capacity(300 + threads * 260);
+    out += r#"{"jsonrpc":"2.0","id":1,"method":"Venus.WorkerPing","params":[{"Name":"w"#;
+    out += &format!(
+        r#"{w}","Dest":"10.0.0.1:17890","Version":"bench","Summary":{{"Threads":{threads},"Empty":0,"Paused":0,"Running":{threads},"Waiting":0,"Errors":0}},"Threads":["#
+    );
+    for i in 0..threads {
+        let (job, elapsed) = if i == 0 {
+            (format!("s-{w}-0-{last_change}"), 5)
+        } else {
+            (format!("s-{w}-{i}"), now + (w * 13 + i * 7) % 3600)
+        };
+        if i > 0 {
+            out.push(',');
+        }
+        out += &format!(
+            r#"{{"location":"/data/w{w}/store{i}","plan":"sealer","job_id":"{job}","index":{i},"thread_state":{{"state":"Running","elapsed":{elapsed},"proc":"ext(pid: 42)"}},"job_state":"PC1Done","job_stage":"PC2","last_error":null}}"#
+        );
+    }
+    out += "]}]}";
+    out
 }

@@ -4,7 +4,8 @@
 //! ```sh
 //! cargo build --release --bins --features damocles-manager/mysql,damocles-tests/bench-mysql
 //! target/release/bench worker 64            # worker list and pause→paused, 64 threads
-//! target/release/bench heartbeat 2000 8 mysql://root@127.0.0.1:3306/test
+//! target/release/bench heartbeat 2000 8 mysql://root@127.0.0.1:3306/test      # every ping new
+//! target/release/bench heartbeat 2000 8 mysql://root@127.0.0.1:3306/test 10   # 10% changed
 //! target/release/bench claims 20000 32 mysql://root@127.0.0.1:3306/test
 //! target/release/bench post 6               # needs the 2KiB WindowPoSt parameters
 //! ```
@@ -29,6 +30,7 @@ fn main() {
             args.get(2).and_then(|n| n.parse().ok()).unwrap_or(2000),
             args.get(3).and_then(|n| n.parse().ok()).unwrap_or(8),
             args.get(4).map_or("mysql://root@127.0.0.1:3306/test", String::as_str),
+            args.get(5).and_then(|n| n.parse().ok()).unwrap_or(100),
         ),
         Some("claims") => claims::claims(
             args.get(2).and_then(|n| n.parse().ok()).unwrap_or(20_000),
@@ -37,7 +39,7 @@ fn main() {
         ),
         Some("post") => post(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6)),
         Some("snap") => snap(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6)),
-        _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url] | bench claims [jobs] [claimers] [mysql-url] | bench post [runs] | bench snap [runs]"),
+        _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url] [changed-percent] | bench claims [jobs] [claimers] [mysql-url] | bench post [runs] | bench snap [runs]"),
     }
 }
 
@@ -135,20 +137,6 @@ fn worker(threads: usize) {
         "pause → paused seen in WorkerList, {threads} threads: {}",
         percentiles(pause)
     );
-}
-
-fn ping(name: &str, threads: usize, round: usize) -> Value {
-    let rows: Vec<Value> = (0..threads)
-        .map(|i| {
-            json!({"location": format!("/data/{name}/store{i}"), "plan": "sealer",
-                   "job_id": format!("s-t010000-{}", round * 100 + i), "index": i,
-                   "thread_state": {"state": "Running", "elapsed": 5, "proc": "ext(pid: 42)"},
-                   "job_state": "PC1Done", "job_stage": "PC2", "last_error": null})
-        })
-        .collect();
-    json!({"Name": name, "Dest": "10.0.0.1:17890", "Version": "bench",
-           "Summary": {"Threads": threads, "Empty": 0, "Paused": 0, "Running": threads, "Waiting": 0, "Errors": 0},
-           "Threads": rows})
 }
 
 /// A worker-facing call with a token (or none); the result must not be an error.

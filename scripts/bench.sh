@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Every benchmark, each beside its baseline in the same run (BENCHMARKS.md explains each and
+# holds the figures). CI does not run this: the numbers mean something only on a quiet machine.
+#
+#   scripts/bench.sh                 # worker, heartbeat, claims (about 10 minutes)
+#   scripts/bench.sh heartbeat post  # those named: worker heartbeat claims post snap
+#
+# MariaDB: DAMOCLES_BENCH_MYSQL_URL (default mysql://root@127.0.0.1:3306/test; the benches make
+# and drop their own databases there). `post` and `snap` seal real 2KiB sectors: they make the
+# 2KiB Groth parameters first when the cache lacks them (about 17 minutes, once per machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+url="${DAMOCLES_BENCH_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}"
+export FIL_PROOFS_PARAMETER_CACHE="${FIL_PROOFS_PARAMETER_CACHE:-/var/tmp/filecoin-proof-parameters}"
+benches=("$@")
+[ ${#benches[@]} -gt 0 ] || benches=(worker heartbeat claims)
+
+cargo build --release --bins --features damocles-manager/mysql,damocles-tests/bench-mysql
+bench=target/release/bench
+
+run() {
+  echo
+  echo "== bench $*"
+  "$bench" "$@"
+}
+
+for b in "${benches[@]}"; do
+  case "$b" in
+    worker) run worker 64 ;;
+    heartbeat)
+      # Every ping's rows new (the writer's worst case), then as a farm pings: 10% changed.
+      run heartbeat 2000 8 "$url" 100
+      run heartbeat 2000 8 "$url" 10
+      ;;
+    claims)
+      run claims 20000 8 "$url"
+      run claims 20000 32 "$url"
+      ;;
+    post | snap)
+      target/release/damocles-worker params --sector-size 2KiB >/dev/null
+      run "$b" 6
+      ;;
+    *) echo "bench.sh: unknown bench '$b'; choose from worker heartbeat claims post snap" >&2; exit 2 ;;
+  esac
+done
