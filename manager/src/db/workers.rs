@@ -50,96 +50,102 @@ pub fn upsert_pings(
     if pings.is_empty() {
         return Ok(());
     }
-    conn.transaction::<_, diesel::result::Error, _>(|c| {
-        let stored = stored_digests(c, pings)?;
-        let digests: Vec<Option<i64>> = pings
-            .iter()
-            .map(|p| match &p.threads {
-                Some(threads) => Some(threads_digest(threads, at)),
-                // A damocles worker's ping says nothing of its threads: keep what was there.
-                None => stored.get(&p.name).copied().flatten(),
-            })
-            .collect();
-        let count = |n: u64| Val::Int(i64::try_from(n).unwrap_or(i64::MAX));
-        let rows = pings
-            .iter()
-            .zip(&digests)
-            .map(|(p, digest)| {
-                let s = &p.summary;
-                vec![
-                    Cell::new("name", Key, Val::Text(p.name.clone())),
-                    Cell::new("dest", Refresh, Val::Text(p.dest.clone())),
-                    Cell::new("version", Refresh, Val::Text(p.version.clone())),
-                    Cell::new("threads", Refresh, count(s.threads)),
-                    Cell::new("empty_threads", Refresh, count(s.empty)),
-                    Cell::new("paused_threads", Refresh, count(s.paused)),
-                    Cell::new("running_threads", Refresh, count(s.running)),
-                    Cell::new("waiting_threads", Refresh, count(s.waiting)),
-                    Cell::new("error_threads", Refresh, count(s.errors)),
-                    Cell::new("first_seen_at", Keep, Val::Time(at)),
-                    Cell::new("last_ping_at", Refresh, Val::Time(at)),
-                    Cell::new("threads_digest", Refresh, Val::OptInt(*digest)),
-                ]
-            })
-            .collect();
-        upsert_rows(c, "workers", rows)?;
+    // It reads the digests, then writes: on SQLite that needs the write lock from the start.
+    super::write_transaction(conn, |c| write_pings(c, pings, at).map_err(classify))
+}
 
-        // Only the workers whose threads differ from what is stored.
-        let changed: Vec<&WorkerInfo> = pings
-            .iter()
-            .zip(&digests)
-            .filter(|(p, digest)| {
-                p.threads.is_some() && stored.get(&p.name).copied().flatten() != **digest
-            })
-            .map(|(p, _)| p)
-            .collect();
-        let mut rows = Vec::new();
-        for p in &changed {
-            for t in p.threads.iter().flatten() {
-                rows.push(vec![
-                    Cell::new("worker_name", Key, Val::Text(p.name.clone())),
-                    Cell::new(
-                        "thread_index",
-                        Key,
-                        Val::Int(i64::try_from(t.index).unwrap_or(i64::MAX)),
-                    ),
-                    Cell::new("location", Refresh, Val::Text(t.location.clone())),
-                    Cell::new("plan", Refresh, Val::Text(t.plan.clone())),
-                    Cell::new("job_id", Refresh, Val::OptText(t.job_id.clone())),
-                    Cell::new("job_state", Refresh, Val::Text(t.job_state.clone())),
-                    Cell::new("job_stage", Refresh, Val::OptText(t.job_stage.clone())),
-                    Cell::new(
-                        "thread_state",
-                        Refresh,
-                        Val::Text(t.thread_state.name().to_string()),
-                    ),
-                    Cell::new(
-                        "state_since",
-                        Refresh,
-                        Val::Time(since(at, &t.thread_state)),
-                    ),
-                    Cell::new("last_error", Refresh, Val::OptText(t.last_error.clone())),
-                    Cell::new("updated_at", Refresh, Val::Time(at)),
-                ]);
-            }
+fn write_pings(
+    c: &mut DbConnection,
+    pings: &[WorkerInfo],
+    at: NaiveDateTime,
+) -> Result<(), diesel::result::Error> {
+    let stored = stored_digests(c, pings)?;
+    let digests: Vec<Option<i64>> = pings
+        .iter()
+        .map(|p| match &p.threads {
+            Some(threads) => Some(threads_digest(threads, at)),
+            // A damocles worker's ping says nothing of its threads: keep what was there.
+            None => stored.get(&p.name).copied().flatten(),
+        })
+        .collect();
+    let count = |n: u64| Val::Int(i64::try_from(n).unwrap_or(i64::MAX));
+    let rows = pings
+        .iter()
+        .zip(&digests)
+        .map(|(p, digest)| {
+            let s = &p.summary;
+            vec![
+                Cell::new("name", Key, Val::Text(p.name.clone())),
+                Cell::new("dest", Refresh, Val::Text(p.dest.clone())),
+                Cell::new("version", Refresh, Val::Text(p.version.clone())),
+                Cell::new("threads", Refresh, count(s.threads)),
+                Cell::new("empty_threads", Refresh, count(s.empty)),
+                Cell::new("paused_threads", Refresh, count(s.paused)),
+                Cell::new("running_threads", Refresh, count(s.running)),
+                Cell::new("waiting_threads", Refresh, count(s.waiting)),
+                Cell::new("error_threads", Refresh, count(s.errors)),
+                Cell::new("first_seen_at", Keep, Val::Time(at)),
+                Cell::new("last_ping_at", Refresh, Val::Time(at)),
+                Cell::new("threads_digest", Refresh, Val::OptInt(*digest)),
+            ]
+        })
+        .collect();
+    upsert_rows(c, "workers", rows)?;
+
+    // Only the workers whose threads differ from what is stored.
+    let changed: Vec<&WorkerInfo> = pings
+        .iter()
+        .zip(&digests)
+        .filter(|(p, digest)| {
+            p.threads.is_some() && stored.get(&p.name).copied().flatten() != **digest
+        })
+        .map(|(p, _)| p)
+        .collect();
+    let mut rows = Vec::new();
+    for p in &changed {
+        for t in p.threads.iter().flatten() {
+            rows.push(vec![
+                Cell::new("worker_name", Key, Val::Text(p.name.clone())),
+                Cell::new(
+                    "thread_index",
+                    Key,
+                    Val::Int(i64::try_from(t.index).unwrap_or(i64::MAX)),
+                ),
+                Cell::new("location", Refresh, Val::Text(t.location.clone())),
+                Cell::new("plan", Refresh, Val::Text(t.plan.clone())),
+                Cell::new("job_id", Refresh, Val::OptText(t.job_id.clone())),
+                Cell::new("job_state", Refresh, Val::Text(t.job_state.clone())),
+                Cell::new("job_stage", Refresh, Val::OptText(t.job_stage.clone())),
+                Cell::new(
+                    "thread_state",
+                    Refresh,
+                    Val::Text(t.thread_state.name().to_string()),
+                ),
+                Cell::new(
+                    "state_since",
+                    Refresh,
+                    Val::Time(since(at, &t.thread_state)),
+                ),
+                Cell::new("last_error", Refresh, Val::OptText(t.last_error.clone())),
+                Cell::new("updated_at", Refresh, Val::Time(at)),
+            ]);
         }
-        upsert_rows(c, "worker_threads", rows)?;
-        for chunk in changed.chunks(rows_per_statement(2)) {
-            let conds = vec!["(worker_name = ? AND thread_index >= ?)"; chunk.len()].join(" OR ");
-            let mut vals = Vec::new();
-            for p in chunk {
-                vals.push(Val::Text(p.name.clone()));
-                vals.push(Val::Int(p.threads.as_ref().map_or(0, Vec::len) as i64));
-            }
-            execute(
-                c,
-                &format!("DELETE FROM worker_threads WHERE {conds}"),
-                vals,
-            )?;
+    }
+    upsert_rows(c, "worker_threads", rows)?;
+    for chunk in changed.chunks(rows_per_statement(2)) {
+        let conds = vec!["(worker_name = ? AND thread_index >= ?)"; chunk.len()].join(" OR ");
+        let mut vals = Vec::new();
+        for p in chunk {
+            vals.push(Val::Text(p.name.clone()));
+            vals.push(Val::Int(p.threads.as_ref().map_or(0, Vec::len) as i64));
         }
-        Ok(())
-    })
-    .map_err(classify)
+        execute(
+            c,
+            &format!("DELETE FROM worker_threads WHERE {conds}"),
+            vals,
+        )?;
+    }
+    Ok(())
 }
 
 /// The `threads_digest` stored for each pinging worker that is known (`None`: known, but no
