@@ -5,7 +5,7 @@
 //! draining`), counted for `/metrics` and written to `sched_log`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -16,6 +16,9 @@ use actix::{Actor, Addr};
 use crate::db::sched::Decision;
 use crate::db::{self, Db, DbError};
 use crate::decision_log::{DecisionLog, Record};
+
+/// The reason a draining worker is refused new work.
+const DRAINING: &str = "draining";
 
 /// A worker that has not pinged for this long gets no pledges.
 const ALIVE: Duration = Duration::from_secs(300);
@@ -121,7 +124,7 @@ impl Scheduler {
     /// are on (give it back with `return_pledge` if the sector cannot be made).
     pub async fn sector_refusal(&self, worker: &str) -> Result<Option<String>, DbError> {
         let reason = if self.draining(worker).await? {
-            Some("draining".to_string())
+            Some(DRAINING.to_string())
         } else if self.auto_pledge {
             None
         } else if worker.is_empty() {
@@ -156,12 +159,32 @@ impl Scheduler {
 
     /// Why `worker` gets no `work` (a snap-up, a rebuild, a WindowPoSt job) now, or None: only
     /// draining holds such work back (pledges are about new sectors only).
-    pub async fn drain_refusal(&self, worker: &str, work: &str) -> Result<Option<String>, DbError> {
-        if self.draining(worker).await? {
-            self.refused(worker, work, "draining");
-            return Ok(Some("draining".into()));
+    pub async fn drain_refusal(
+        self: &Arc<Self>,
+        worker: &str,
+        work: &str,
+    ) -> Result<Option<String>, DbError> {
+        let (s, w, k) = (self.clone(), worker.to_string(), work.to_string());
+        let refused = self
+            .db
+            .run(move |c| s.refuse_if_draining(c, &w, &k))
+            .await?;
+        Ok(refused.then(|| DRAINING.into()))
+    }
+
+    /// `drain_refusal` on the caller's connection, so a claim can make it in its own database
+    /// call: true (and the refusal logged) when `worker` drains.
+    pub fn refuse_if_draining(
+        &self,
+        c: &mut db::DbConnection,
+        worker: &str,
+        work: &str,
+    ) -> Result<bool, DbError> {
+        let draining = db::workers::is_draining(c, worker)?;
+        if draining {
+            self.refused(worker, work, DRAINING);
         }
-        Ok(None)
+        Ok(draining)
     }
 
     fn count(&self, decision: &str, reason: &str) {
@@ -201,7 +224,7 @@ impl Scheduler {
         self.write(worker, thread, "granted", work, "");
     }
 
-    pub fn refused(&self, worker: &str, what: &str, reason: &str) {
+    fn refused(&self, worker: &str, what: &str, reason: &str) {
         self.count("refused", reason);
         let key = (worker.to_string(), reason.to_string());
         let due = match self.last_logged.lock() {

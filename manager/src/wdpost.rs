@@ -81,23 +81,19 @@ impl JobQueue {
             miners: spec.allowed_miners,
             proof_types: spec.allowed_proof_types,
         };
-        let w = worker.clone();
+        let (w, sched) = (worker.clone(), self.sched.clone());
         let at = self.db.now();
         // A draining worker gets no job; the check and the claim share one trip to the pool.
         let rows = self
             .db
             .run(move |c| {
-                if db::workers::is_draining(c, &w)? {
-                    return Ok(None);
+                if sched.refuse_if_draining(c, &w, "wdpost job")? {
+                    return Ok(Vec::new());
                 }
-                db::wdpost::claim(c, &filter, num as usize, &w, at).map(Some)
+                db::wdpost::claim(c, &filter, num as usize, &w, at)
             })
             .await
             .map_err(db_error)?;
-        let Some(rows) = rows else {
-            self.sched.refused(&worker, "wdpost job", "draining");
-            return Ok(Vec::new());
-        };
         let mut jobs = Vec::with_capacity(rows.len());
         for row in rows {
             info!(job = %row.id, worker = %worker, try_num = row.try_num, deadline = row.deadline_idx, "wdpost job claimed");

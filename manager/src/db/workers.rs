@@ -60,12 +60,18 @@ fn write_pings(
     at: NaiveDateTime,
 ) -> Result<(), diesel::result::Error> {
     let stored = stored_digests(c, pings)?;
+    let old: Vec<Option<i64>> = pings
+        .iter()
+        .map(|p| stored.get(&p.name).copied().flatten())
+        .collect();
     let digests: Vec<Option<i64>> = pings
         .iter()
-        .map(|p| match &p.threads {
-            Some(threads) => Some(threads_digest(threads, at)),
-            // A damocles worker's ping says nothing of its threads: keep what was there.
-            None => stored.get(&p.name).copied().flatten(),
+        .zip(&old)
+        // A damocles worker's ping says nothing of its threads: keep what was there.
+        .map(|(p, old)| {
+            p.threads
+                .as_ref()
+                .map_or(*old, |t| Some(threads_digest(t, at)))
         })
         .collect();
     let count = |n: u64| Val::Int(i64::try_from(n).unwrap_or(i64::MAX));
@@ -95,10 +101,8 @@ fn write_pings(
     // Only the workers whose threads differ from what is stored.
     let changed: Vec<&WorkerInfo> = pings
         .iter()
-        .zip(&digests)
-        .filter(|(p, digest)| {
-            p.threads.is_some() && stored.get(&p.name).copied().flatten() != **digest
-        })
+        .zip(old.iter().zip(&digests))
+        .filter(|(p, (old, new))| p.threads.is_some() && old != new)
         .map(|(p, _)| p)
         .collect();
     let mut rows = Vec::new();

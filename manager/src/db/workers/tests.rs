@@ -83,7 +83,9 @@ fn a_ping_that_repeats_the_last_writes_only_the_workers_row() {
         first,
         "unchanged threads are not written again"
     );
-    let w = get(&mut c, "w").unwrap().unwrap();
+    let w = get(&mut c, "w")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("worker w is gone"));
     assert_eq!(w.last_ping_at, t(30), "the ping is still recorded");
 
     // One thread takes another job: both rows are written (the digest covers the worker).
