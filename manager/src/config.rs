@@ -86,6 +86,10 @@ pub struct DbSection {
     pub max_connections: Option<u32>,
     #[serde(default, with = "humantime_serde")]
     pub idle_timeout: Option<Duration>,
+    /// How WindowPoSt claims take different jobs: `skip_locked` (MySQL/MariaDB, its default)
+    /// or `conditional` (any engine: SQLite's only mode, and MySQL-compatible ones without
+    /// `SKIP LOCKED`, such as TiDB).
+    pub claim: Option<crate::db::wdpost::ClaimMode>,
 }
 
 /// The WindowPoSt job keeper's timers (`wdpost_master.toml` of seed 002).
@@ -180,8 +184,17 @@ impl ManagerConfig {
             damocles_proof_types::seal_proof_for_size(size)
                 .map_err(|r| err("mock.sector_size", r))?;
         }
-        if let Some(url) = &cfg.db.url {
-            crate::db::backend_of(url).map_err(|e| err("db.url", e.to_string()))?;
+        let backend = match &cfg.db.url {
+            Some(url) => crate::db::backend_of(url).map_err(|e| err("db.url", e.to_string()))?,
+            None => "sqlite",
+        };
+        if cfg.db.claim == Some(crate::db::wdpost::ClaimMode::SkipLocked) && backend != "mysql" {
+            return Err(err(
+                "db.claim",
+                "skip_locked needs MySQL or MariaDB (db.url = \"mysql://…\"); SQLite claims \
+                 with \"conditional\""
+                    .into(),
+            ));
         }
         if let (Some(min), Some(max)) = (cfg.db.min_connections, cfg.db.max_connections) {
             if min > max {
@@ -309,6 +322,16 @@ mod tests {
                 "[db]\nmin_connections = 5\nmax_connections = 2",
                 "db.min_connections",
                 "more than",
+            ),
+            (
+                "[db]\nclaim = \"skip_locked\"",
+                "db.claim",
+                "needs MySQL or MariaDB",
+            ),
+            (
+                "[db]\nclaim = \"fastest\"",
+                "db.claim",
+                "expected `skip_locked` or `conditional`",
             ),
             (
                 "[db]\nurl = \"postgres://x\"",

@@ -66,12 +66,16 @@ pub struct DbSettings {
     pub min_connections: u32,
     pub max_connections: u32,
     pub idle_timeout: Duration,
+    /// `[db] claim`; `None`: the backend's default (`ClaimMode::default_for`).
+    pub claim: Option<wdpost::ClaimMode>,
 }
 
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<ConnectionManager<DbConnection>>,
     pub backend: &'static str,
+    /// How WindowPoSt claims take different jobs.
+    pub claim: wdpost::ClaimMode,
     /// The database's clock minus this machine's, in milliseconds (`sync_clock`).
     skew_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
@@ -128,6 +132,9 @@ impl Db {
         Ok(Db {
             pool,
             backend,
+            claim: settings
+                .claim
+                .unwrap_or_else(|| wdpost::ClaimMode::default_for(backend)),
             skew_ms: Default::default(),
         })
     }
@@ -340,6 +347,7 @@ pub fn temp(dir: &tempfile::TempDir) -> Db {
         min_connections: 1,
         max_connections: 8,
         idle_timeout: Duration::from_secs(60),
+        claim: None,
     })
     .unwrap_or_else(|e| panic!("{e}"));
     db.migrate().unwrap_or_else(|e| panic!("{e}"));

@@ -1,6 +1,7 @@
 //! `damocles-manager`: the control plane daemon and its CLI.
 
 mod auth;
+mod claim_batcher;
 mod cli;
 mod config;
 mod damocles_cfg;

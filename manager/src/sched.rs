@@ -172,9 +172,9 @@ impl Scheduler {
         Ok(refused.then(|| DRAINING.into()))
     }
 
-    /// `drain_refusal` on the caller's connection, so a claim can make it in its own database
-    /// call: true (and the refusal logged) when `worker` drains.
-    pub fn refuse_if_draining(
+    /// `drain_refusal` on the caller's connection: true (and the refusal logged) when
+    /// `worker` drains.
+    fn refuse_if_draining(
         &self,
         c: &mut db::DbConnection,
         worker: &str,
@@ -183,6 +183,22 @@ impl Scheduler {
         let draining = db::workers::is_draining(c, worker)?;
         if draining {
             self.refused(worker, work, DRAINING);
+        }
+        Ok(draining)
+    }
+
+    /// Which of `workers` get no `work` because they drain, in one query on the caller's
+    /// connection (a batch of claims makes it in its own database call); each refusal is
+    /// logged.
+    pub fn refuse_those_draining(
+        &self,
+        c: &mut db::DbConnection,
+        workers: &[String],
+        work: &str,
+    ) -> Result<std::collections::HashSet<String>, DbError> {
+        let draining = db::workers::draining_among(c, workers)?;
+        for w in &draining {
+            self.refused(w, work, DRAINING);
         }
         Ok(draining)
     }

@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use tracing::{info, warn};
 
 use crate::auth::Authenticator;
+use crate::claim_batcher::ClaimBatcher;
 use crate::config::{ManagerConfig, DEFAULT_LISTEN};
 use crate::db::{Db, DbError, DbSettings};
 use crate::deadline_clock::DeadlineClock;
@@ -46,6 +47,7 @@ pub fn db_settings(cfg: &ManagerConfig) -> DbSettings {
         min_connections: cfg.db.min_connections.unwrap_or(1),
         max_connections: cfg.db.max_connections.unwrap_or(10),
         idle_timeout: cfg.db.idle_timeout.unwrap_or(Duration::from_secs(600)),
+        claim: cfg.db.claim,
     }
 }
 
@@ -144,6 +146,7 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
         jobs: JobQueue {
             db: db.clone(),
             sched: sched.clone(),
+            claims: ClaimBatcher::new(db.clone(), sched.clone()).start(),
         },
         auth: auth.clone(),
     });

@@ -5,12 +5,14 @@
 
 use std::sync::Arc;
 
-use damocles_actors::wire::jsonrpc::{RpcError, NOT_YOURS, SERVER_ERROR};
+use actix::Addr;
+use damocles_actors::wire::jsonrpc::{RpcError, NOT_YOURS, SERVER_ERROR, SERVICE_UNAVAILABLE};
 use damocles_actors::wire::processor::WindowPoStOutput;
 use damocles_actors::wire::venus_post::{AllocatePoStSpec, AllocatedPoStJob, PoStInput};
 use tracing::{info, warn};
 
 use crate::auth::{Authenticator, Caller};
+use crate::claim_batcher::{Claim, ClaimBatcher};
 use crate::db::wdpost::{split_wire_id, ClaimFilter, Finish, JobRow, JobState};
 use crate::db::{self, Db};
 use crate::error::db_error;
@@ -30,6 +32,8 @@ pub fn job_id(input_json: &str) -> String {
 pub struct JobQueue {
     pub db: Db,
     pub sched: Arc<Scheduler>,
+    /// Claims go through it, in batches when they come together.
+    pub claims: Addr<ClaimBatcher>,
 }
 
 fn not_owned(msg: String) -> RpcError {
@@ -81,19 +85,17 @@ impl JobQueue {
             miners: spec.allowed_miners,
             proof_types: spec.allowed_proof_types,
         };
-        let (w, sched) = (worker.clone(), self.sched.clone());
-        let at = self.db.now();
-        // A draining worker gets no job; the check and the claim share one trip to the pool.
-        let rows = self
-            .db
-            .run(move |c| {
-                if sched.refuse_if_draining(c, &w, "wdpost job")? {
-                    return Ok(Vec::new());
-                }
-                db::wdpost::claim(c, &filter, num as usize, &w, at)
-            })
-            .await
-            .map_err(db_error)?;
+        let claim = Claim {
+            filter,
+            n: num as usize,
+            worker: worker.clone(),
+        };
+        let rows = self.claims.send(claim).await.map_err(|e| {
+            RpcError::new(
+                SERVICE_UNAVAILABLE,
+                format!("claim batcher unreachable: {e}"),
+            )
+        })??;
         let mut jobs = Vec::with_capacity(rows.len());
         for row in rows {
             info!(job = %row.id, worker = %worker, try_num = row.try_num, deadline = row.deadline_idx, "wdpost job claimed");

@@ -213,7 +213,7 @@ mod tests {
                 input: "{}".into(),
             };
             db::wdpost::create(&mut c, &job, long_ago).unwrap_or_else(|e| panic!("{e}"));
-            db::wdpost::claim(&mut c, &ClaimFilter::default(), 1, "w", long_ago)
+            db::wdpost::claim(&mut c, db.claim, &ClaimFilter::default(), 1, "w", long_ago)
                 .unwrap_or_else(|e| panic!("{e}"));
         }
         let rules = KeeperRules {

@@ -53,9 +53,14 @@ impl Manager {
         cmd.env("DAMOCLES_PATH", &home)
             .args(args)
             .args(["--listen", &format!("127.0.0.1:{port}")]);
+        // The url joins a `[db]` table `extra` has, or starts one.
         let mut toml = extra.to_string();
         if let Some(url) = &db_url {
-            toml += &format!("\n[db]\nurl = \"{url}\"\nmax_connections = 8\n");
+            let db = format!("[db]\nurl = \"{url}\"\nmax_connections = 8\n");
+            toml = match toml.split_once("[db]\n") {
+                Some((before, after)) => format!("{before}{db}{after}"),
+                None => format!("{toml}\n{db}"),
+            };
         }
         if !toml.is_empty() {
             let cfg = dir.join(format!("manager-{port}.toml"));

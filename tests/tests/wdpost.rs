@@ -448,15 +448,27 @@ fn sealed_sectors_are_proven_through_failures_and_dead_workers_on_mariadb() {
 }
 
 /// 10,000 small fake jobs (the claim path reads only their rows), two managers on one MariaDB
-/// database, 32 claimers going through both: every job is claimed exactly once.
+/// database, 32 claimers going through both: every job is claimed exactly once, with
+/// `SELECT … FOR UPDATE SKIP LOCKED` (MariaDB's default) ...
 #[test]
 fn two_managers_hand_out_each_job_exactly_once() {
-    let Some(url) = mysql_database("wdpost_claims") else {
+    two_managers_hand_out_each_job_exactly_once_by("skip_locked");
+}
+
+/// ... and with the conditional update that engines without `SKIP LOCKED` (TiDB) use.
+#[test]
+fn two_managers_hand_out_each_job_exactly_once_by_conditional_updates() {
+    two_managers_hand_out_each_job_exactly_once_by("conditional");
+}
+
+fn two_managers_hand_out_each_job_exactly_once_by(mode: &str) {
+    let Some(url) = mysql_database(&format!("wdpost_claims_{mode}")) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     // The claimers never heartbeat: keep the keeper from re-queueing their jobs meanwhile.
-    let quiet = "[task]\nheartbeat_timeout = \"1h\"\n";
+    let quiet = format!("[db]\nclaim = \"{mode}\"\n[task]\nheartbeat_timeout = \"1h\"\n");
+    let quiet = quiet.as_str();
     let a = Manager::start_with(&dir.path().join("a"), Some(url.clone()), free_port(), quiet);
     let b = Manager::start_with(&dir.path().join("b"), Some(url.clone()), free_port(), quiet);
     const JOBS: usize = 10_000;
@@ -467,6 +479,13 @@ fn two_managers_hand_out_each_job_exactly_once() {
     let tokens: Vec<String> = (0..32)
         .map(|c| a.worker_token(&format!("claimer-{c}")))
         .collect();
+    // claimer-0 is known and draining: both managers refuse it every job (one query per batch
+    // of claims says so), and the others share the queue.
+    let summary = json!({"Threads": 1, "Empty": 1, "Paused": 0, "Errors": 0});
+    let ping = json!([{"Name": "claimer-0", "Dest": "127.0.0.1:1", "Summary": summary}]);
+    a.rpc_as("claimer-0", "Venus.WorkerPing", ping).unwrap();
+    let (status, body) = b.rest(reqwest::Method::POST, "/workers/claimer-0/drain", None);
+    assert_eq!(status, 200, "{body}");
     let threads: Vec<_> = (0..32)
         .map(|c| {
             let (claimed, managers) = (claimed.clone(), managers.clone());
@@ -490,7 +509,7 @@ fn two_managers_hand_out_each_job_exactly_once() {
                         return;
                     }
                     let mut ids = claimed.lock().unwrap();
-                    ids.extend(got.iter().map(|j| j["Id"].as_str().unwrap().to_string()));
+                    ids.extend(got.iter().map(|j| (j["Id"].as_str().unwrap().to_string(), c)));
                 }
             })
         })
@@ -499,14 +518,38 @@ fn two_managers_hand_out_each_job_exactly_once() {
         t.join().unwrap();
     }
     let ids = claimed.lock().unwrap().clone();
-    let unique: HashSet<&String> = ids.iter().collect();
+    let unique: HashSet<&String> = ids.iter().map(|(id, _)| id).collect();
     assert_eq!(unique.len(), ids.len(), "a job was claimed twice");
     assert_eq!(ids.len(), JOBS, "every job claimed");
+    assert!(
+        ids.iter().all(|(_, c)| *c != 0),
+        "the draining claimer got a job"
+    );
     let counts = mysql_exec(
         &url,
         "SELECT state, try_num, COUNT(*) FROM wdpost_jobs GROUP BY state, try_num;",
     );
     assert_eq!(counts.trim(), format!("Running\t1\t{JOBS}"));
+    // Each job is held, under the attempt its claimer was given, by that claimer.
+    let held: HashSet<String> =
+        mysql_exec(&url, "SELECT id, attempt, worker_name FROM wdpost_jobs;")
+            .lines()
+            .map(String::from)
+            .collect();
+    for (wire, c) in &ids {
+        let (id, attempt) = wire.split_once('@').unwrap();
+        let row = format!("{id}\t{attempt}\tclaimer-{c}");
+        assert!(held.contains(&row), "{row} is not in the table");
+    }
+    let refused = [&a, &b].map(|m| {
+        m.proc
+            .log_text()
+            .contains("not scheduling claimer-0: draining")
+    });
+    assert!(
+        refused.iter().any(|r| *r),
+        "no refusal logged for the draining claimer"
+    );
     let by_manager = [&a, &b].map(|m| m.proc.log_text().matches("wdpost job claimed").count());
     assert!(by_manager.iter().all(|n| *n > 0), "{by_manager:?}");
     assert_eq!(by_manager.iter().sum::<usize>(), JOBS);

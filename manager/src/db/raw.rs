@@ -9,6 +9,7 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 use super::DbConnection;
 
 /// A value bound into a hand-written statement.
+#[derive(Clone)]
 pub enum Val {
     Text(String),
     OptText(Option<String>),

@@ -14,7 +14,9 @@ use super::{classify, DbConnection, DbError};
 mod claim;
 pub mod missed;
 mod state;
+#[cfg(test)]
 pub use claim::claim;
+pub use claim::{claim_for, Ask, ClaimMode};
 pub use missed::{close_windows, count_by_miner, expire, job_sectors, MissedRow};
 pub use state::JobState;
 use JobState::{Failed, ReadyToRun, Running, Succeed};
@@ -24,7 +26,7 @@ fn st(s: JobState) -> Val {
     Val::Text(s.name().into())
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Serialize, Deserialize)]
 #[diesel(table_name = wdpost_jobs)]
 pub struct JobRow {
     pub id: String,
@@ -33,7 +35,7 @@ pub struct JobRow {
     pub partitions: String,
     pub proof_type: String,
     pub sectors: i32,
-    #[diesel(deserialize_as = String)]
+    #[diesel(deserialize_as = state::StateColumn)]
     pub state: JobState,
     pub try_num: i32,
     pub worker_name: Option<String>,
@@ -103,7 +105,7 @@ pub struct NewJob {
 }
 
 /// Which jobs a worker takes; `None` or empty means any.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClaimFilter {
     pub miners: Option<Vec<u64>>,
     pub proof_types: Option<Vec<String>>,

@@ -300,5 +300,19 @@ pub fn is_draining(conn: &mut DbConnection, name: &str) -> Result<bool, DbError>
     Ok(get(conn, name)?.is_some_and(|w| w.draining))
 }
 
+/// Which of `names` drain, in one query.
+pub fn draining_among(
+    conn: &mut DbConnection,
+    names: &[String],
+) -> Result<std::collections::HashSet<String>, DbError> {
+    workers::table
+        .select(workers::name)
+        .filter(workers::name.eq_any(names))
+        .filter(workers::draining.eq(true))
+        .load::<String>(conn)
+        .map(|v| v.into_iter().collect())
+        .map_err(classify)
+}
+
 #[cfg(test)]
 mod tests;

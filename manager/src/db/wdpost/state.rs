@@ -1,6 +1,9 @@
 //! The states of a WindowPoSt job, as damocles names them and as `wdpost_jobs.state` stores
 //! them. Statements bind them as values; rows read them back into this type.
 
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::sql_types::Text;
 use serde::{Deserialize, Serialize};
 
 /// Where a job is: waiting for a worker, held by one, or done either way.
@@ -43,6 +46,28 @@ impl TryFrom<String> for JobState {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
         s.parse()
+    }
+}
+
+/// A row's `state` column as diesel reads it (`deserialize_as`), by position or by name: a
+/// name no state has is an error of the row.
+#[derive(FromSqlRow)]
+pub struct StateColumn(JobState);
+
+impl<DB> FromSql<Text, DB> for StateColumn
+where
+    DB: Backend,
+    String: FromSql<Text, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        let name = String::from_sql(bytes)?;
+        Ok(StateColumn(JobState::try_from(name)?))
+    }
+}
+
+impl From<StateColumn> for JobState {
+    fn from(c: StateColumn) -> JobState {
+        c.0
     }
 }
 

@@ -43,9 +43,16 @@ fn add(db: &Db, n: i32) {
 
 fn claim_one(db: &Db, worker: &str, at: i64) -> Option<JobRow> {
     let mut c = db.conn().unwrap();
-    claim(&mut c, &ClaimFilter::default(), 1, worker, t(at))
-        .unwrap()
-        .pop()
+    claim(
+        &mut c,
+        ClaimMode::Conditional,
+        &ClaimFilter::default(),
+        1,
+        worker,
+        t(at),
+    )
+    .unwrap()
+    .pop()
 }
 
 #[test]
@@ -104,20 +111,91 @@ fn claims_honour_the_filter_and_take_the_oldest_first() {
         miners: Some(miners),
         proof_types: Some(proofs.into_iter().map(String::from).collect()),
     };
-    let got = claim(&mut c, &only(vec![3000], vec![]), 5, "w", t(5)).unwrap();
+    let got = claim(
+        &mut c,
+        ClaimMode::Conditional,
+        &only(vec![3000], vec![]),
+        5,
+        "w",
+        t(5),
+    )
+    .unwrap();
     assert!(got.is_empty());
-    let got = claim(&mut c, &only(vec![1000], vec!["P2KiB"]), 5, "w", t(5)).unwrap();
+    let got = claim(
+        &mut c,
+        ClaimMode::Conditional,
+        &only(vec![1000], vec!["P2KiB"]),
+        5,
+        "w",
+        t(5),
+    )
+    .unwrap();
     assert_eq!(
         got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
         ["job-1"]
     );
-    let got = claim(&mut c, &ClaimFilter::default(), 5, "w", t(5)).unwrap();
+    let got = claim(
+        &mut c,
+        ClaimMode::Conditional,
+        &ClaimFilter::default(),
+        5,
+        "w",
+        t(5),
+    )
+    .unwrap();
     assert_eq!(
         got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
         ["job-3", "job-2"]
     );
     assert_eq!(got[0].worker_name.as_deref(), Some("w"));
     assert_eq!(got[0].started_at, Some(t(5)));
+}
+
+#[test]
+fn a_batch_of_claims_deals_the_oldest_jobs_in_order_each_under_its_own_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(&dir);
+    let mut c = db.conn().unwrap();
+    for i in 0..4 {
+        create(&mut c, &new_job(i, 1000, "P2KiB"), t(i.into())).unwrap();
+    }
+    let ask = |w: &str, n| Ask {
+        worker: w.into(),
+        n,
+    };
+    let asks = [ask("a", 2), ask("b", 0), ask("c", 3)];
+    let got = claim_for(
+        &mut c,
+        ClaimMode::Conditional,
+        &ClaimFilter::default(),
+        &asks,
+        t(9),
+    )
+    .unwrap();
+    let ids = |k: usize| got[k].iter().map(|j| j.id.as_str()).collect::<Vec<_>>();
+    assert_eq!(ids(0), ["job-0", "job-1"]);
+    assert!(got[1].is_empty());
+    assert_eq!(ids(2), ["job-2", "job-3"], "c gets what is left");
+    let attempt = |k: usize| got[k][0].attempt.clone().unwrap();
+    assert_eq!(got[0][1].attempt.clone().unwrap(), attempt(0));
+    assert_ne!(attempt(0), attempt(2));
+    // What the claimers were given is what the table says.
+    for j in got.iter().flatten() {
+        let stored = get(&mut c, &j.id).unwrap().unwrap();
+        assert_eq!(stored.worker_name, j.worker_name);
+        assert_eq!(stored.attempt, j.attempt);
+        assert_eq!((stored.state, stored.try_num), (JobState::Running, 1));
+    }
+    assert!(claim_for(
+        &mut c,
+        ClaimMode::Conditional,
+        &ClaimFilter::default(),
+        &asks,
+        t(9)
+    )
+    .unwrap()
+    .iter()
+    .all(Vec::is_empty));
 }
 
 #[test]

@@ -10,15 +10,15 @@ use super::{call_as, managers, percentiles, report_cost, side_by_side, tokens};
 const RESET_JOBS: &str = "UPDATE wdpost_jobs SET state = 'ReadyToRun', try_num = 0, worker_name = NULL, started_at = NULL, heartbeat_at = NULL;";
 
 /// Claims of `jobs` fake jobs by `claimers` concurrent claimers until none is left: through a
-/// manager with tokens and one without (`Venus.WdPoStAllocateJobs`, one job per call, the two
+/// manager with tokens and one without, both claiming by `mode` (`[db] claim`) (`Venus.WdPoStAllocateJobs`, one job per call, the two
 /// taking turns four times), then the raw `SELECT ... FOR UPDATE SKIP LOCKED` + `UPDATE` transaction
 /// on the same table, one connection per claimer.
-pub(super) fn claims(jobs: usize, claimers: usize, base_url: &str) {
+pub(super) fn claims(jobs: usize, claimers: usize, base_url: &str, mode: &str) {
     use diesel::prelude::*;
     let dir = tempfile::tempdir().unwrap();
     // The claimers never heartbeat: keep the keeper from re-queueing their jobs meanwhile.
-    let quiet = "[task]\nheartbeat_timeout = \"1h\"\n";
-    let [(with_auth, db_a), (without, db)] = managers(dir.path(), base_url, "bench_cl", quiet);
+    let quiet = format!("[db]\nclaim = \"{mode}\"\n[task]\nheartbeat_timeout = \"1h\"\n");
+    let [(with_auth, db_a), (without, db)] = managers(dir.path(), base_url, "bench_cl", &quiet);
     insert_fake_jobs(&db_a, jobs);
     insert_fake_jobs(&db, jobs);
     let names: Vec<String> = (0..claimers).map(|c| format!("claimer-{c}")).collect();
@@ -60,20 +60,21 @@ pub(super) fn claims(jobs: usize, claimers: usize, base_url: &str) {
         })
     };
     let names_of = [
-        "manager WdPoStAllocateJobs, each claimer with its token ([auth] workers = required)",
-        "manager WdPoStAllocateJobs, no tokens ([auth] workers = optional)",
+        format!("manager WdPoStAllocateJobs ({mode}), each claimer with its token ([auth] workers = required)"),
+        format!("manager WdPoStAllocateJobs ({mode}), no tokens ([auth] workers = optional)"),
     ];
-    let (mut tallies, ratios) = side_by_side(names_of, 4, |which, _| {
-        let (t, l) = if which == 0 {
-            mysql_exec(&db_a, RESET_JOBS);
-            through(&with_auth, Some(&toks))
-        } else {
-            mysql_exec(&db, RESET_JOBS);
-            through(&without, None)
-        };
-        assert_eq!(l.len(), jobs);
-        (jobs, t, l)
-    });
+    let (mut tallies, ratios) =
+        side_by_side(names_of.each_ref().map(String::as_str), 4, |which, _| {
+            let (t, l) = if which == 0 {
+                mysql_exec(&db_a, RESET_JOBS);
+                through(&with_auth, Some(&toks))
+            } else {
+                mysql_exec(&db, RESET_JOBS);
+                through(&without, None)
+            };
+            assert_eq!(l.len(), jobs);
+            (jobs, t, l)
+        });
     for t in &mut tallies {
         println!(
             "{} ({claimers} claimers): {} claims in {:?} = {:.0} claims/s; latency {}",

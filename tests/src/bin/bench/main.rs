@@ -36,10 +36,11 @@ fn main() {
             args.get(2).and_then(|n| n.parse().ok()).unwrap_or(20_000),
             args.get(3).and_then(|n| n.parse().ok()).unwrap_or(32),
             args.get(4).map_or("mysql://root@127.0.0.1:3306/test", String::as_str),
+            args.get(5).map_or("skip_locked", String::as_str),
         ),
         Some("post") => post(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6)),
         Some("snap") => snap(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6)),
-        _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url] [changed-percent] | bench claims [jobs] [claimers] [mysql-url] | bench post [runs] | bench snap [runs]"),
+        _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url] [changed-percent] | bench claims [jobs] [claimers] [mysql-url] [skip_locked|conditional] | bench post [runs] | bench snap [runs]"),
     }
 }
 

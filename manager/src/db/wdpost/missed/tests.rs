@@ -72,7 +72,15 @@ fn state(c: &mut DbConnection, id: &str) -> (JobState, Option<String>) {
 }
 
 fn claim_at(c: &mut DbConnection, worker: &str, at: NaiveDateTime) -> Vec<JobRow> {
-    claim(c, &ClaimFilter::default(), 4, worker, at).unwrap()
+    claim(
+        c,
+        ClaimMode::Conditional,
+        &ClaimFilter::default(),
+        4,
+        worker,
+        at,
+    )
+    .unwrap()
 }
 
 #[test]
