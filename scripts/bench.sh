@@ -34,8 +34,9 @@ for b in "${benches[@]}"; do
       run heartbeat 2000 8 "$url" 10
       ;;
     claims)
-      run claims 20000 8 "$url"
-      run claims 20000 32 "$url"
+      run claims 20000 8 "$url" skip_locked
+      run claims 20000 32 "$url" skip_locked
+      run claims 20000 8 "$url" conditional
       ;;
     post | snap)
       target/release/damocles-worker params --sector-size 2KiB >/dev/null

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every check and test of the workspace, as CI runs them. On a machine with only cargo it sets
 # itself up: as root it installs the Debian packages it lacks (libmariadb-dev, pkg-config,
-# mariadb-server, python3) and cargo-nextest; otherwise it prints the one command to run and
-# stops. Unless DAMOCLES_TEST_MYSQL_URL names a server, it starts its own MariaDB in a
+# mariadb-server, galera-4, rsync, python3) and cargo-nextest; otherwise it prints the one
+# command to run and stops. Unless DAMOCLES_TEST_MYSQL_URL names a server, it starts its own MariaDB in a
 # temporary directory on a free loopback port for the run, and stops it afterwards; the tests
 # create and drop their own databases there.
 #
@@ -24,6 +24,9 @@ missing=()
 dpkg -s libmariadb-dev >/dev/null 2>&1 || missing+=(libmariadb-dev)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v python3 >/dev/null || missing+=(python3)
+# The Galera test's cluster: the provider, and rsync for a joining node's copy.
+[ -e /usr/lib/galera/libgalera_smm.so ] || missing+=(galera-4)
+command -v rsync >/dev/null || missing+=(rsync)
 if [ -z "${DAMOCLES_TEST_MYSQL_URL:-}" ]; then
   { [ -x /usr/sbin/mariadbd ] && command -v mariadb-install-db >/dev/null; } \
     || missing+=(mariadb-server)

@@ -187,6 +187,7 @@ impl Handler<ListThreads> for WorkerSupervisor {
                         job_state: String::new(),
                         job_stage: None,
                         last_error: Some(format!("critical: thread actor unavailable: {e}")),
+                        pausing: false,
                     })
                 })
                 .collect()

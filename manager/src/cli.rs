@@ -461,6 +461,9 @@ fn thread_row(t: &ThreadInfo) -> Vec<String> {
     {
         state = format!("{state} (waiting: {why})");
     }
+    if t.pausing {
+        state += " (pausing)";
+    }
     vec![
         t.index.to_string(),
         t.location.clone(),

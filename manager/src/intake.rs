@@ -174,6 +174,7 @@ mod tests {
             job_state: String::new(),
             job_stage: None,
             last_error: None,
+            pausing: false,
         }
     }
 

@@ -92,11 +92,18 @@ pub struct OwnMariaDb {
     dir: PathBuf,
     pub port: u16,
     server: Option<std::process::Child>,
+    /// Options of its own (a Galera node's).
+    extra: Vec<String>,
 }
 
 impl OwnMariaDb {
     /// None where MariaDB is not installed (never under CI, where it must be).
     pub fn start(dir: &Path) -> Option<OwnMariaDb> {
+        Self::start_with(dir, free_port(), Vec::new())
+    }
+
+    /// A server on `port` with more options (`extra`).
+    fn start_with(dir: &Path, port: u16, extra: Vec<String>) -> Option<OwnMariaDb> {
         let installed = Path::new("/usr/sbin/mariadbd").exists();
         if !installed {
             assert!(
@@ -134,8 +141,9 @@ impl OwnMariaDb {
         );
         let mut db = OwnMariaDb {
             dir: dir.to_path_buf(),
-            port: free_port(),
+            port,
             server: None,
+            extra,
         };
         db.restart();
         let sock = dir.join("mysqld.sock");
@@ -184,6 +192,7 @@ impl OwnMariaDb {
         if nix::unistd::Uid::effective().is_root() {
             cmd.arg("--user=mysql");
         }
+        cmd.args(&self.extra);
         let log = std::fs::File::create(self.dir.join("mariadbd.log")).expect("log");
         let child = cmd
             .stdout(log.try_clone().expect("log"))
@@ -216,6 +225,74 @@ impl OwnMariaDb {
             let _ = c.wait();
         }
     }
+}
+
+/// A MariaDB Galera cluster of `nodes` servers on loopback ports, each in `<dir>/node<i>`: the
+/// first bootstraps it, the others join it (a full copy by rsync). None where Galera is not
+/// installed (never under CI, where it must be).
+#[allow(dead_code)] // its test is not in yet: see the notes
+pub fn galera_cluster(dir: &Path, nodes: usize) -> Option<Vec<OwnMariaDb>> {
+    const PROVIDER: &str = "/usr/lib/galera/libgalera_smm.so";
+    if !Path::new(PROVIDER).exists() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "Galera (galera-4) must be installed under CI"
+        );
+        eprintln!("Galera is not installed: skipping");
+        return None;
+    }
+    // Per node: SQL, group communication, incremental and full state transfer.
+    let ports: Vec<[u16; 4]> = (0..nodes)
+        .map(|_| [free_port(), free_port(), free_port(), free_port()])
+        .collect();
+    let members: Vec<String> = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{}", p[1]))
+        .collect();
+    let mut cluster = Vec::new();
+    for (i, [sql, gcomm, ist, sst]) in ports.iter().enumerate() {
+        let mut extra: Vec<String> = [
+            "--binlog-format=ROW",
+            "--default-storage-engine=InnoDB",
+            "--innodb-autoinc-lock-mode=2",
+            "--innodb-buffer-pool-size=64M",
+            "--innodb-flush-log-at-trx-commit=2",
+            "--wsrep-on=ON",
+            "--wsrep-cluster-name=damocles-test",
+            "--wsrep-sst-method=rsync",
+        ]
+        .map(String::from)
+        .into();
+        extra.extend([
+            format!("--wsrep-provider={PROVIDER}"),
+            format!("--wsrep-cluster-address=gcomm://{}", members.join(",")),
+            format!("--wsrep-node-address=127.0.0.1:{gcomm}"),
+            format!(
+                "--wsrep-provider-options=gmcast.listen_addr=tcp://127.0.0.1:{gcomm};ist.recv_addr=127.0.0.1:{ist};gcache.size=32M"
+            ),
+            format!("--wsrep-sst-receive-address=127.0.0.1:{sst}"),
+        ]);
+        if i == 0 {
+            extra.push("--wsrep-new-cluster".into());
+        }
+        cluster.push(OwnMariaDb::start_with(
+            &dir.join(format!("node{i}")),
+            *sql,
+            extra,
+        )?);
+    }
+    // Each node is up once it joined and caught up.
+    for db in &cluster {
+        wait_for(
+            Duration::from_secs(60),
+            "every Galera node in the cluster",
+            || {
+                let size = mysql_exec(&db.url(), "SHOW STATUS LIKE 'wsrep_cluster_size';");
+                size.trim().ends_with(&nodes.to_string()).then_some(())
+            },
+        );
+    }
+    Some(cluster)
 }
 
 impl Drop for OwnMariaDb {

@@ -118,7 +118,15 @@ impl WorkerCmd {
             }
             WorkerSub::Pause { index, force } => {
                 if api.call::<WorkerPause>((index,), force).await? {
-                    println!("thread #{index} paused");
+                    // A step that cannot stop half-way runs to its end first.
+                    let list = api.call::<WorkerList>([], false).await?;
+                    match list.iter().find(|t| t.index == index && t.pausing) {
+                        Some(t) => println!(
+                            "thread #{index} pauses when its running step ends ({}; `worker list` shows it pausing)",
+                            t.job_stage.as_deref().unwrap_or(&t.job_state)
+                        ),
+                        None => println!("thread #{index} paused"),
+                    }
                 } else {
                     println!("thread #{index} was already paused");
                 }

@@ -298,6 +298,7 @@ impl<P: Plan> ThreadRunner<P> {
             job_state: view.job_state,
             job_stage: view.job_stage,
             last_error: self.last_error.clone(),
+            pausing: self.pause_requested,
         }
     }
 }

@@ -27,6 +27,10 @@ pub struct ThreadInfo {
     pub job_stage: Option<String>,
     /// The error that parked it, if any.
     pub last_error: Option<String>,
+    /// Our extension: a pause was asked for while a step runs that cannot be stopped
+    /// half-way; the thread parks when the step ends. Absent (false) from damocles' workers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pausing: bool,
 }
 
 /// What the thread is doing; `elapsed` is seconds in this state.
@@ -111,11 +115,14 @@ impl ThreadInfo {
             Some(s) => format!("Some({s})"),
             None => "None".to_string(),
         };
-        let state = if self.job_state.is_empty() {
-            "Empty"
+        let mut state = if self.job_state.is_empty() {
+            "Empty".to_string()
         } else {
-            &self.job_state
+            self.job_state.clone()
         };
+        if self.pausing {
+            state += " (pausing)";
+        }
         format!(
             "#{}: {:?}; sector_id={}, paused={}, paused_elapsed={}, state={}, last_err={}",
             self.index,
@@ -150,6 +157,7 @@ mod tests {
             },
             job_stage: None,
             last_error: err.map(String::from),
+            pausing: false,
         }
     }
 
@@ -180,6 +188,26 @@ mod tests {
         for (i, want) in cases {
             assert_eq!(i.list_line(), want);
         }
+    }
+
+    #[test]
+    fn a_pausing_thread_says_so_and_damocles_shapes_still_decode() {
+        let mut t = info(
+            ThreadState::Running {
+                elapsed: 5,
+                proc: None,
+            },
+            Some("s-t010000-4"),
+            None,
+        );
+        let quiet = serde_json::to_value(&t).unwrap_or_default();
+        assert!(quiet.get("pausing").is_none(), "{quiet}");
+        t.pausing = true;
+        assert!(t.list_line().contains("state=C1Done (pausing),"));
+        let v = serde_json::to_value(&t).unwrap_or_default();
+        assert_eq!(v["pausing"], true);
+        let back: Option<ThreadInfo> = serde_json::from_value(quiet).ok();
+        assert_eq!(back.map(|b| b.pausing), Some(false));
     }
 
     #[test]

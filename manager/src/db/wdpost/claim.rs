@@ -96,22 +96,38 @@ pub fn claim_for(
     if asks.iter().all(|a| a.n == 0) {
         return Ok(vec![Vec::new(); asks.len()]);
     }
-    let mut tries = 0;
+    if !(mode == ClaimMode::SkipLocked && is_mysql(conn)) {
+        return claim_conditional(conn, filter, asks, at).map_err(classify);
+    }
+    // A conflict rolls the whole transaction back, so trying again is safe. Another manager
+    // (on another Galera node) took the same head of the queue: the next try starts a random
+    // way into it, so that the two part ways.
+    let want: usize = asks.iter().map(|a| a.n).sum();
+    let (mut skip, mut tries) = (0, 0);
     loop {
-        let r = match mode {
-            ClaimMode::SkipLocked if is_mysql(conn) => claim_skip_locked(conn, filter, asks, at),
-            _ => claim_conditional(conn, filter, asks, at),
-        };
-        match r {
-            Err(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _))
-                if tries < CONFLICT_RETRIES =>
-            {
+        match claim_skip_locked(conn, filter, asks, at, skip) {
+            Err(e) if is_conflict(&e) && tries < CONFLICT_RETRIES => {
                 tries += 1;
-                let pause = rand::Rng::gen_range(&mut rand::thread_rng(), 1..=4 * tries as u64);
+                let mut rng = rand::thread_rng();
+                skip = rand::Rng::gen_range(&mut rng, 0..=want * 4 * tries);
+                let pause = rand::Rng::gen_range(&mut rng, 1..=4 * tries as u64);
+                tracing::info!(tries, skip, "claim conflicted with another; trying again");
                 std::thread::sleep(std::time::Duration::from_millis(pause));
             }
             r => return r.map_err(classify),
         }
+    }
+}
+
+/// A deadlock or, on Galera, a certification conflict (error 1213): the database undid the
+/// statement or transaction, and nothing of it stayed.
+fn is_conflict(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        // Diesel names the kind for a failed statement, not for a failed COMMIT, which is
+        // where Galera reports a certification conflict.
+        DieselError::DatabaseError(_, info) => info.message().contains("Deadlock found"),
+        _ => false,
     }
 }
 
@@ -140,24 +156,31 @@ fn claimed(mut r: JobRow, worker: &str, at: NaiveDateTime, attempt: &str) -> Job
 
 /// Three statements in one transaction whatever the number of claimers: a locking select of
 /// whole rows (so the claimed jobs need no second read), dealt out oldest first in the order of
-/// `asks`, and one update that names each job's claimer and attempt.
+/// `asks`, and one update that names each job's claimer and attempt. The select starts `skip`
+/// rows into the queue (0 but after a conflict), or at its head when nothing is that far.
 fn claim_skip_locked(
     conn: &mut DbConnection,
     filter: &ClaimFilter,
     asks: &[Ask],
     at: NaiveDateTime,
+    skip: usize,
 ) -> QueryResult<Vec<Vec<JobRow>>> {
     conn.transaction(|c| {
-        let (cond, mut vals) = ready_clause(filter, at);
-        vals.push(Val::Int(asks.iter().map(|a| a.n).sum::<usize>() as i64));
-        let rows: Vec<JobRow> = load(
-            c,
-            &format!(
-                "SELECT * FROM wdpost_jobs WHERE {cond} ORDER BY created_at LIMIT ? \
-                 FOR UPDATE SKIP LOCKED"
-            ),
-            vals,
-        )?;
+        let (cond, vals) = ready_clause(filter, at);
+        let want = asks.iter().map(|a| a.n).sum::<usize>() as i64;
+        let select = format!(
+            "SELECT * FROM wdpost_jobs WHERE {cond} ORDER BY created_at LIMIT ? OFFSET ? \
+             FOR UPDATE SKIP LOCKED"
+        );
+        let from = |skip: usize| {
+            let mut v = vals.clone();
+            v.extend([Val::Int(want), Val::Int(skip as i64)]);
+            v
+        };
+        let mut rows: Vec<JobRow> = load(c, &select, from(skip))?;
+        if rows.is_empty() && skip > 0 {
+            rows = load(c, &select, from(0))?;
+        }
         if rows.is_empty() {
             return Ok(vec![Vec::new(); asks.len()]);
         }
@@ -240,7 +263,13 @@ fn claim_conditional(
                 Val::Text(c.id.clone()),
                 st(ReadyToRun),
             ]);
-            if execute(conn, &update, v)? == 1 {
+            // An update is a statement of its own: a conflict undid it alone, and the row is
+            // someone else's, as when another claimer updated it first.
+            let updated = match execute(conn, &update, v) {
+                Err(e) if is_conflict(&e) => 0,
+                r => r?,
+            };
+            if updated == 1 {
                 won[k].push(c.id.clone());
                 lost_all = false;
             }

@@ -21,6 +21,7 @@ fn thread(index: usize, job: &str, elapsed: u64) -> ThreadInfo {
         job_state: "PC1Done".into(),
         job_stage: Some("PC2".into()),
         last_error: None,
+        pausing: false,
     }
 }
 

@@ -140,7 +140,13 @@ fn changes(w: usize, r: usize, changed: usize) -> bool {
 /// a `serde_json::Value` per ping cost the load generator a fifth of the machine's CPU).
 /// A changed worker's thread 0 has a new job; the other threads keep theirs, and their
 /// `elapsed` grows with the clock, so their `state_since` stays put, as a real thread's does.
-fn ping_body(w: usize, threads: usize, changed: usize, r: usize, started: Instant) -> String {
+pub(super) fn ping_body(
+    w: usize,
+    threads: usize,
+    changed: usize,
+    r: usize,
+    started: Instant,
+) -> String {
     let last_change = (0..=r).rev().find(|&r| changes(w, r, changed)).unwrap_or(0);
     let now = started.elapsed().as_secs() as usize;
     let mut out = String::with_capacity(300 + threads * 260);

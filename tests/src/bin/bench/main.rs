@@ -3,10 +3,11 @@
 //!
 //! ```sh
 //! cargo build --release --bins --features damocles-manager/mysql,damocles-tests/bench-mysql
-//! target/release/bench worker 64            # worker list and pause→paused, 64 threads
+//! target/release/bench worker 64            # worker list, pause→paused (worker and REST), 64 threads
 //! target/release/bench heartbeat 2000 8 mysql://root@127.0.0.1:3306/test      # every ping new
 //! target/release/bench heartbeat 2000 8 mysql://root@127.0.0.1:3306/test 10   # 10% changed
-//! target/release/bench claims 20000 32 mysql://root@127.0.0.1:3306/test
+//! target/release/bench claims 20000 32 mysql://root@127.0.0.1:3306/test skip_locked
+//! target/release/bench scale 100000 600 mysql://root@127.0.0.1:3306/test   # 10 minutes
 //! target/release/bench post 6               # needs the 2KiB WindowPoSt parameters
 //! ```
 
@@ -21,6 +22,7 @@ use serde_json::{json, Value};
 
 mod claims;
 mod heartbeat;
+mod scale;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -38,9 +40,15 @@ fn main() {
             args.get(4).map_or("mysql://root@127.0.0.1:3306/test", String::as_str),
             args.get(5).map_or("skip_locked", String::as_str),
         ),
+        Some("scale") => scale::scale(
+            args.get(2).and_then(|n| n.parse().ok()).unwrap_or(100_000),
+            args.get(3).and_then(|n| n.parse().ok()).unwrap_or(600),
+            args.get(4).map_or("mysql://root@127.0.0.1:3306/test", String::as_str),
+            args.get(5).and_then(|n| n.parse().ok()).unwrap_or(8),
+        ),
         Some("post") => post(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6)),
         Some("snap") => snap(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6)),
-        _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url] [changed-percent] | bench claims [jobs] [claimers] [mysql-url] [skip_locked|conditional] | bench post [runs] | bench snap [runs]"),
+        _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url] [changed-percent] | bench claims [jobs] [claimers] [mysql-url] [skip_locked|conditional] | bench scale [workers] [seconds] [mysql-url] [threads-per-worker] | bench post [runs] | bench snap [runs]"),
     }
 }
 
@@ -136,6 +144,56 @@ fn worker(threads: usize) {
     }
     println!(
         "pause → paused seen in WorkerList, {threads} threads: {}",
+        percentiles(pause)
+    );
+    rest_pause(&m, threads);
+}
+
+/// What an operator sees: `POST /workers/bench/threads/<i>/pause` on the manager (which signs
+/// and forwards it), then `GET /workers/bench` (which asks the worker) until thread i shows
+/// Paused; beside it, `GET /healthz` of the same manager, the floor of any REST call.
+fn rest_pause(m: &Manager, threads: usize) {
+    m.wait_for_workers(1);
+    let healthz = m.url("/healthz");
+    let client = reqwest::blocking::Client::new();
+    let health: Vec<Duration> = (0..1000)
+        .map(|_| {
+            let t = Instant::now();
+            assert!(client.get(&healthz).send().unwrap().status().is_success());
+            t.elapsed()
+        })
+        .collect();
+    println!("baseline  GET /healthz: {}", percentiles(health));
+    let mut pause = Vec::new();
+    let mut polls = 0;
+    for round in 0..4 {
+        for i in 0..threads {
+            let t = Instant::now();
+            let (status, body) = m.rest(
+                reqwest::Method::POST,
+                &format!("/workers/bench/threads/{i}/pause"),
+                None,
+            );
+            assert_eq!(status, 200, "{body}");
+            loop {
+                polls += 1;
+                let (_, w) = m.rest(reqwest::Method::GET, "/workers/bench", None);
+                if w["threads"][i]["thread_state"]["state"] == "Paused" {
+                    break;
+                }
+            }
+            pause.push(t.elapsed());
+            let (status, body) = m.rest(
+                reqwest::Method::POST,
+                &format!("/workers/bench/threads/{i}/resume"),
+                Some("{}"),
+            );
+            assert_eq!(status, 200, "round {round}: {body}");
+        }
+    }
+    println!(
+        "REST pause → Paused in GET /workers/bench, {} pauses ({polls} GETs): {}",
+        pause.len(),
         percentiles(pause)
     );
 }
