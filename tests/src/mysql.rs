@@ -230,7 +230,6 @@ impl OwnMariaDb {
 /// A MariaDB Galera cluster of `nodes` servers on loopback ports, each in `<dir>/node<i>`: the
 /// first bootstraps it, the others join it (a full copy by rsync). None where Galera is not
 /// installed (never under CI, where it must be).
-#[allow(dead_code)] // its test is not in yet: see the notes
 pub fn galera_cluster(dir: &Path, nodes: usize) -> Option<Vec<OwnMariaDb>> {
     const PROVIDER: &str = "/usr/lib/galera/libgalera_smm.so";
     if !Path::new(PROVIDER).exists() {

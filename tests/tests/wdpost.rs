@@ -420,15 +420,17 @@ fn sealed_sectors_are_proven_through_failures_and_dead_workers(db: Option<String
         json!([forged_id, garbage, ""]),
     )
     .unwrap();
-    // The claim's id names its attempt (`<id>@<attempt>`); operators see the job's id.
+    // The claim's id names its attempt (`<id>@<attempt>`); operators see the job's id. The
+    // keeper (every second here) may already have put the failed job back for its second try,
+    // which keeps the reason and the count of tries.
     let j = job(&m, forged_id.split('@').next().unwrap());
+    assert!(
+        matches!(j["state"].as_str(), Some("Failed" | "ReadyToRun")),
+        "{j}"
+    );
     assert_eq!(
-        (
-            j["state"].as_str(),
-            j["error_reason"].as_str(),
-            j["try_num"].as_i64()
-        ),
-        (Some("Failed"), Some("invalid proof"), Some(1)),
+        (j["error_reason"].as_str(), j["try_num"].as_i64()),
+        (Some("invalid proof"), Some(1)),
         "{j}"
     );
     drop(p1);

@@ -70,8 +70,10 @@ pub struct SectorManagerSection {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RpcClientSection {
-    /// A multiaddr (`/ip4/127.0.0.1/tcp/1789`) or a URL.
-    pub addr: String,
+    /// A multiaddr (`/ip4/127.0.0.1/tcp/1789`) or a URL; or a list of them, managers on one
+    /// database, used in turn when one cannot take calls.
+    #[serde(deserialize_with = "one_or_many")]
+    pub addr: Vec<String>,
     /// Sent with every call to the manager, as damocles' key is spelled; the token can ride
     /// here: `{ Authorization = "Bearer <token>" }`.
     pub headers: Option<HashMap<String, String>>,
@@ -247,6 +249,18 @@ impl Config {
         bearer(Some(v)).map(String::from)
     }
 
+    /// The managers' JSON-RPC URLs, in the order they are tried.
+    pub fn manager_urls(&self) -> Result<Vec<String>, String> {
+        let addrs = &self.sector_manager.rpc_client.addr;
+        if addrs.is_empty() {
+            return Err("an empty list: name at least one manager".into());
+        }
+        addrs
+            .iter()
+            .map(|a| crate::manager_addr::to_url(a))
+            .collect()
+    }
+
     /// The worker's token: from `rpc_client.token_file`, else from its headers.
     /// A relative `token_file` is taken from the config file's folder, so the daemon and the CLI
     /// find the same file wherever they are started.
@@ -414,4 +428,29 @@ impl std::fmt::Debug for RpcClientSection {
             .field("token_file", &self.token_file)
             .finish()
     }
+}
+
+/// A string, or a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a manager address, or a list of them")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(vec![v.to_string()])
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut all = Vec::new();
+            while let Some(one) = seq.next_element()? {
+                all.push(one);
+            }
+            Ok(all)
+        }
+    }
+    d.deserialize_any(V)
 }

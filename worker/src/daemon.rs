@@ -45,10 +45,11 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
 }
 
 async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> {
-    let url = manager_addr::to_url(&cfg.sector_manager.rpc_client.addr).map_err(|e| anyhow!(e))?;
+    let urls = cfg.manager_urls().map_err(|e| anyhow!(e))?;
+    let url = urls[0].clone();
     let token = cfg.token(&config_path)?;
-    let manager =
-        Client::new(url.clone(), Duration::from_secs(60)).with_headers(cfg.manager_headers(&token));
+    let manager = Client::with_fallbacks(urls.clone(), Duration::from_secs(60))
+        .with_headers(cfg.manager_headers(&token));
     if token.is_none() {
         warn!("no token for the manager ([sector_manager] rpc_client.token_file or an Authorization header in rpc_client.headers): a manager with [auth] workers = \"required\" refuses every call, and this worker's management port takes changes only from its own machine");
     }
@@ -59,7 +60,7 @@ async fn serve(cfg: Config, config_path: std::path::PathBuf) -> anyhow::Result<(
     let listener = TcpListener::bind(cfg.rpc_listen())
         .with_context(|| format!("bind the management API on {}", cfg.rpc_listen()))?;
     let port = listener.local_addr()?.port();
-    info!(worker = %name, manager = %url, listen = %listener.local_addr()?, "starting worker");
+    info!(worker = %name, managers = ?urls, listen = %listener.local_addr()?, "starting worker");
 
     let attached = check_stores(&cfg, &manager).await?;
     let params = start_params_generation(&cfg);

@@ -1,6 +1,8 @@
 //! JSON-RPC 2.0 over HTTP: the envelope types and a small client used for both directions
 //! (worker → manager `Venus.*`, manager/CLI → worker `VenusWorker.*`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -163,11 +165,13 @@ pub enum CallError {
 /// Largest reply a client reads.
 pub const MAX_REPLY: usize = 64 << 20;
 
-/// A JSON-RPC client bound to one URL, sending the same headers on every call (a worker's
-/// `rpc_client.headers`, its token).
+/// A JSON-RPC client bound to one URL, or to several managers in turn, sending the same
+/// headers on every call (a worker's `rpc_client.headers`, its token).
 #[derive(Clone, Debug)]
 pub struct Client {
-    url: String,
+    /// Where calls may go; all clones share which one is in use.
+    urls: Arc<[String]>,
+    current: Arc<AtomicUsize>,
     http: reqwest::Client,
     headers: Vec<(String, String)>,
 }
@@ -176,6 +180,12 @@ impl Client {
     /// A client that never follows a redirect (the address is one a peer reported: it must
     /// not send us, and our signed calls, elsewhere) and reads at most `MAX_REPLY` bytes.
     pub fn new(url: impl Into<String>, timeout: Duration) -> Self {
+        Self::with_fallbacks(vec![url.into()], timeout)
+    }
+
+    /// A client for several managers on one database: calls go to the first until it cannot
+    /// take them (unreachable, or its database is), then to the next, and stay there.
+    pub fn with_fallbacks(urls: Vec<String>, timeout: Duration) -> Self {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
@@ -183,7 +193,8 @@ impl Client {
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Client {
-            url: url.into(),
+            urls: urls.into(),
+            current: Arc::new(AtomicUsize::new(0)),
             http,
             headers: Vec::new(),
         }
@@ -201,9 +212,9 @@ impl Client {
         self
     }
 
-    /// The URL calls go to.
+    /// The URL calls go to now.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.urls[self.current.load(Ordering::Relaxed) % self.urls.len()]
     }
 
     /// Calls `M` with its positional parameters and decodes its result.
@@ -212,6 +223,9 @@ impl Client {
     }
 
     /// Like `call`, with headers of this call only, made from the request body (a signature).
+    /// With several managers, a call that none of it reached (no connection) or that the
+    /// manager could not serve (`SERVICE_UNAVAILABLE`: it did nothing) goes to the next one,
+    /// each at most once.
     pub async fn call_with<M: Method>(
         &self,
         params: M::Params,
@@ -224,46 +238,91 @@ impl Client {
             params: &params,
         };
         let body = serde_json::to_vec(&req).map_err(|e| CallError::Decode {
-            url: self.url.clone(),
+            url: self.url().to_string(),
             reason: format!("{}: cannot encode the parameters: {e}", M::NAME),
         })?;
-        let transport = |e: reqwest::Error| CallError::Transport {
-            url: self.url.clone(),
-            reason: describe_reqwest(&e),
+        let extra = headers(&body);
+        let mut tries = 0;
+        loop {
+            let at = self.current.load(Ordering::Relaxed);
+            let url = &self.urls[at % self.urls.len()];
+            match self.post::<M>(url, &body, &extra).await {
+                Err((e, true)) if tries + 1 < self.urls.len() => {
+                    tries += 1;
+                    // Only the first call to notice moves everyone on.
+                    let _ = self.current.compare_exchange(
+                        at,
+                        at + 1,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                    tracing::warn!(from = %url, to = %self.url(), error = %e, "manager cannot take calls; using the next one");
+                }
+                r => return r.map_err(|(e, _)| e),
+            }
+        }
+    }
+
+    /// One call to `url`; the flag says whether another manager may take it instead.
+    async fn post<M: Method>(
+        &self,
+        url: &str,
+        body: &[u8],
+        extra: &[(&'static str, String)],
+    ) -> Result<M::Output, (CallError, bool)> {
+        let transport = |e: reqwest::Error| {
+            (
+                CallError::Transport {
+                    url: url.to_string(),
+                    reason: describe_reqwest(&e),
+                },
+                e.is_connect(),
+            )
         };
         let mut http = self
             .http
-            .post(&self.url)
+            .post(url)
             .header("Content-Type", "application/json");
         for (k, v) in &self.headers {
             http = http.header(k.as_str(), v.as_str());
         }
-        for (k, v) in headers(&body) {
-            http = http.header(k, v);
+        for (k, v) in extra {
+            http = http.header(*k, v.as_str());
         }
-        let mut resp = http.body(body).send().await.map_err(transport)?;
+        let mut resp = http.body(body.to_vec()).send().await.map_err(transport)?;
         let status = resp.status();
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
-            if body.len() + chunk.len() > MAX_REPLY {
-                return Err(CallError::Decode {
-                    url: self.url.clone(),
-                    reason: format!("http {status}: the reply is larger than {MAX_REPLY} bytes"),
-                });
+        let mut reply = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| (transport(e).0, false))? {
+            if reply.len() + chunk.len() > MAX_REPLY {
+                return Err((
+                    CallError::Decode {
+                        url: url.to_string(),
+                        reason: format!(
+                            "http {status}: the reply is larger than {MAX_REPLY} bytes"
+                        ),
+                    },
+                    false,
+                ));
             }
-            body.extend_from_slice(&chunk);
+            reply.extend_from_slice(&chunk);
         }
-        let resp: Response = serde_json::from_slice(&body).map_err(|e| CallError::Decode {
-            url: self.url.clone(),
-            reason: format!("http {status}: {e}"),
-        })?;
+        let decode = |reason: String| {
+            (
+                CallError::Decode {
+                    url: url.to_string(),
+                    reason,
+                },
+                false,
+            )
+        };
+        let resp: Response =
+            serde_json::from_slice(&reply).map_err(|e| decode(format!("http {status}: {e}")))?;
         if let Some(err) = resp.error {
-            return Err(CallError::Rpc(err));
+            let elsewhere = err.code == SERVICE_UNAVAILABLE;
+            return Err((CallError::Rpc(err), elsewhere));
         }
-        serde_json::from_value(resp.result.unwrap_or(Value::Null)).map_err(|e| CallError::Decode {
-            url: self.url.clone(),
-            reason: format!("{}: {e}", M::NAME),
-        })
+        serde_json::from_value(resp.result.unwrap_or(Value::Null))
+            .map_err(|e| decode(format!("{}: {e}", M::NAME)))
     }
 }
 
@@ -272,7 +331,7 @@ impl Client {
     /// client's headers (its token): at most `max` bytes, any status but 200 an error with the
     /// server's text.
     pub async fn fetch(&self, path: &str, max: u64) -> Result<Vec<u8>, CallError> {
-        let url = origin(&self.url) + path;
+        let url = origin(self.url()) + path;
         let transport = |e: reqwest::Error| CallError::Transport {
             url: url.clone(),
             reason: describe_reqwest(&e),
@@ -336,3 +395,7 @@ pub fn describe_reqwest(e: &reqwest::Error) -> String {
     }
     reason
 }
+
+#[cfg(test)]
+#[path = "jsonrpc_tests.rs"]
+mod tests;

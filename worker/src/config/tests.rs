@@ -177,6 +177,30 @@ fn a_missing_manager_address_is_refused() {
     assert!(e.reason.contains("sector_manager"), "{e}");
     let e = Config::parse("[sector_manager]\nrpc_client.addr = \"nowhere\"", "w.toml").unwrap_err();
     assert_eq!(e.key, "sector_manager.rpc_client.addr");
+    for bad in ["[]", "[\"/ip4/127.0.0.1/tcp/1789\", \"nowhere\"]", "5"] {
+        let e = Config::parse(
+            &format!("[sector_manager]\nrpc_client.addr = {bad}"),
+            "w.toml",
+        )
+        .unwrap_err();
+        assert!(
+            e.key.starts_with("sector_manager.rpc_client.addr"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
+fn several_managers_are_tried_in_the_order_written() {
+    let text = "[sector_manager]\nrpc_client.addr = [\"/ip4/127.0.0.1/tcp/1789\", \"http://10.0.0.2:1789\"]\n";
+    let cfg = Config::parse(text, "w.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg.manager_urls(),
+        Ok(vec![
+            "http://127.0.0.1:1789/rpc/v0".to_string(),
+            "http://10.0.0.2:1789/rpc/v0".to_string()
+        ])
+    );
 }
 
 #[test]

@@ -139,7 +139,7 @@ impl Config {
                 "missing: sealer threads need at least one [[attached]] store to persist sectors to".into(),
             ));
         }
-        crate::manager_addr::to_url(&self.sector_manager.rpc_client.addr)
+        self.manager_urls()
             .map_err(|r| err("sector_manager.rpc_client.addr".into(), r))?;
         let rc = &self.sector_manager.rpc_client;
         if rc.token_file.is_some() && self.header_token().is_some() {

@@ -114,6 +114,15 @@ pub fn claim_for(
                 tracing::info!(tries, skip, "claim conflicted with another; trying again");
                 std::thread::sleep(std::time::Duration::from_millis(pause));
             }
+            // Still conflicting: claim row by row, where a conflict loses one row, not the
+            // batch, so the claimers get what is left instead of an error.
+            Err(e) if is_conflict(&e) => {
+                tracing::info!(
+                    tries,
+                    "claim kept conflicting; claiming by conditional updates"
+                );
+                return claim_conditional(conn, filter, asks, at).map_err(classify);
+            }
             r => return r.map_err(classify),
         }
     }

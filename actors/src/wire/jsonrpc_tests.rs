@@ -1,0 +1,93 @@
+//! The client's move from a manager that cannot take calls to the next one.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::*;
+use crate::wire::worker_methods::WorkerVersion;
+
+/// A one-route HTTP server answering every request with `reply`; counts the requests.
+async fn answering(reply: Response) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/rpc/v0", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let body = serde_json::to_string(&reply).unwrap();
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut buf = vec![0; 64 << 10];
+            let _ = s.read(&mut buf).await;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes()).await;
+            let _ = s.write_all(body.as_bytes()).await;
+        }
+    });
+    (url, hits)
+}
+
+/// A loopback address nobody listens on.
+async fn closed() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/rpc/v0", l.local_addr().unwrap());
+    drop(l);
+    url
+}
+
+fn err(code: i64) -> Response {
+    Response::from_result(serde_json::Value::from(1), Err(RpcError::new(code, "no")))
+}
+
+#[actix_rt::test]
+async fn a_call_moves_past_unreachable_and_unavailable_managers_and_stays() {
+    let dead = closed().await;
+    let (unavailable, busy_hits) = answering(err(SERVICE_UNAVAILABLE)).await;
+    let (good, good_hits) = answering(Response::from_result(1.into(), Ok("v1".into()))).await;
+    let c = Client::with_fallbacks(
+        vec![dead, unavailable, good.clone()],
+        Duration::from_secs(5),
+    );
+    let clone = c.clone().with_header("X-Thread", "0".into());
+    assert_eq!(c.call::<WorkerVersion>([]).await.unwrap(), "v1");
+    assert_eq!(c.url(), good);
+    // Every clone moved with it: the next call goes straight to the third manager.
+    assert_eq!(clone.call::<WorkerVersion>([]).await.unwrap(), "v1");
+    assert_eq!(busy_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(good_hits.load(Ordering::SeqCst), 2);
+}
+
+#[actix_rt::test]
+async fn an_answered_error_is_the_callers_and_every_manager_is_tried_once() {
+    // The manager did something and said no: another manager would say the same.
+    let (refusing, refusing_hits) = answering(err(NOT_YOURS)).await;
+    let (good, good_hits) = answering(Response::from_result(1.into(), Ok("v1".into()))).await;
+    let c = Client::with_fallbacks(vec![refusing.clone(), good], Duration::from_secs(5));
+    match c.call::<WorkerVersion>([]).await {
+        Err(CallError::Rpc(e)) => assert_eq!(e.code, NOT_YOURS),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        (
+            refusing_hits.load(Ordering::SeqCst),
+            good_hits.load(Ordering::SeqCst)
+        ),
+        (1, 0)
+    );
+    assert_eq!(c.url(), refusing);
+
+    // None can take the call: the last one's error, after one try each.
+    let (a, a_hits) = answering(err(SERVICE_UNAVAILABLE)).await;
+    let c = Client::with_fallbacks(vec![closed().await, a], Duration::from_secs(5));
+    match c.call::<WorkerVersion>([]).await {
+        Err(CallError::Rpc(e)) => assert_eq!(e.code, SERVICE_UNAVAILABLE),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a_hits.load(Ordering::SeqCst), 1);
+}
