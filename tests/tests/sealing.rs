@@ -70,6 +70,34 @@ fn cluster_seals_real_sectors_while_operators_steer_threads() {
     );
     assert_eq!(state(thread(&w.list(), waiting)), "Paused");
 
+    // Pause inside a running step waits for the step to end, and says so everywhere at once.
+    let out = w.cli(&["pause", "--index", &running.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "thread #{running} pauses when its running step ends"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let t = thread(&w.list(), running).clone();
+    assert_eq!(
+        (state(&t), &t["pausing"]),
+        ("Running", &Value::Bool(true)),
+        "{t}"
+    );
+    let lines = w.list_lines();
+    assert!(lines.contains("state=C1Done (pausing)"), "{lines}");
+    // (The manager knows the worker from its first ping, a second after it started.)
+    wait_for(
+        Duration::from_secs(10),
+        "pausing in the manager's view",
+        || {
+            let out = m.cli(&["util", "worker", "info", "worker-a"]);
+            stdout(&out).contains("C1Done (pausing)").then_some(())
+        },
+    );
+
     // kill -9 of the C2 child mid-task: the task fails with a readable error and the thread pauses.
     let proc_name = thread(&w.list(), running)["thread_state"]["proc"]
         .as_str()
