@@ -7,6 +7,7 @@
 //! target/release/bench heartbeat 2000 8 mysql://root@127.0.0.1:3306/test      # every ping new
 //! target/release/bench heartbeat 2000 8 mysql://root@127.0.0.1:3306/test 10   # 10% changed
 //! target/release/bench claims 20000 32 mysql://root@127.0.0.1:3306/test skip_locked
+//! target/release/bench idle 64 300          # an idle worker's memory and CPU, 5 minutes
 //! target/release/bench galera 3000 32 3     # a three-node Galera cluster of its own
 //! target/release/bench scale 100000 600 mysql://root@127.0.0.1:3306/test   # 10 minutes
 //! target/release/bench post 6               # needs the 2KiB WindowPoSt parameters
@@ -24,6 +25,7 @@ use serde_json::{json, Value};
 mod claims;
 mod galera;
 mod heartbeat;
+mod idle;
 mod scale;
 
 fn main() {
@@ -47,6 +49,10 @@ fn main() {
             args.get(3).and_then(|n| n.parse().ok()).unwrap_or(32),
             args.get(4).and_then(|n| n.parse().ok()).unwrap_or(3),
         ),
+        Some("idle") => idle::idle(
+            args.get(2).and_then(|n| n.parse().ok()).unwrap_or(64),
+            args.get(3).and_then(|n| n.parse().ok()).unwrap_or(300),
+        ),
         Some("scale") => scale::scale(
             args.get(2).and_then(|n| n.parse().ok()).unwrap_or(100_000),
             args.get(3).and_then(|n| n.parse().ok()).unwrap_or(600),
@@ -55,7 +61,7 @@ fn main() {
         ),
         Some("post") => post(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6)),
         Some("snap") => snap(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6)),
-        _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url] [changed-percent] | bench claims [jobs] [claimers] [mysql-url] [skip_locked|conditional] | bench galera [jobs] [claimers] [nodes] | bench scale [workers] [seconds] [mysql-url] [threads-per-worker] | bench post [runs] | bench snap [runs]"),
+        _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url] [changed-percent] | bench claims [jobs] [claimers] [mysql-url] [skip_locked|conditional] | bench idle [threads] [seconds] | bench galera [jobs] [claimers] [nodes] | bench scale [workers] [seconds] [mysql-url] [threads-per-worker] | bench post [runs] | bench snap [runs]"),
     }
 }
 

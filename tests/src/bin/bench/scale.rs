@@ -162,20 +162,20 @@ impl Sampler {
     }
 }
 
-fn status_kib(pid: i32, key: &str) -> Option<u64> {
+pub(super) fn status_kib(pid: i32, key: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = s.lines().find(|l| l.starts_with(key))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// A process's user + system CPU time from a starting point.
-struct Cpu {
+pub(super) struct Cpu {
     pid: i32,
     at_start: Duration,
 }
 
 impl Cpu {
-    fn of(pid: Option<i32>) -> Option<Cpu> {
+    pub(super) fn of(pid: Option<i32>) -> Option<Cpu> {
         let pid = pid?;
         Some(Cpu {
             pid,
@@ -183,7 +183,7 @@ impl Cpu {
         })
     }
 
-    fn since(&self) -> Duration {
+    pub(super) fn since(&self) -> Duration {
         cpu_time(self.pid)
             .unwrap_or_default()
             .saturating_sub(self.at_start)
