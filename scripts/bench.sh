@@ -3,7 +3,10 @@
 # holds the figures). CI does not run this: the numbers mean something only on a quiet machine.
 #
 #   scripts/bench.sh                 # worker, heartbeat, claims (about 10 minutes)
-#   scripts/bench.sh heartbeat post  # those named: worker heartbeat claims post snap
+#   scripts/bench.sh heartbeat post  # those named: worker heartbeat claims galera idle scale post snap
+#
+# `galera` starts its own three-node Galera cluster (needs galera-4 and rsync); `idle` takes
+# 6 minutes and `scale` (100,000 workers on one manager and MariaDB) 11.
 #
 # MariaDB: DAMOCLES_BENCH_MYSQL_URL (default mysql://root@127.0.0.1:3306/test; the benches make
 # and drop their own databases there). `post` and `snap` seal real 2KiB sectors: they make the
@@ -37,11 +40,15 @@ for b in "${benches[@]}"; do
       run claims 20000 8 "$url" skip_locked
       run claims 20000 32 "$url" skip_locked
       run claims 20000 8 "$url" conditional
+      run claims 20000 32 "$url" conditional
       ;;
+    galera) run galera 3000 32 3 ;;
+    idle) run idle 64 300 ;;
+    scale) run scale 100000 600 "$url" ;;
     post | snap)
       target/release/damocles-worker params --sector-size 2KiB >/dev/null
       run "$b" 6
       ;;
-    *) echo "bench.sh: unknown bench '$b'; choose from worker heartbeat claims post snap" >&2; exit 2 ;;
+    *) echo "bench.sh: unknown bench '$b'; choose from worker heartbeat claims galera idle scale post snap" >&2; exit 2 ;;
   esac
 done

@@ -16,6 +16,7 @@ use clap::{Args, Subcommand};
 use damocles_actors::wire::worker_api::{ThreadInfo, ThreadState};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tabwriter::TabWriter;
 
@@ -185,6 +186,19 @@ impl Api {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let body = self.send_raw(req).await?;
+        Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// GETs `path` and reads the answer straight into `T`, with no tree of `Value`s in between
+    /// (a list of 100,000 workers is 33 MB).
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let body = self.send_raw(self.request(Method::GET, path)).await?;
+        serde_json::from_slice(&body).map_err(|e| not_what_we_read(&format!("GET {path}"), e))
+    }
+
+    /// The body of a successful answer; any other status is an error with the manager's text.
+    async fn send_raw(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Vec<u8>> {
         let resp = req.send().await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot reach the manager at {}: {}",
@@ -193,10 +207,11 @@ impl Api {
             )
         })?;
         let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let raw = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
         if status.is_success() {
-            return Ok(body);
+            return Ok(raw);
         }
+        let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         let msg = body["error"]
             .as_str()
             .map(String::from)
@@ -211,9 +226,11 @@ impl Api {
 /// An answer read as the type its handler wrote: a field renamed on one side is an error that
 /// says so, not a column of dashes.
 fn decode<T: DeserializeOwned>(what: &str, v: Value) -> anyhow::Result<T> {
-    serde_json::from_value(v).map_err(|e| {
-        anyhow::anyhow!("the manager's answer to {what} is not what this CLI reads ({e}): are the manager and the CLI the same version?")
-    })
+    serde_json::from_value(v).map_err(|e| not_what_we_read(what, e))
+}
+
+fn not_what_we_read(what: &str, e: serde_json::Error) -> anyhow::Error {
+    anyhow::anyhow!("the manager's answer to {what} is not what this CLI reads ({e}): are the manager and the CLI the same version?")
 }
 
 /// A time as the REST API writes it (`2026-12-01T00:00:00`).
@@ -257,13 +274,28 @@ fn print_json(v: &Value) -> anyhow::Result<()> {
 }
 
 fn table(header: &str, rows: Vec<Vec<String>>) -> anyhow::Result<()> {
-    let mut tw = TabWriter::new(std::io::stdout()).padding(2);
+    let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut tw = TabWriter::new(out).padding(2);
     writeln!(tw, "{header}")?;
     for r in rows {
         writeln!(tw, "{}", r.join("\t"))?;
     }
     tw.flush()?;
     Ok(())
+}
+
+/// What `worker list` prints of a worker in `GET /workers` (`workers::WorkerView`), read
+/// without its flattened row: 100,000 of them are read in a tenth of the time.
+#[derive(Deserialize)]
+struct Listed {
+    name: String,
+    dest: String,
+    threads: i32,
+    empty_threads: i32,
+    paused_threads: i32,
+    error_threads: i32,
+    last_ping_age_ns: i64,
+    mode: workers::WorkerMode,
 }
 
 /// An optional cell: `-` when unset.
@@ -324,12 +356,12 @@ impl UtilCmd {
                 Ok(())
             }
             WorkerSub::List { expiration, json } => {
-                let list = api.call(Method::GET, "/workers", None).await?;
                 if json {
+                    let list = api.call(Method::GET, "/workers", None).await?;
                     println!("{}", serde_json::to_string_pretty(&list)?);
                     return Ok(());
                 }
-                let list: Vec<workers::WorkerView> = decode("GET /workers", list)?;
+                let list: Vec<Listed> = api.get("/workers").await?;
                 let rows = list
                     .into_iter()
                     .map(|w| {
@@ -339,14 +371,13 @@ impl UtilCmd {
                         if age > expiration {
                             ping.push_str(" (!)");
                         }
-                        let r = &w.row;
                         vec![
-                            r.name.clone(),
-                            r.dest.clone(),
-                            r.threads.to_string(),
-                            r.empty_threads.to_string(),
-                            r.paused_threads.to_string(),
-                            r.error_threads.to_string(),
+                            w.name,
+                            w.dest,
+                            w.threads.to_string(),
+                            w.empty_threads.to_string(),
+                            w.paused_threads.to_string(),
+                            w.error_threads.to_string(),
                             ping,
                             w.mode.name().to_string(),
                         ]
