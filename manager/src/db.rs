@@ -313,6 +313,19 @@ pub fn classify(e: diesel::result::Error) -> DbError {
     }
 }
 
+/// A deadlock or, on Galera, a certification conflict (error 1213): the database undid the
+/// statement or transaction, and nothing of it stayed, so it may be tried again.
+pub fn is_conflict(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error as E};
+    match e {
+        E::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        // Diesel names the kind for a failed statement, not for a failed COMMIT, which is
+        // where Galera reports a certification conflict.
+        E::DatabaseError(_, info) => info.message().contains("Deadlock found"),
+        _ => false,
+    }
+}
+
 /// The database's own clock (UTC), in whole seconds.
 pub fn clock(conn: &mut DbConnection) -> Result<chrono::NaiveDateTime, DbError> {
     #[derive(diesel::QueryableByName)]

@@ -26,23 +26,30 @@ pub struct HeartbeatWriter {
     db: Db,
     /// Pings waiting for the next batch, with the channel that answers each caller.
     pending: Vec<(WorkerInfo, oneshot::Sender<Result<(), RpcError>>)>,
-    writing: bool,
+    /// Batches in the database now.
+    writing: usize,
+    /// At most this many at once: on MySQL a batch fills while the last one commits (rows are
+    /// written in name order, so two batches never wait on each other in a cycle); SQLite
+    /// writes one transaction at a time anyway.
+    max_writing: usize,
 }
 
 impl HeartbeatWriter {
     pub fn new(db: Db) -> Self {
+        let max_writing = if db.backend == "sqlite" { 1 } else { 2 };
         HeartbeatWriter {
             db,
             pending: Vec::new(),
-            writing: false,
+            writing: 0,
+            max_writing,
         }
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.writing || self.pending.is_empty() {
+        if self.writing >= self.max_writing || self.pending.is_empty() {
             return;
         }
-        self.writing = true;
+        self.writing += 1;
         let take = self.pending.len().min(MAX_BATCH);
         let batch: Vec<_> = self.pending.drain(..take).collect();
         // Several pings of one worker in one batch: the last one wins.
@@ -66,7 +73,7 @@ impl HeartbeatWriter {
                 };
                 let _ = tx.send(res);
             }
-            act.writing = false;
+            act.writing -= 1;
             act.flush(ctx);
         }));
     }

@@ -51,7 +51,19 @@ pub fn upsert_pings(
         return Ok(());
     }
     // It reads the digests, then writes: on SQLite that needs the write lock from the start.
-    super::write_transaction(conn, |c| write_pings(c, pings, at).map_err(classify))
+    // Two batches may be in the database at once (`HeartbeatWriter`): new rows lock the gaps
+    // they go into, so the two can deadlock; the one undone is written again.
+    let mut tries = 0;
+    loop {
+        match super::write_transaction(conn, |c| write_pings(c, pings, at).map_err(classify)) {
+            Err(DbError::Query(e)) if super::is_conflict(&e) && tries < 8 => {
+                tries += 1;
+                let pause = rand::Rng::gen_range(&mut rand::thread_rng(), 1..=4 * tries);
+                std::thread::sleep(std::time::Duration::from_millis(pause));
+            }
+            r => return r,
+        }
+    }
 }
 
 fn write_pings(

@@ -4,7 +4,6 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Deserialize;
 
 use super::JobState::{ReadyToRun, Running};
@@ -106,7 +105,7 @@ pub fn claim_for(
     let (mut skip, mut tries) = (0, 0);
     loop {
         match claim_skip_locked(conn, filter, asks, at, skip) {
-            Err(e) if is_conflict(&e) && tries < CONFLICT_RETRIES => {
+            Err(e) if crate::db::is_conflict(&e) && tries < CONFLICT_RETRIES => {
                 tries += 1;
                 let mut rng = rand::thread_rng();
                 skip = rand::Rng::gen_range(&mut rng, 0..=want * 4 * tries);
@@ -116,7 +115,7 @@ pub fn claim_for(
             }
             // Still conflicting: claim row by row, where a conflict loses one row, not the
             // batch, so the claimers get what is left instead of an error.
-            Err(e) if is_conflict(&e) => {
+            Err(e) if crate::db::is_conflict(&e) => {
                 tracing::info!(
                     tries,
                     "claim kept conflicting; claiming by conditional updates"
@@ -125,18 +124,6 @@ pub fn claim_for(
             }
             r => return r.map_err(classify),
         }
-    }
-}
-
-/// A deadlock or, on Galera, a certification conflict (error 1213): the database undid the
-/// statement or transaction, and nothing of it stayed.
-fn is_conflict(e: &DieselError) -> bool {
-    match e {
-        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
-        // Diesel names the kind for a failed statement, not for a failed COMMIT, which is
-        // where Galera reports a certification conflict.
-        DieselError::DatabaseError(_, info) => info.message().contains("Deadlock found"),
-        _ => false,
     }
 }
 
@@ -275,7 +262,7 @@ fn claim_conditional(
             // An update is a statement of its own: a conflict undid it alone, and the row is
             // someone else's, as when another claimer updated it first.
             let updated = match execute(conn, &update, v) {
-                Err(e) if is_conflict(&e) => 0,
+                Err(e) if crate::db::is_conflict(&e) => 0,
                 r => r?,
             };
             if updated == 1 {
