@@ -1,6 +1,7 @@
 //! `HeartbeatWriter`: turns many `WorkerPing`s into few SQL statements. Pings that arrive while
-//! a batch is being written wait for the next batch; each ping's caller is answered when its
-//! batch is committed (or with the database error, so the worker retries at its next ping).
+//! batches are being written (one at a time on SQLite, two on MySQL) wait for the next batch;
+//! each ping's caller is answered when its batch is committed (or with the database error, so
+//! the worker retries at its next ping).
 //! A batch the database refuses for what it holds (not for being down) is written again one
 //! ping at a time, so only a bad ping is refused. While a write hangs, at most `MAX_PENDING`
 //! pings wait; later ones are answered "busy" at once and the workers ping again later.
