@@ -58,6 +58,11 @@ pub fn upsert_pings(
         match super::write_transaction(conn, |c| write_pings(c, pings, at).map_err(classify)) {
             Err(DbError::Query(e)) if super::is_conflict(&e) && tries < 8 => {
                 tries += 1;
+                tracing::info!(
+                    tries,
+                    pings = pings.len(),
+                    "heartbeat batch deadlocked with another; writing it again"
+                );
                 let pause = rand::Rng::gen_range(&mut rand::thread_rng(), 1..=4 * tries);
                 std::thread::sleep(std::time::Duration::from_millis(pause));
             }
