@@ -15,7 +15,10 @@ mod mysql;
 mod worker;
 
 pub use manager::{manager_state, window_left, Manager};
-pub use mysql::{galera_cluster, insert_fake_jobs, mysql_database, mysql_exec, OwnMariaDb};
+pub use mysql::{
+    assert_held_by_claimers, galera_cluster, insert_fake_jobs, mysql_database, mysql_exec,
+    OwnMariaDb,
+};
 pub use worker::{
     append_config, slow_processor, wdpost_config, worker_config, worker_config_at, Worker,
 };

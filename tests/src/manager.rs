@@ -24,6 +24,18 @@ impl Manager {
         Self::start_with(dir, db_url, port, "")
     }
 
+    /// A manager on each database of `urls` (the nodes of a cluster), each in `<dir>/m<i>` with
+    /// `extra` in its `manager.toml`.
+    pub fn one_on_each(dir: &Path, urls: &[String], extra: &str) -> Vec<Manager> {
+        urls.iter()
+            .enumerate()
+            .map(|(i, url)| {
+                let home = dir.join(format!("m{i}"));
+                Self::start_with(&home, Some(url.clone()), free_port(), extra)
+            })
+            .collect()
+    }
+
     /// A manager whose `manager.toml` also holds `extra` (e.g. `[task]` and `[mock]` sections).
     pub fn start_with(dir: &Path, db_url: Option<String>, port: u16, extra: &str) -> Manager {
         let args = [

@@ -35,6 +35,23 @@ pub fn mysql_database(tag: &str) -> Option<String> {
     Some(format!("{server}/{db}"))
 }
 
+/// Asserts that each claimed job (`(<id>@<attempt>, c)` as its claim answered) is held in
+/// `wdpost_jobs` under that attempt by `claimer-<c>`.
+pub fn assert_held_by_claimers(url: &str, claimed: &[(String, usize)]) {
+    let held: std::collections::HashSet<String> =
+        mysql_exec(url, "SELECT id, attempt, worker_name FROM wdpost_jobs;")
+            .lines()
+            .map(String::from)
+            .collect();
+    for (wire, c) in claimed {
+        let (id, attempt) = wire
+            .split_once('@')
+            .expect("a claim's id is <id>@<attempt>");
+        let row = format!("{id}\t{attempt}\tclaimer-{c}");
+        assert!(held.contains(&row), "{row} is not in the table");
+    }
+}
+
 /// Runs `sql` (any number of statements) with the `mysql` client on the database of `url`, and
 /// returns what it printed (tab-separated rows, no header).
 pub fn mysql_exec(url: &str, sql: &str) -> String {

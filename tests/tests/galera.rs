@@ -35,18 +35,8 @@ fn managers_on_a_galera_cluster_share_the_queue_through_conflicts_and_a_dead_nod
     };
     // The claimers never heartbeat: keep the keeper from re-queueing their jobs meanwhile.
     let extra = "[task]\nheartbeat_timeout = \"1h\"\n";
-    let managers: Vec<Manager> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            Manager::start_with(
-                &dir.path().join(format!("m{i}")),
-                Some(n.url()),
-                free_port(),
-                extra,
-            )
-        })
-        .collect();
+    let db_urls: Vec<String> = nodes.iter().map(OwnMariaDb::url).collect();
+    let managers = Manager::one_on_each(dir.path(), &db_urls, extra);
     insert_fake_jobs(&nodes[0].url(), JOBS);
 
     // A worker whose first manager is the one on the node that dies, its second another.
@@ -163,16 +153,7 @@ fn managers_on_a_galera_cluster_share_the_queue_through_conflicts_and_a_dead_nod
         "{} of {JOBS} claims answered",
         ids.len()
     );
-    let held: HashSet<String> =
-        mysql_exec(&url, "SELECT id, attempt, worker_name FROM wdpost_jobs;")
-            .lines()
-            .map(String::from)
-            .collect();
-    for (wire, c) in &ids {
-        let (id, attempt) = wire.split_once('@').unwrap();
-        let row = format!("{id}\t{attempt}\tclaimer-{c}");
-        assert!(held.contains(&row), "{row} is not in the table");
-    }
+    assert_held_by_claimers(&url, &ids);
     let conflicts: usize = managers[..2]
         .iter()
         .map(|m| m.proc.log_text().matches("claim conflicted").count())

@@ -533,16 +533,7 @@ fn two_managers_hand_out_each_job_exactly_once_by(mode: &str) {
     );
     assert_eq!(counts.trim(), format!("Running\t1\t{JOBS}"));
     // Each job is held, under the attempt its claimer was given, by that claimer.
-    let held: HashSet<String> =
-        mysql_exec(&url, "SELECT id, attempt, worker_name FROM wdpost_jobs;")
-            .lines()
-            .map(String::from)
-            .collect();
-    for (wire, c) in &ids {
-        let (id, attempt) = wire.split_once('@').unwrap();
-        let row = format!("{id}\t{attempt}\tclaimer-{c}");
-        assert!(held.contains(&row), "{row} is not in the table");
-    }
+    assert_held_by_claimers(&url, &ids);
     let refused = [&a, &b].map(|m| {
         m.proc
             .log_text()

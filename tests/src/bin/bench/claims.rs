@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{call_as, managers, percentiles, report_cost, side_by_side, tokens};
 
-const RESET_JOBS: &str = "UPDATE wdpost_jobs SET state = 'ReadyToRun', try_num = 0, worker_name = NULL, started_at = NULL, heartbeat_at = NULL;";
+pub(super) const RESET_JOBS: &str = "UPDATE wdpost_jobs SET state = 'ReadyToRun', try_num = 0, worker_name = NULL, started_at = NULL, heartbeat_at = NULL;";
 
 /// Claims of `jobs` fake jobs by `claimers` concurrent claimers until none is left: through a
 /// manager with tokens and one without, both claiming by `mode` (`[db] claim`) (`Venus.WdPoStAllocateJobs`, one job per call, the two
@@ -88,33 +88,13 @@ pub(super) fn claims(jobs: usize, claimers: usize, base_url: &str, mode: &str) {
     report_cost("claim", &tallies, ratios);
 
     mysql_exec(&db, RESET_JOBS);
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        id: String,
-    }
     let conns: Vec<_> = (0..claimers)
         .map(|_| std::sync::Mutex::new(diesel::MysqlConnection::establish(&db).unwrap()))
         .collect();
     let (total, lat) = run(&|c| {
-        let mut conn = conns[c].lock().unwrap();
-        conn.transaction::<_, diesel::result::Error, _>(|conn| {
-            let ids: Vec<Id> = diesel::sql_query(
-                "SELECT id FROM wdpost_jobs WHERE state = 'ReadyToRun' ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-            )
-            .load(conn)?;
-            let Some(id) = ids.into_iter().next() else {
-                return Ok(false);
-            };
-            diesel::sql_query(
-                "UPDATE wdpost_jobs SET state = 'Running', try_num = try_num + 1, worker_name = ?, started_at = NOW(), heartbeat_at = NOW(), updated_at = NOW() WHERE id = ?",
-            )
-            .bind::<diesel::sql_types::Text, _>(format!("raw-{c}"))
-            .bind::<diesel::sql_types::Text, _>(id.id)
-            .execute(conn)?;
-            Ok(true)
-        })
-        .unwrap()
+        raw_claim(&mut conns[c].lock().unwrap(), c)
+            .unwrap()
+            .is_some()
     });
     assert_eq!(lat.len(), jobs);
     println!(
@@ -122,4 +102,34 @@ pub(super) fn claims(jobs: usize, claimers: usize, base_url: &str, mode: &str) {
         jobs as f64 / total.as_secs_f64(),
         percentiles(lat)
     );
+}
+
+/// The baseline's claim: one job for claimer `c` in a `SELECT … FOR UPDATE SKIP LOCKED` and
+/// `UPDATE` transaction of its own; None when no job is left.
+pub(super) fn raw_claim(
+    conn: &mut diesel::MysqlConnection,
+    c: usize,
+) -> diesel::QueryResult<Option<String>> {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
+    conn.transaction(|conn| {
+        let ids: Vec<Id> = diesel::sql_query(
+            "SELECT id FROM wdpost_jobs WHERE state = 'ReadyToRun' ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .load(conn)?;
+        let Some(id) = ids.into_iter().next() else {
+            return Ok(None);
+        };
+        diesel::sql_query(
+            "UPDATE wdpost_jobs SET state = 'Running', try_num = try_num + 1, worker_name = ?, started_at = NOW(), heartbeat_at = NOW(), updated_at = NOW() WHERE id = ?",
+        )
+        .bind::<diesel::sql_types::Text, _>(format!("raw-{c}"))
+        .bind::<diesel::sql_types::Text, _>(&id.id)
+        .execute(conn)?;
+        Ok(Some(id.id))
+    })
 }

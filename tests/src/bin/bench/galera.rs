@@ -6,12 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use damocles_tests::{free_port, galera_cluster, insert_fake_jobs, mysql_exec, Manager};
+use damocles_tests::{galera_cluster, insert_fake_jobs, mysql_exec, Manager, OwnMariaDb};
 use serde_json::json;
 
+use super::claims::{raw_claim, RESET_JOBS};
 use super::{call_as, percentiles};
-
-const RESET_JOBS: &str = "UPDATE wdpost_jobs SET state = 'ReadyToRun', try_num = 0, worker_name = NULL, started_at = NULL, heartbeat_at = NULL;";
 
 pub(super) fn galera(jobs: usize, claimers: usize, nodes: usize) {
     use diesel::prelude::*;
@@ -19,18 +18,8 @@ pub(super) fn galera(jobs: usize, claimers: usize, nodes: usize) {
     let cluster = galera_cluster(dir.path(), nodes).expect("Galera (galera-4) is not installed");
     // The claimers never heartbeat: keep the keeper from re-queueing their jobs meanwhile.
     let cfg = "[task]\nheartbeat_timeout = \"1h\"\n[auth]\nworkers = \"optional\"\n";
-    let managers: Vec<Manager> = cluster
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            Manager::start_with(
-                &dir.path().join(format!("m{i}")),
-                Some(n.url()),
-                free_port(),
-                cfg,
-            )
-        })
-        .collect();
+    let urls: Vec<String> = cluster.iter().map(OwnMariaDb::url).collect();
+    let managers = Manager::one_on_each(dir.path(), &urls, cfg);
     let url = cluster[0].url();
     insert_fake_jobs(&url, jobs);
 
@@ -109,11 +98,6 @@ pub(super) fn galera(jobs: usize, claimers: usize, nodes: usize) {
     mysql_exec(&url, RESET_JOBS);
     std::thread::sleep(Duration::from_secs(1));
 
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        id: String,
-    }
     let conns: Vec<_> = (0..claimers)
         .map(|c| Mutex::new(diesel::MysqlConnection::establish(&cluster[c % nodes].url()).unwrap()))
         .collect();
@@ -121,22 +105,7 @@ pub(super) fn galera(jobs: usize, claimers: usize, nodes: usize) {
     let raw = run(&|c| {
         let mut conn = conns[c].lock().unwrap();
         loop {
-            let r = conn.transaction::<_, diesel::result::Error, _>(|conn| {
-                let ids: Vec<Id> = diesel::sql_query(
-                    "SELECT id FROM wdpost_jobs WHERE state = 'ReadyToRun' ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-                )
-                .load(conn)?;
-                let Some(id) = ids.into_iter().next() else {
-                    return Ok(None);
-                };
-                diesel::sql_query(
-                    "UPDATE wdpost_jobs SET state = 'Running', try_num = try_num + 1, worker_name = ?, started_at = NOW(), heartbeat_at = NOW(), updated_at = NOW() WHERE id = ?",
-                )
-                .bind::<diesel::sql_types::Text, _>(format!("raw-{c}"))
-                .bind::<diesel::sql_types::Text, _>(&id.id)
-                .execute(conn)?;
-                Ok(Some(id.id))
-            });
+            let r = raw_claim(&mut conn, c);
             match r {
                 Ok(id) => return id,
                 Err(e) if e.to_string().contains("Deadlock") => {
