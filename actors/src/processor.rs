@@ -27,7 +27,7 @@ mod spec;
 
 pub use os::{kill_group, parse_cpuset, pin_to_cpuset, Pinning};
 use os::{read_line, set_parent_death_signal, truncate, Line};
-pub use spec::{check_env, default_timeout, EnvOverlay, ProcessorSpec};
+pub use spec::{check_env, default_timeout, EnvOverlay, ProcessorSpec, StartAt};
 
 /// Delay before a child that exited is started again.
 pub const RESTART_DELAY: Duration = Duration::from_secs(3);
@@ -265,7 +265,9 @@ impl Actor for Processor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let _span = self.span.clone().entered();
-        self.spawn_child(ctx);
+        if self.spec.start == StartAt::Startup {
+            self.spawn_child(ctx);
+        }
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
@@ -280,6 +282,23 @@ impl Supervised for Processor {
         self.kill_child();
         self.child = None;
         self.fail_all("processor actor restarted");
+    }
+}
+
+/// Starts the first child if none was started yet (`StartAt::FirstTask`); answers the live
+/// child's pid (0 when none). A child that exited is started again only by `auto_restart`.
+#[derive(Message)]
+#[rtype(result = "u32")]
+pub struct EnsureStarted;
+
+impl Handler<EnsureStarted> for Processor {
+    type Result = u32;
+
+    fn handle(&mut self, _msg: EnsureStarted, ctx: &mut Self::Context) -> u32 {
+        if self.generation == 0 && !self.shutting_down {
+            self.spawn_child(ctx);
+        }
+        self.pid.load(Ordering::Relaxed)
     }
 }
 

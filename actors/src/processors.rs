@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::limits::StageLimits;
-use crate::processor::{default_timeout, Call, Processor};
+use crate::processor::{default_timeout, Call, EnsureStarted, Processor};
 use crate::wire::processor::Stage;
 
 /// No `concurrent` set: effectively unlimited (damocles' selector assumes 64).
@@ -84,7 +84,13 @@ impl Processors {
             .ok_or_else(|| format!("no processor configured for stage {stage}"))?;
         let (handle, slot) = pick(handles).await;
         let locks = limits.acquire_locks(&handle.locks).await;
-        on_start(format!("ext(pid: {})", handle.pid.load(Ordering::Relaxed)));
+        // A processor whose child starts at its first task starts it now, to name its pid.
+        let pid = handle
+            .addr
+            .send(EnsureStarted)
+            .await
+            .unwrap_or_else(|_| handle.pid.load(Ordering::Relaxed));
+        on_start(format!("ext(pid: {pid})"));
         let timeout = handle
             .timeout
             .unwrap_or_else(|| default_timeout(stage, sector_size));

@@ -293,8 +293,14 @@ pub fn redact(url: &str) -> String {
 /// Whether a diesel error means the server went away (503, retry) rather than a bad query.
 pub fn classify(e: diesel::result::Error) -> DbError {
     use diesel::result::Error as E;
+    // A Galera node outside the primary component, or still catching up, refuses every query
+    // (error 1047, "WSREP has not yet prepared node for application use"): as unavailable as a
+    // server that is down, and the worker's next manager may be on a node that is not.
     let lost_server = |m: &str| {
-        m.contains("gone away") || m.contains("Lost connection") || m.contains("Can't connect")
+        m.contains("gone away")
+            || m.contains("Lost connection")
+            || m.contains("Can't connect")
+            || m.contains("WSREP has not yet prepared node")
     };
     match &e {
         E::DatabaseError(diesel::result::DatabaseErrorKind::ClosedConnection, _) => {

@@ -95,6 +95,37 @@ impl Proc {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Waits up to `timeout` for `f` while the process runs; if it exits first or the time runs
+    /// out, fails with the end of its log, which says why.
+    pub fn wait_up<T>(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        mut f: impl FnMut() -> Option<T>,
+    ) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            let exited = self.child.try_wait().ok().flatten();
+            if exited.is_some() || start.elapsed() > timeout {
+                let log = self.log_text();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                let why = match exited {
+                    Some(s) => format!("it exited ({s})"),
+                    None => format!("timed out after {timeout:?}"),
+                };
+                panic!(
+                    "{why} waiting for {what}; the end of {}:\n{}",
+                    self.log.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 }
 
 impl Drop for Proc {

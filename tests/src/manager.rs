@@ -80,17 +80,18 @@ impl Manager {
             cmd.arg("-c").arg(&cfg);
         }
         let proc = spawn(&mut cmd, dir.join(format!("manager-{port}.log")));
-        let m = Manager {
+        let mut m = Manager {
             proc,
             port,
             home,
             db_url,
         };
-        wait_for(Duration::from_secs(60), "the manager's /healthz", || {
-            reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz"))
-                .ok()
-                .filter(|r| r.status().is_success())
-        });
+        m.proc
+            .wait_up(Duration::from_secs(60), "the manager's /healthz", || {
+                reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz"))
+                    .ok()
+                    .filter(|r| r.status().is_success())
+            });
         m
     }
 

@@ -226,6 +226,7 @@ impl OwnMariaDb {
                     .arg("--no-defaults")
                     .arg(format!("--socket={}", sock.display()))
                     .args(["-uroot", "-e", "SELECT 1"])
+                    .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .status()
                     .map(|s| s.success())
@@ -297,14 +298,20 @@ pub fn galera_cluster(dir: &Path, nodes: usize) -> Option<Vec<OwnMariaDb>> {
             extra,
         )?);
     }
-    // Each node is up once it joined and caught up.
+    // Each node is up once it is in the full cluster, has caught up (Synced: a joiner still
+    // taking its copy counts in the cluster's size) and takes queries.
+    let want =
+        format!("wsrep_cluster_size\t{nodes}\nwsrep_local_state_comment\tSynced\nwsrep_ready\tON");
     for db in &cluster {
         wait_for(
-            Duration::from_secs(60),
-            "every Galera node in the cluster",
+            Duration::from_secs(90),
+            "every Galera node in the cluster and synced",
             || {
-                let size = mysql_exec(&db.url(), "SHOW STATUS LIKE 'wsrep_cluster_size';");
-                size.trim().ends_with(&nodes.to_string()).then_some(())
+                let status = mysql_exec(
+                    &db.url(),
+                    "SELECT LOWER(VARIABLE_NAME), VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN ('WSREP_CLUSTER_SIZE', 'WSREP_LOCAL_STATE_COMMENT', 'WSREP_READY') ORDER BY 1;",
+                );
+                (status.trim() == want).then_some(())
             },
         );
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{bin, children_of, free_port, spawn, wait_for, Manager, Proc};
+use crate::{bin, children_of, free_port, spawn, Manager, Proc};
 
 pub struct Worker {
     pub proc: Proc,
@@ -128,6 +128,17 @@ window_post = 1
     path
 }
 
+/// `damocles-worker worker -c <config> <args>`.
+fn cli_of(config: &Path, args: &[&str]) -> Output {
+    Command::new(bin("damocles-worker"))
+        .arg("worker")
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("worker cli")
+}
+
 impl Worker {
     pub fn start(
         dir: &Path,
@@ -146,32 +157,24 @@ impl Worker {
         let mut cmd = Command::new(bin("damocles-worker"));
         cmd.arg("daemon").arg("-c").arg(&config).current_dir(dir);
         let proc = spawn(&mut cmd, dir.join(format!("{name}.log")));
-        let w = Worker {
+        let mut w = Worker {
             proc,
             port,
             config,
             dir: dir.to_path_buf(),
         };
-        wait_for(
+        let config = w.config.clone();
+        w.proc.wait_up(
             Duration::from_secs(60),
             "the worker's management API",
-            || {
-                let out = w.cli(&["list"]);
-                out.status.success().then_some(())
-            },
+            || cli_of(&config, &["list"]).status.success().then_some(()),
         );
         w
     }
 
     /// `damocles-worker worker -c <config> <args>`.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin("damocles-worker"))
-            .arg("worker")
-            .arg("-c")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .expect("worker cli")
+        cli_of(&self.config, args)
     }
 
     pub fn list(&self) -> Vec<Value> {

@@ -38,6 +38,12 @@ fn bad_configs_exit_non_zero_with_file_key_and_reason() {
             "needs a location",
         ),
         (
+            "bad-start",
+            format!("{base}\n[processors]\nstart = \"never\"\n"),
+            "processors.start",
+            "expected `first_task` or `startup`",
+        ),
+        (
             "bad-manager",
             base.replace("/ip4/127.0.0.1/tcp/1789", "somewhere"),
             "sector_manager.rpc_client.addr",
@@ -125,17 +131,36 @@ fn processors_of(w: &Worker) -> Vec<i32> {
 fn no_processor_outlives_the_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let m = Manager::start(dir.path(), None);
+    // By default a stage's child starts at its first task: an idle worker has none.
+    let idle = Worker::start(dir.path(), "w-idle", &m, 1, "sealing.allowed_miners = [1]");
+    m.wait_for_workers(1);
+    assert_eq!(
+        idle.children(),
+        Vec::<i32>::new(),
+        "children of an idle worker"
+    );
+    drop(idle);
+
     for sig in [
         nix::sys::signal::Signal::SIGKILL,
         nix::sys::signal::Signal::SIGTERM,
     ] {
-        let mut w = Worker::start(
+        let (name, port) = (format!("w-{sig}"), free_port());
+        let config = worker_config(
             dir.path(),
-            &format!("w-{sig}"),
+            &name,
             &m,
+            port,
             1,
             "sealing.allowed_miners = [1]",
         );
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(
+            &config,
+            format!("{text}\n[processors]\nstart = \"startup\"\n"),
+        )
+        .unwrap();
+        let mut w = Worker::start_config(dir.path(), &name, config, port);
         let children = processors_of(&w);
         assert!(children.iter().all(|p| alive(*p)));
         w.proc.signal(sig);

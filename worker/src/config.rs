@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use damocles_actors::config_file;
+use damocles_actors::processor::StartAt;
 use damocles_actors::size::parse_size;
 use damocles_actors::thread::plan::PlanKind;
 use damocles_actors::wire::auth::bearer;
@@ -160,6 +161,9 @@ pub struct AttachedSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessorsSection {
+    /// When each processor's child starts: `"first_task"` (default) or `"startup"`.
+    #[serde(default)]
+    pub start: StartAt,
     #[serde(default)]
     pub limitation: LimitationSection,
     #[serde(default)]

@@ -23,7 +23,7 @@ use damocles_actors::thread::plan::PlanKind;
 use damocles_actors::wdpost::slot::HEARTBEAT_INTERVAL;
 use damocles_actors::wdpost::steps::PostEnv;
 use damocles_actors::wire::auth::{ControlKey, THREAD_HEADER};
-use damocles_actors::wire::jsonrpc::{CallError, Client};
+use damocles_actors::wire::jsonrpc::{CallError, Client, SERVICE_UNAVAILABLE};
 use damocles_actors::wire::processor::Stage;
 use damocles_actors::wire::seal_proof;
 use damocles_actors::wire::venus::AcquireDealsSpec;
@@ -252,6 +252,11 @@ async fn check_stores(cfg: &Config, manager: &Client) -> anyhow::Result<Vec<Atta
                     warn!(error = %e, "manager not reachable yet; retrying in 2s");
                     tokio::time::sleep(Duration::from_secs(2)).await;
                 }
+                // Its database is down or busy: that passes, and the worker waits for it.
+                Err(CallError::Rpc(e)) if e.code == SERVICE_UNAVAILABLE => {
+                    warn!(error = %e, "manager cannot take calls yet; retrying in 2s");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
                 Err(e) => {
                     return Err(anyhow!(
                         "check attached store {name:?} with the manager: {e}"
@@ -405,6 +410,7 @@ fn processor_entries(
                     timeout: e.timeout,
                     max_line: damocles_actors::processor::MAX_LINE,
                     auto_restart: e.auto_restart.unwrap_or(true),
+                    start: cfg.processors.start,
                     cpuset: e.cgroup.as_ref().and_then(|c| c.cpuset.clone()),
                     cgroup_root: "/sys/fs/cgroup".into(),
                     env_overlay: env_overlay.clone(),

@@ -51,6 +51,10 @@ enum Cmd {
         task: PathBuf,
         runs: usize,
     },
+    /// Seal a 2KiB CC sector from add_pieces to c2 as bare library calls back to back in this
+    /// process, `runs` times under `dir`; prints the seconds of each run and of each stage
+    #[command(hide = true)]
+    BenchSeal { dir: PathBuf, runs: usize },
     /// Serve one processor stage over stdin/stdout (started by the daemon)
     Processor {
         /// add_pieces, tree_d, pc1, pc2, c1, c2, snap_encode, snap_prove or window_post
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
         Cmd::Processor { stage } => processor_child::run(&stage),
         Cmd::Params { sector_size } => params::ensure_for_sizes(&sector_size),
         Cmd::BenchStage { stage, task, runs } => stages::bench(&stage, &task, runs),
+        Cmd::BenchSeal { dir, runs } => stages::bench_seal(&dir, runs),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

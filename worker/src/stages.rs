@@ -50,6 +50,99 @@ pub fn bench(stage: &str, task: &std::path::Path, runs: usize) -> Result<()> {
     Ok(())
 }
 
+/// `damocles-worker bench-seal`: one 2KiB CC sector from `add_pieces` to `c2`, each stage's
+/// bare library call right after the other in this process, `runs` times (each in
+/// `<dir>/run<n>`; the first loads parameters). Prints one line per run:
+/// `run <n> <seconds> <stage>=<seconds> ...`.
+pub fn bench_seal(dir: &std::path::Path, runs: usize) -> Result<()> {
+    use damocles_actors::wire::venus::prover_id;
+    const SEAL_PROOF: u64 = 5;
+    for n in 1..=runs {
+        let d = dir.join(format!("run{n}"));
+        std::fs::create_dir_all(d.join("cache"))?;
+        let path = |name: &str| d.join(name).display().to_string();
+        let (prover_id, sector_number) = (prover_id(10000), 1);
+        let (ticket, seed) = ([7u8; 32], [9u8; 32]);
+        let mut stages = Vec::new();
+        let started = std::time::Instant::now();
+        let mut timed = |stage: Stage, task: Value| -> Result<Value> {
+            let t = std::time::Instant::now();
+            let out = run(stage, task)?;
+            stages.push(format!("{stage}={:.6}", t.elapsed().as_secs_f64()));
+            Ok(out)
+        };
+        let added: AddPiecesOutput = serde_json::from_value(timed(
+            Stage::AddPieces,
+            to_value(AddPiecesTask {
+                seal_proof: SEAL_PROOF,
+                staged_file: path("staged"),
+                pieces: Vec::new(),
+            })?,
+        )?)?;
+        let pieces = added.pieces;
+        timed(
+            Stage::TreeD,
+            to_value(TreeDTask {
+                seal_proof: SEAL_PROOF,
+                pieces: pieces.clone(),
+            })?,
+        )?;
+        let pc1_out = timed(
+            Stage::Pc1,
+            to_value(PC1Task {
+                seal_proof: SEAL_PROOF,
+                cache_dir: path("cache"),
+                staged_file: path("staged"),
+                sealed_file: path("sealed"),
+                prover_id,
+                sector_number,
+                ticket,
+                pieces: pieces.clone(),
+            })?,
+        )?;
+        let pc2: PC2Output = serde_json::from_value(timed(
+            Stage::Pc2,
+            to_value(PC2Task {
+                seal_proof: SEAL_PROOF,
+                pc1_out,
+                staged_file: path("staged"),
+                cache_dir: path("cache"),
+                sealed_file: path("sealed"),
+            })?,
+        )?)?;
+        let c1_out = timed(
+            Stage::C1,
+            to_value(C1Task {
+                seal_proof: SEAL_PROOF,
+                cache_dir: path("cache"),
+                sealed_file: path("sealed"),
+                prover_id,
+                sector_number,
+                ticket,
+                seed,
+                pieces,
+                comm_r: pc2.comm_r,
+                comm_d: pc2.comm_d,
+            })?,
+        )?;
+        timed(
+            Stage::C2,
+            to_value(C2Task {
+                seal_proof: SEAL_PROOF,
+                c1_out,
+                prover_id,
+                sector_number,
+            })?,
+        )?;
+        println!(
+            "run {n} {:.6} {}",
+            started.elapsed().as_secs_f64(),
+            stages.join(" ")
+        );
+    }
+    Ok(())
+}
+
 fn parse<T: DeserializeOwned>(task: Value) -> Result<T> {
     serde_json::from_value(task).context("task does not match the stage")
 }

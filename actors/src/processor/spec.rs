@@ -47,6 +47,8 @@ pub struct ProcessorSpec {
     pub stable_wait: Duration,
     /// Whether it is started again after it exits.
     pub auto_restart: bool,
+    /// When the first child starts (`[processors] start`).
+    pub start: StartAt,
     /// The CPUs it may run on (`0-3,8`).
     pub cpuset: Option<String>,
     /// Where to put cgroups when `cpuset` is set (cgroup v2 mount).
@@ -60,6 +62,18 @@ pub struct ProcessorSpec {
     /// shared by every processor: a child started afterwards inherits them (with
     /// `inherit_envs`), as it would have inherited the worker's own environment.
     pub env_overlay: EnvOverlay,
+}
+
+/// When a processor's first child starts (`[processors] start`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartAt {
+    /// At its first task: an idle worker holds no children (a child that loaded the proof
+    /// code is several megabytes, and there is one per configured stage).
+    #[default]
+    FirstTask,
+    /// With the worker: a binary that cannot start or never gets ready shows at once.
+    Startup,
 }
 
 /// Variables set (`Some`) or removed (`None`) in the environment processor children inherit.

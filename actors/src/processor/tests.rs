@@ -70,6 +70,7 @@ fn spec(first_line: Option<&str>, stable_wait: Duration) -> ProcessorSpec {
         inherit_envs: true,
         stable_wait,
         auto_restart: true,
+        start: StartAt::Startup,
         cpuset: None,
         cgroup_root: "/nonexistent".into(),
         env_overlay: Default::default(),
@@ -267,6 +268,24 @@ async fn a_dying_child_fails_its_requests_and_is_restarted() {
 }
 
 #[actix_rt::test]
+async fn a_child_started_at_the_first_task_is_not_there_before_it() {
+    let mut s = spec(None, Duration::from_secs(10));
+    s.start = StartAt::FirstTask;
+    let (addr, pid) = start(s);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(pid.load(Ordering::Relaxed), 0, "a child before any task");
+    let first = addr.send(EnsureStarted).await.unwrap();
+    assert_ne!(first, 0);
+    let out = addr
+        .send(call(json!({"op": "echo"})))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out["pid"].as_u64(), Some(u64::from(first)));
+    assert_eq!(addr.send(EnsureStarted).await.unwrap(), first, "one child");
+}
+
+#[actix_rt::test]
 async fn without_auto_restart_calls_fail_fast_once_the_child_is_gone() {
     let mut s = spec(None, Duration::from_secs(10));
     s.auto_restart = false;
@@ -283,6 +302,8 @@ async fn without_auto_restart_calls_fail_fast_once_the_child_is_gone() {
         .unwrap()
         .unwrap_err();
     assert!(err.contains("is not running"), "{err}");
+    // Nor does a caller start it again.
+    assert_eq!(addr.send(EnsureStarted).await.unwrap(), 0);
 }
 
 #[actix_rt::test]

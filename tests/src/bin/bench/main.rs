@@ -11,6 +11,7 @@
 //! target/release/bench galera 3000 32 3     # a three-node Galera cluster of its own
 //! target/release/bench scale 100000 600 mysql://root@127.0.0.1:3306/test   # 10 minutes
 //! target/release/bench post 6               # needs the 2KiB WindowPoSt parameters
+//! target/release/bench seal 3               # needs the 2KiB PoRep parameters
 //! ```
 
 // A benchmark that fails to set up panics: there is nothing else to report.
@@ -27,6 +28,7 @@ mod galera;
 mod heartbeat;
 mod idle;
 mod scale;
+mod seal;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -60,8 +62,9 @@ fn main() {
             args.get(5).and_then(|n| n.parse().ok()).unwrap_or(8),
         ),
         Some("post") => post(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6)),
+        Some("seal") => seal::seal(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(3)),
         Some("snap") => snap(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6)),
-        _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url] [changed-percent] | bench claims [jobs] [claimers] [mysql-url] [skip_locked|conditional] | bench idle [threads] [seconds] | bench galera [jobs] [claimers] [nodes] | bench scale [workers] [seconds] [mysql-url] [threads-per-worker] | bench post [runs] | bench snap [runs]"),
+        _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url] [changed-percent] | bench claims [jobs] [claimers] [mysql-url] [skip_locked|conditional] | bench idle [threads] [seconds] | bench galera [jobs] [claimers] [nodes] | bench scale [workers] [seconds] [mysql-url] [threads-per-worker] | bench post [runs] | bench seal [runs] | bench snap [runs]"),
     }
 }
 
@@ -390,21 +393,13 @@ fn child_and_bare(
     drop(warm);
     let file = dir.join(format!("{stage}.json"));
     std::fs::write(&file, task.to_string()).unwrap();
-    let bare = std::process::Command::new(bin("damocles-worker"))
-        .args([
-            "bench-stage",
-            stage,
-            &file.display().to_string(),
-            &runs.to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        bare.status.success(),
-        "{}",
-        String::from_utf8_lossy(&bare.stderr)
-    );
-    let bare_times: Vec<Duration> = String::from_utf8_lossy(&bare.stdout)
+    let bare = bare_calls(&[
+        "bench-stage",
+        stage,
+        &file.display().to_string(),
+        &runs.to_string(),
+    ]);
+    let bare_times: Vec<Duration> = bare
         .lines()
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .map(Duration::from_secs_f64)
@@ -434,6 +429,20 @@ fn child_and_bare(
         p50(&child_times) / p50(&bare_times)
     );
     out
+}
+
+/// `damocles-worker <args>` (one of its hidden bench commands): its output.
+fn bare_calls(args: &[&str]) -> String {
+    let out = std::process::Command::new(bin("damocles-worker"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// WindowPoSt of one real 2KiB sector, `runs` times: in one warm `window_post` processor child,
