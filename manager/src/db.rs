@@ -332,6 +332,31 @@ pub fn is_conflict(e: &diesel::result::Error) -> bool {
     }
 }
 
+/// Runs `write` (a whole transaction) again when the database undid it as a deadlock or a
+/// Galera certification conflict (`is_conflict`): up to `again` more times, each after a short
+/// random pause that grows, so the two sides do not meet again.
+pub fn again_on_conflict<T>(
+    what: &str,
+    again: u64,
+    mut write: impl FnMut() -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    let mut tries = 0;
+    loop {
+        match write() {
+            Err(DbError::Query(e)) if is_conflict(&e) && tries < again => {
+                tries += 1;
+                tracing::info!(
+                    tries,
+                    "{what} conflicted with another writer; writing it again"
+                );
+                let pause = rand::Rng::gen_range(&mut rand::thread_rng(), 1..=4 * tries);
+                std::thread::sleep(Duration::from_millis(pause));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// The database's own clock (UTC), in whole seconds.
 pub fn clock(conn: &mut DbConnection) -> Result<chrono::NaiveDateTime, DbError> {
     #[derive(diesel::QueryableByName)]

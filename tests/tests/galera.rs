@@ -97,7 +97,7 @@ fn managers_on_a_galera_cluster_share_the_queue_through_conflicts_and_a_dead_nod
                         .json(&body)
                         .send()
                         .and_then(|r| r.json::<Value>())
-                        .map_err(|e| e.to_string())
+                        .map_err(|e| format!("{e:?}"))
                         .and_then(|v| v["result"].as_array().cloned().ok_or(v.to_string()));
                     match resp {
                         // Rows others hold are skipped, and they claim them: empty means all

@@ -55,8 +55,21 @@ pub struct SectorRow {
 
 /// Takes the next sector number of `miner` and records the sector as `owner`'s. Safe with
 /// several managers on one database: the counter row is locked by the update until the
-/// transaction ends.
+/// transaction ends; on Galera two nodes taking a number at once conflict at commit, and the
+/// one undone takes the next number.
 pub fn allocate(
+    conn: &mut DbConnection,
+    miner: u64,
+    proof_type: u64,
+    owner: Option<&str>,
+    at: NaiveDateTime,
+) -> Result<u64, DbError> {
+    super::again_on_conflict("sector allocation", 32, || {
+        allocate_once(conn, miner, proof_type, owner, at)
+    })
+}
+
+fn allocate_once(
     conn: &mut DbConnection,
     miner: u64,
     proof_type: u64,
@@ -95,10 +108,28 @@ pub fn allocate(
                 sectors::created_at.eq(at),
                 sectors::updated_at.eq(at),
             ))
-            .execute(c)?;
+            .execute(c)
+            .map_err(|e| match e {
+                // On Galera a node may read the counter before another node's allocation
+                // reached it, and then find that number taken: taken numbers are skipped.
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => taken(number),
+                e => e,
+            })?;
         Ok(number as u64)
     })
     .map_err(classify)
+}
+
+/// A sector number found taken as a conflict (`is_conflict`), so that the allocation is made
+/// again with the next one.
+fn taken(number: i64) -> diesel::result::Error {
+    diesel::result::Error::DatabaseError(
+        diesel::result::DatabaseErrorKind::SerializationFailure,
+        Box::new(format!("sector number {number} is taken already")),
+    )
 }
 
 pub fn get(conn: &mut DbConnection, miner: u64, number: u64) -> Result<Option<SectorRow>, DbError> {

@@ -53,22 +53,9 @@ pub fn upsert_pings(
     // It reads the digests, then writes: on SQLite that needs the write lock from the start.
     // Two batches may be in the database at once (`HeartbeatWriter`): new rows lock the gaps
     // they go into, so the two can deadlock; the one undone is written again.
-    let mut tries = 0;
-    loop {
-        match super::write_transaction(conn, |c| write_pings(c, pings, at).map_err(classify)) {
-            Err(DbError::Query(e)) if super::is_conflict(&e) && tries < 8 => {
-                tries += 1;
-                tracing::info!(
-                    tries,
-                    pings = pings.len(),
-                    "heartbeat batch deadlocked with another; writing it again"
-                );
-                let pause = rand::Rng::gen_range(&mut rand::thread_rng(), 1..=4 * tries);
-                std::thread::sleep(std::time::Duration::from_millis(pause));
-            }
-            r => return r,
-        }
-    }
+    super::again_on_conflict("heartbeat batch", 8, || {
+        super::write_transaction(conn, |c| write_pings(c, pings, at).map_err(classify))
+    })
 }
 
 fn write_pings(

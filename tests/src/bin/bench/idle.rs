@@ -25,7 +25,8 @@ pub(super) fn idle(threads: usize, seconds: u64) {
         })
         .collect();
     std::thread::sleep(Duration::from_secs(60));
-    // The daemon and every child it has now (processor children start with their stage).
+    // The daemon and every child it has now: none by default, as a processor's child starts at
+    // its stage's first task (`[processors] start`).
     let pids = |w: &Worker| -> Vec<i32> {
         let mut p = vec![w.proc.pid()];
         p.extend(w.children());

@@ -5,18 +5,16 @@
 //! 2KiB PoRep parameters.
 //!
 //! The worker's time of a sector is the time its thread spends in the states whose step is a
-//! processor stage (add_pieces and tree_d, pc1 and pc2, c1 and c2), read from the thread's
-//! `job_state` polled every 20 ms. The states between them wait on the chain (ticket,
-//! pre-commit, seed) or copy the sector to its store: shown apart, they are not what the
-//! worker adds to the proofs.
+//! processor stage (add_pieces and tree_d, pc1 and pc2, c1 and c2), read from the worker's own
+//! `state changed` log lines. The states between them wait on the chain (ticket, pre-commit,
+//! seed) or copy the sector to its store: shown apart, they are not what the worker adds to the
+//! proofs.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use damocles_tests::*;
-use serde_json::json;
 
-use super::{bare_calls, call};
+use super::bare_calls;
 
 /// The states whose step runs a processor stage, in pipeline order.
 const STAGE_STATES: [&str; 6] = [
@@ -30,6 +28,55 @@ const STAGE_STATES: [&str; 6] = [
 
 /// The first state after c2.
 const DONE: &str = "C2Done";
+
+/// One sector as the worker's log tells it: each state it entered, with when (seconds).
+struct Sector {
+    name: String,
+    changes: Vec<(f64, String)>,
+}
+
+/// Whether the log holds the sector from before its add_pieces to after its c2.
+fn whole_seen(s: &Sector) -> bool {
+    [STAGE_STATES[0], DONE]
+        .iter()
+        .all(|want| s.changes.iter().any(|(_, st)| st == want))
+}
+
+/// The sectors of a worker's log, from its `state changed ... sector=Some("<id>") prev=<a>
+/// next=<b>` lines (their timestamps are RFC 3339, to the microsecond).
+fn sectors_of(log: &str) -> Vec<Sector> {
+    let mut out: Vec<Sector> = Vec::new();
+    for line in log.lines().filter(|l| l.contains("state changed")) {
+        let field = |key: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .map(|v| {
+                    v.trim_matches(|c| c == '"' || c == ')')
+                        .trim_start_matches("Some(\"")
+                })
+        };
+        let (Some(at), Some(name), Some(next)) = (
+            line.split_whitespace()
+                .next()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()),
+            field("sector="),
+            field("next="),
+        ) else {
+            continue;
+        };
+        let at = at.timestamp_micros() as f64 / 1e6;
+        if out.last().is_none_or(|s| s.name != name) {
+            out.push(Sector {
+                name: name.to_string(),
+                changes: Vec::new(),
+            });
+        }
+        if let Some(s) = out.last_mut() {
+            s.changes.push((at, next.to_string()));
+        }
+    }
+    out
+}
 
 pub fn seal(runs: usize) {
     assert!(
@@ -52,63 +99,50 @@ pub fn seal(runs: usize) {
     // Through a worker: one sealer thread, sectors one after another.
     let m = Manager::start(dir.path(), None);
     let w = Worker::start(dir.path(), "seal", &m, 1, "");
-    let url = format!("http://127.0.0.1:{}/", w.port);
-    let client = reqwest::blocking::Client::new();
-    // Per sector: when the thread entered each state.
-    let mut seen: Vec<(String, HashMap<String, Instant>)> = Vec::new();
     let started = Instant::now();
-    loop {
-        let list = call(&client, &url, "VenusWorker.WorkerList", json!([]));
-        let t = &list[0];
-        let now = Instant::now();
-        if let (Some(job), Some(state)) = (t["job_id"].as_str(), t["job_state"].as_str()) {
-            if seen.last().is_none_or(|(j, _)| j != job) {
-                seen.push((job.to_string(), HashMap::new()));
-            }
-            if let Some((_, states)) = seen.last_mut() {
-                states.entry(state.to_string()).or_insert(now);
-            }
-        }
-        assert_ne!(t["thread_state"]["state"], "Paused", "{t}");
-        let done = seen
-            .iter()
-            .filter(|(_, s)| s.contains_key(DONE) && s.contains_key(STAGE_STATES[0]))
-            .count();
+    let sectors = loop {
+        let sectors = sectors_of(&w.proc.log_text());
+        let done = sectors.iter().filter(|s| whole_seen(s)).count();
         if done >= runs {
-            break;
+            break sectors;
         }
+        let list = w.list();
+        assert_ne!(list[0]["thread_state"]["state"], "Paused", "{}", list[0]);
         assert!(
             started.elapsed() < Duration::from_secs(600 * runs as u64),
             "{done} of {runs} sectors sealed"
         );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        std::thread::sleep(Duration::from_secs(1));
+    };
 
     let mut worker_times = Vec::new();
-    for (n, (job, s)) in seen
+    for (n, s) in sectors
         .iter()
-        .filter(|(_, s)| s.contains_key(DONE) && s.contains_key(STAGE_STATES[0]))
+        .filter(|s| whole_seen(s))
         .take(runs)
         .enumerate()
     {
-        // A state's time runs to the next state entered, whichever it is.
-        let mut entered: Vec<(&String, &Instant)> = s.iter().collect();
-        entered.sort_by_key(|(_, at)| **at);
-        let mut in_stages = Duration::ZERO;
-        for pair in entered.windows(2) {
-            if STAGE_STATES.contains(&pair[0].0.as_str()) {
-                in_stages += *pair[1].1 - *pair[0].1;
+        // A state lasts from the change into it to the change out of it.
+        let mut in_stages = 0.0;
+        for pair in s.changes.windows(2) {
+            if STAGE_STATES.contains(&pair[0].1.as_str()) {
+                in_stages += pair[1].0 - pair[0].0;
             }
         }
-        let whole = s[DONE] - s[STAGE_STATES[0]];
+        let at = |state: &str| {
+            s.changes
+                .iter()
+                .find(|(_, st)| st == state)
+                .map(|(t, _)| *t)
+        };
+        let whole = at(DONE).unwrap() - at(STAGE_STATES[0]).unwrap();
         println!(
-            "worker sector {} ({job}): {:.3} s in the stages' states, {:.3} s from add_pieces to c2 done ({:.3} s on the chain and the store)",
+            "worker sector {} ({}): {in_stages:.3} s in the stages' states, {whole:.3} s from add_pieces to c2 done ({:.3} s on the chain and the store)",
             n + 1,
-            in_stages.as_secs_f64(),
-            whole.as_secs_f64(),
-            (whole - in_stages).as_secs_f64()
+            s.name,
+            whole - in_stages
         );
-        worker_times.push(in_stages);
+        worker_times.push(Duration::from_secs_f64(in_stages));
     }
     let mean = |v: &[Duration]| {
         v[1..].iter().map(Duration::as_secs_f64).sum::<f64>() / (v.len() - 1) as f64
