@@ -62,6 +62,9 @@ pub struct Processor {
     restarts: u32,
     /// A new child is on its way: calls queue for it instead of failing.
     restart_pending: bool,
+    /// A child was started since this actor (re)started: from then on only `auto_restart`
+    /// starts another.
+    ever_started: bool,
     shutting_down: bool,
     /// Every line this actor logs is inside this span: `processor{processor=pc1#0}`.
     span: Span,
@@ -87,6 +90,7 @@ impl Processor {
             pid,
             restarts: 0,
             restart_pending: false,
+            ever_started: false,
             shutting_down: false,
         }
     }
@@ -98,6 +102,7 @@ impl Processor {
     fn spawn_child(&mut self, ctx: &mut Context<Self>) {
         let _span = self.span.clone().entered();
         self.restart_pending = false;
+        self.ever_started = true;
         self.generation += 1;
         let generation = self.generation;
         let spec = &self.spec;
@@ -281,6 +286,7 @@ impl Supervised for Processor {
         warn!("processor actor restarting");
         self.kill_child();
         self.child = None;
+        self.ever_started = false;
         self.fail_all("processor actor restarted");
     }
 }
@@ -295,7 +301,7 @@ impl Handler<EnsureStarted> for Processor {
     type Result = u32;
 
     fn handle(&mut self, _msg: EnsureStarted, ctx: &mut Self::Context) -> u32 {
-        if self.generation == 0 && !self.shutting_down {
+        if !self.ever_started && !self.shutting_down {
             self.spawn_child(ctx);
         }
         self.pid.load(Ordering::Relaxed)
