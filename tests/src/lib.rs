@@ -52,16 +52,20 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `f` every 200ms until it returns Some, or panics after `timeout` with `what`.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(timeout: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    poll(timeout, f).unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// Polls `f` every 200ms until it returns Some; None once `timeout` has passed.
+fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
-            return v;
+            return Some(v);
         }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        if start.elapsed() >= timeout {
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -104,27 +108,23 @@ impl Proc {
         what: &str,
         mut f: impl FnMut() -> Option<T>,
     ) -> T {
-        let start = Instant::now();
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            let exited = self.child.try_wait().ok().flatten();
-            if exited.is_some() || start.elapsed() > timeout {
-                let log = self.log_text();
-                let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                let why = match exited {
-                    Some(s) => format!("it exited ({s})"),
-                    None => format!("timed out after {timeout:?}"),
-                };
-                panic!(
-                    "{why} waiting for {what}; the end of {}:\n{}",
-                    self.log.display(),
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let child = &mut self.child;
+        let outcome = poll(timeout, || match f() {
+            Some(v) => Some(Ok(v)),
+            None => child.try_wait().ok().flatten().map(Err),
+        });
+        let why = match outcome {
+            Some(Ok(v)) => return v,
+            Some(Err(status)) => format!("it exited ({status})"),
+            None => format!("timed out after {timeout:?}"),
+        };
+        let log = self.log_text();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        panic!(
+            "{why} waiting for {what}; the end of {}:\n{}",
+            self.log.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
     }
 }
 

@@ -55,8 +55,8 @@ pub fn bench(stage: &str, task: &std::path::Path, runs: usize) -> Result<()> {
 /// `<dir>/run<n>`; the first loads parameters). Prints one line per run:
 /// `run <n> <seconds> <stage>=<seconds> ...`.
 pub fn bench_seal(dir: &std::path::Path, runs: usize) -> Result<()> {
+    use damocles_actors::wire::seal_proof::STACKED_DRG_2KIB_V1_1 as SEAL_PROOF;
     use damocles_actors::wire::venus::prover_id;
-    const SEAL_PROOF: u64 = 5;
     for n in 1..=runs {
         let d = dir.join(format!("run{n}"));
         std::fs::create_dir_all(d.join("cache"))?;
