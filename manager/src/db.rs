@@ -208,7 +208,12 @@ pub fn write_transaction<T>(
 ) -> Result<T, DbError> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     let Some(c) = as_sqlite(conn) else {
-        return diesel::Connection::transaction(conn, f);
+        // A failed BEGIN or COMMIT comes back through `From` as a plain query error: classify
+        // it, so that a commit cut by a lost connection is "unavailable" (503), not a refusal.
+        return diesel::Connection::transaction(conn, f).map_err(|e| match e {
+            DbError::Query(e) => classify(e),
+            e => e,
+        });
     };
     AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE").map_err(classify)?;
     let out = f(conn);

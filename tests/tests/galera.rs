@@ -1,14 +1,15 @@
 //! Several managers on a multi-master cluster: three MariaDB Galera nodes, a manager on each,
 //! 32 claimers spread over them and a worker that lists two managers. Two nodes claiming the
 //! same row conflict at commit (error 1213); the managers retry that themselves, so a claimer
-//! never sees it. Killing one node with -9 loses no job and no ping: its manager's claimers and
-//! its worker go on through the others.
+//! never sees it. Beside them, sector allocations through every manager take numbers from one
+//! counter row. Killing one node with -9 loses no job, no ping and no sector: its manager's
+//! claimers, allocators and worker go on through the others.
 
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,12 +19,48 @@ use serde_json::{json, Value};
 
 const JOBS: usize = 3_000;
 const CLAIMERS: usize = 32;
+const ALLOCATORS: usize = 6;
 
 /// Seconds since the worker's last ping, as manager `m` reads it.
 fn ping_age(m: &Manager, name: &str) -> Option<i64> {
     let (status, workers) = m.rest(Method::GET, "/workers", None);
     assert_eq!(status, 200, "{workers}");
     workers.as_array()?.iter().find(|w| w["name"] == name)?["last_ping_age_secs"].as_i64()
+}
+
+/// The sector numbers an allocator was answered, and its failures with the manager of each.
+type Allocated = (Vec<u64>, Vec<(usize, String)>);
+
+/// Sector allocations through manager `a % 3`, moving to the next one on a failure, until
+/// `stop`.
+fn allocate_until(urls: &[String], token: &str, a: usize, stop: &AtomicBool) -> Allocated {
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let (mut got, mut errors) = (Vec::new(), Vec::new());
+    let mut at = a % urls.len();
+    while !stop.load(Ordering::SeqCst) {
+        let body =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "Venus.AllocateSector", "params": [{}]});
+        let number = http
+            .post(&urls[at])
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .and_then(|r| r.json::<Value>())
+            .map_err(|e| format!("{e:?}"))
+            .and_then(|v| v["result"]["ID"]["Number"].as_u64().ok_or(v.to_string()));
+        match number {
+            Ok(n) => got.push(n),
+            Err(e) => {
+                errors.push((at, e));
+                assert!(errors.len() < 10_000, "no manager answers");
+                at = (at + 1) % urls.len();
+            }
+        }
+    }
+    (got, errors)
 }
 
 #[test]
@@ -38,6 +75,14 @@ fn managers_on_a_galera_cluster_share_the_queue_through_conflicts_and_a_dead_nod
     let db_urls: Vec<String> = nodes.iter().map(OwnMariaDb::url).collect();
     let managers = Manager::one_on_each(dir.path(), &db_urls, extra);
     insert_fake_jobs(&nodes[0].url(), JOBS);
+
+    // Tokens made on one node, seen on the others once replicated: well before they are used.
+    let tokens: Vec<String> = (0..CLAIMERS)
+        .map(|c| managers[0].worker_token(&format!("claimer-{c}")))
+        .collect();
+    let sealer_tokens: Vec<String> = (0..ALLOCATORS)
+        .map(|a| managers[0].worker_token(&format!("sealer-{a}")))
+        .collect();
 
     // A worker whose first manager is the one on the node that dies, its second another.
     let wdir = dir.path().join("w");
@@ -70,9 +115,6 @@ fn managers_on_a_galera_cluster_share_the_queue_through_conflicts_and_a_dead_nod
     });
 
     let urls: Arc<Vec<String>> = Arc::new(managers.iter().map(|m| m.url("/rpc/v0")).collect());
-    let tokens: Vec<String> = (0..CLAIMERS)
-        .map(|c| managers[0].worker_token(&format!("claimer-{c}")))
-        .collect();
     let claimed = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(Mutex::new(Vec::new()));
     let count = Arc::new(AtomicUsize::new(0));
@@ -120,6 +162,17 @@ fn managers_on_a_galera_cluster_share_the_queue_through_conflicts_and_a_dead_nod
         })
         .collect();
 
+    // Beside the claimers, two threads per manager take new sectors, whose numbers come from
+    // one counter row that every node writes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let allocators: Vec<_> = (0..ALLOCATORS)
+        .map(|a| {
+            let (urls, stop) = (urls.clone(), stop.clone());
+            let token = sealer_tokens[a].clone();
+            std::thread::spawn(move || allocate_until(&urls, &token, a, &stop))
+        })
+        .collect();
+
     // A third of the way in, the third node dies.
     wait_for(
         Duration::from_secs(120),
@@ -130,6 +183,8 @@ fn managers_on_a_galera_cluster_share_the_queue_through_conflicts_and_a_dead_nod
     for t in threads {
         t.join().unwrap();
     }
+    stop.store(true, Ordering::SeqCst);
+    let allocated: Vec<Allocated> = allocators.into_iter().map(|t| t.join().unwrap()).collect();
 
     let ids = claimed.lock().unwrap().clone();
     let unique: HashSet<&String> = ids.iter().map(|(id, _)| id).collect();
@@ -159,6 +214,35 @@ fn managers_on_a_galera_cluster_share_the_queue_through_conflicts_and_a_dead_nod
         .map(|m| m.proc.log_text().matches("claim conflicted").count())
         .sum();
     eprintln!("{conflicts} certification conflicts retried inside the managers");
+
+    // Every sector answered is recorded once, as its asker's; only the dead node's manager
+    // failed an allocation.
+    let mut numbers: Vec<u64> = Vec::new();
+    for (a, (got, errors)) in allocated.iter().enumerate() {
+        assert!(!got.is_empty(), "allocator {a} got no sector");
+        assert!(
+            errors.iter().all(|(m, _)| *m == 2),
+            "allocator {a}: errors from live managers: {errors:?}"
+        );
+        let listed = got.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        let recorded = mysql_exec(
+            &url,
+            &format!(
+                "SELECT COUNT(*) FROM sectors WHERE owner = 'sealer-{a}' AND sector_number IN ({listed});"
+            ),
+        );
+        assert_eq!(
+            recorded.trim(),
+            got.len().to_string(),
+            "sealer-{a}'s sectors"
+        );
+        numbers.extend(got);
+    }
+    let all = numbers.len();
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(numbers.len(), all, "a sector number was handed out twice");
+    eprintln!("{all} sectors allocated through the three managers");
 
     // The worker moved to its second manager and keeps pinging through it.
     wait_for(Duration::from_secs(30), "the worker's move", || {

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::raw::{execute, is_mysql, Val};
+use super::raw::{execute, is_mysql, load, Val};
 use super::schema::{sector_counters, sectors};
 use super::{classify, DbConnection, DbError};
 
@@ -54,9 +54,8 @@ pub struct SectorRow {
 }
 
 /// Takes the next sector number of `miner` and records the sector as `owner`'s. Safe with
-/// several managers on one database: the counter row is locked by the update until the
-/// transaction ends; on Galera two nodes taking a number at once conflict at commit, and the
-/// one undone takes the next number.
+/// several managers on one database: the counter's bump locks its row until it commits; on
+/// Galera two nodes bumping it at once conflict at commit, and the one undone bumps again.
 pub fn allocate(
     conn: &mut DbConnection,
     miner: u64,
@@ -76,59 +75,97 @@ fn allocate_once(
     owner: Option<&str>,
     at: NaiveDateTime,
 ) -> Result<u64, DbError> {
-    let mysql = is_mysql(conn);
     let miner = miner as i64;
-    conn.transaction::<_, diesel::result::Error, _>(|c| {
-        let ignore = if mysql {
-            "INSERT IGNORE"
-        } else {
-            "INSERT OR IGNORE"
-        };
-        execute(
-            c,
-            &format!("{ignore} INTO sector_counters (miner_id, next_number) VALUES (?, 1)"),
-            vec![Val::Int(miner)],
-        )?;
-        diesel::update(sector_counters::table.filter(sector_counters::miner_id.eq(miner)))
-            .set(sector_counters::next_number.eq(sector_counters::next_number + 1))
-            .execute(c)?;
-        let next: i64 = sector_counters::table
-            .filter(sector_counters::miner_id.eq(miner))
-            .select(sector_counters::next_number)
-            .first(c)?;
-        let number = next - 1;
-        diesel::insert_into(sectors::table)
-            .values((
-                sectors::miner_id.eq(miner),
-                sectors::sector_number.eq(number),
-                sectors::proof_type.eq(proof_type as i32),
-                sectors::state.eq("Allocated"),
-                sectors::owner.eq(owner),
-                sectors::worker_name.eq(owner),
-                sectors::created_at.eq(at),
-                sectors::updated_at.eq(at),
-            ))
-            .execute(c)
-            .map_err(|e| match e {
-                // On Galera a node may read the counter before another node's allocation
-                // reached it, and then find that number taken: taken numbers are skipped.
-                diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                ) => taken(number),
-                e => e,
-            })?;
-        Ok(number as u64)
-    })
-    .map_err(classify)
+    let number = take_number(conn, miner).map_err(classify)?;
+    // A number taken and never used (the insert failed, the manager died) is skipped: numbers
+    // must be unique, not dense.
+    diesel::insert_into(sectors::table)
+        .values((
+            sectors::miner_id.eq(miner),
+            sectors::sector_number.eq(number),
+            sectors::proof_type.eq(proof_type as i32),
+            sectors::state.eq("Allocated"),
+            sectors::owner.eq(owner),
+            sectors::worker_name.eq(owner),
+            sectors::created_at.eq(at),
+            sectors::updated_at.eq(at),
+        ))
+        .execute(conn)
+        .map_err(|e| match e {
+            // Only if a counter was set back by hand: taken numbers are skipped.
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => conflict(format!("sector number {number} is taken already")),
+            e => e,
+        })
+        .map_err(classify)?;
+    Ok(number as u64)
 }
 
-/// A sector number found taken as a conflict (`is_conflict`), so that the allocation is made
-/// again with the next one.
-fn taken(number: i64) -> diesel::result::Error {
+#[derive(QueryableByName)]
+struct Number {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Takes `miner`'s next sector number in one statement that commits alone. On Galera a
+/// replicated write may abort a local transaction that conflicts with it; a statement in
+/// autocommit is then run again by the node itself, where a transaction of several statements
+/// has been seen to leave its client waiting for an answer that never came.
+fn take_number(c: &mut DbConnection, miner: i64) -> QueryResult<i64> {
+    let next = if is_mysql(c) {
+        let bumped = execute(
+            c,
+            "UPDATE sector_counters SET next_number = LAST_INSERT_ID(next_number + 1) \
+             WHERE miner_id = ?",
+            vec![Val::Int(miner)],
+        )?;
+        if bumped == 0 {
+            None
+        } else {
+            // This connection's own value: no other call can change it.
+            let n: Vec<Number> = load(c, "SELECT CAST(LAST_INSERT_ID() AS SIGNED) AS n", vec![])?;
+            n.first().map(|n| n.n)
+        }
+    } else {
+        let n: Vec<Number> = load(
+            c,
+            "UPDATE sector_counters SET next_number = next_number + 1 WHERE miner_id = ? \
+             RETURNING next_number AS n",
+            vec![Val::Int(miner)],
+        )?;
+        n.first().map(|n| n.n)
+    };
+    if let Some(next) = next {
+        return Ok(next - 1);
+    }
+    // The miner's first sector. Another allocation making the counter at the same moment
+    // wins; this one is taken again and bumps it.
+    diesel::insert_into(sector_counters::table)
+        .values((
+            sector_counters::miner_id.eq(miner),
+            sector_counters::next_number.eq(2),
+        ))
+        .execute(c)
+        .map_err(|e| match e {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => conflict(format!(
+                "the sector counter of miner {miner} was made meanwhile"
+            )),
+            e => e,
+        })?;
+    Ok(1)
+}
+
+/// A row found made or taken by another allocation, as a conflict (`is_conflict`), so that
+/// the allocation is made again.
+fn conflict(what: String) -> diesel::result::Error {
     diesel::result::Error::DatabaseError(
         diesel::result::DatabaseErrorKind::SerializationFailure,
-        Box::new(format!("sector number {number} is taken already")),
+        Box::new(what),
     )
 }
 
