@@ -2,7 +2,7 @@
 //! each pinging every 30 s as a farm's do, for `seconds`. It reports ping latency, lost pings
 //! (any answer but success), the manager's peak RSS and its CPU, mariadbd's CPU, and how long
 //! `util worker list` of every worker takes. The generator paces each worker to its own slot
-//! in the 30 s, from 128 threads, building each ping straight into a string.
+//! in the 30 s, from 512 tasks on one thread, building each ping straight into a string.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,9 @@ use super::percentiles;
 
 /// How often each worker pings (damocles' default).
 const INTERVAL: Duration = Duration::from_secs(30);
+
+/// Pings in flight at most: each of these tasks pings its workers one after another.
+const GENERATORS: usize = 512;
 
 /// Share of workers whose threads changed since their last ping, in percent.
 const CHANGED: usize = 10;
@@ -32,57 +35,70 @@ pub(super) fn scale(workers: usize, seconds: u64, base_url: &str, threads: usize
         cfg,
     );
     let rpc = m.url("/rpc/v0");
-    let started = Instant::now();
-    let generators = 128.min(workers);
     let rounds =
         (Duration::from_secs(seconds).as_secs_f64() / INTERVAL.as_secs_f64()).ceil() as usize;
     let slot = INTERVAL.as_secs_f64() / workers as f64;
-    // Per ping: (round, latency, late by) and the failures.
-    let lat = std::sync::Mutex::new(Vec::with_capacity(workers * rounds));
-    let failed = std::sync::atomic::AtomicUsize::new(0);
     let watch = Sampler::start(m.proc.pid());
     let db_cpu = Cpu::of(mariadbd_pid());
-    std::thread::scope(|s| {
-        for g in 0..generators {
-            let (rpc, lat, failed) = (&rpc, &lat, &failed);
-            s.spawn(move || {
-                let client = reqwest::blocking::Client::new();
-                let mut mine = Vec::new();
-                for round in 0..rounds {
-                    for w in (g..workers).step_by(generators) {
-                        let due = started
-                            + INTERVAL * round as u32
-                            + Duration::from_secs_f64(slot * w as f64);
-                        let now = Instant::now();
-                        let late = now.saturating_duration_since(due);
-                        if due > now {
-                            std::thread::sleep(due - now);
+    let own_cpu = Cpu::of(Some(std::process::id() as i32));
+    let started = Instant::now();
+    // One thread drives every ping: the generator takes as little of the two cores as it can,
+    // so that the manager and the database have the rest.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (lat, failed) = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let tasks: Vec<_> = (0..GENERATORS.min(workers))
+            .map(|g| {
+                let (client, rpc) = (client.clone(), rpc.clone());
+                tokio::spawn(async move {
+                    // Per ping: (round, latency, late by); and the failures.
+                    let mut mine = Vec::new();
+                    let mut failed = 0;
+                    for round in 0..rounds {
+                        for w in (g..workers).step_by(GENERATORS) {
+                            let due = started
+                                + INTERVAL * round as u32
+                                + Duration::from_secs_f64(slot * w as f64);
+                            let late = Instant::now().saturating_duration_since(due);
+                            tokio::time::sleep_until(due.into()).await;
+                            let t = Instant::now();
+                            let body = ping_body(w, threads, CHANGED, round, started);
+                            let answer = client
+                                .post(&rpc)
+                                .header("Content-Type", "application/json")
+                                .body(body)
+                                .send()
+                                .await;
+                            let ok = match answer {
+                                Ok(r) => {
+                                    r.json::<Value>().await.is_ok_and(|v| v["error"].is_null())
+                                }
+                                Err(_) => false,
+                            };
+                            failed += usize::from(!ok);
+                            mine.push((round, t.elapsed(), late));
                         }
-                        let t = Instant::now();
-                        let body = ping_body(w, threads, CHANGED, round, started);
-                        let ok = client
-                            .post(rpc)
-                            .header("Content-Type", "application/json")
-                            .body(body)
-                            .send()
-                            .ok()
-                            .and_then(|r| r.json::<Value>().ok())
-                            .is_some_and(|v| v["error"].is_null());
-                        if !ok {
-                            failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        mine.push((round, t.elapsed(), late));
                     }
-                }
-                lat.lock().unwrap().extend(mine);
-            });
+                    (mine, failed)
+                })
+            })
+            .collect();
+        let mut lat = Vec::with_capacity(workers * rounds);
+        let mut failed = 0;
+        for t in tasks {
+            let (mine, f) = t.await.unwrap();
+            lat.extend(mine);
+            failed += f;
         }
+        (lat, failed)
     });
     let wall = started.elapsed();
     let (peak_rss, manager_cpu) = watch.stop();
     let db_cpu = db_cpu.map(|c| c.since());
-    let lat = lat.into_inner().unwrap();
-    let failed = failed.into_inner();
+    let own_cpu = own_cpu.map(|c| c.since()).unwrap_or_default();
     let first: Vec<Duration> = lat.iter().filter(|l| l.0 == 0).map(|l| l.1).collect();
     let steady: Vec<Duration> = lat.iter().filter(|l| l.0 > 0).map(|l| l.1).collect();
     let max_late = lat.iter().map(|l| l.2).max().unwrap_or_default();
@@ -105,6 +121,10 @@ pub(super) fn scale(workers: usize, seconds: u64, base_url: &str, threads: usize
     if let Some(c) = db_cpu {
         println!("  mariadbd: CPU {c:?} = {:.0}% of one core", pct(c));
     }
+    println!(
+        "  load generator (this process): CPU {own_cpu:?} = {:.0}% of one core",
+        pct(own_cpu)
+    );
     // Every worker's row is there and was refreshed in the last round.
     let rows = mysql_exec(&db, "SELECT COUNT(*) FROM workers;");
     let stale = mysql_exec(
