@@ -38,6 +38,18 @@ pub(super) fn idle(threads: usize, seconds: u64) {
         }
     }
     std::thread::sleep(Duration::from_secs(60));
+    // A worker makes the Groth parameters it lacks as it starts (minutes, both cores, 5 GB):
+    // that is not an idle worker.
+    if workers.iter().any(|(_, _, w)| {
+        w.proc
+            .log_text()
+            .contains("generating missing Groth parameters")
+    }) {
+        panic!(
+            "the 2KiB parameters are missing, and the workers are making them: run \
+             `damocles-worker params --sector-size 2KiB` first"
+        );
+    }
     // The daemon and every child it has now: none by default, as a processor's child starts at
     // its stage's first task (`[processors] start`).
     let pids = |w: &Worker| -> Vec<i32> {
