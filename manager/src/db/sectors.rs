@@ -91,14 +91,8 @@ fn allocate_once(
             sectors::updated_at.eq(at),
         ))
         .execute(conn)
-        .map_err(|e| match e {
-            // Only if a counter was set back by hand: taken numbers are skipped.
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            ) => conflict(format!("sector number {number} is taken already")),
-            e => e,
-        })
+        // Only if a counter was set back by hand: taken numbers are skipped.
+        .map_err(|e| taken_as_conflict(e, || format!("sector number {number} is taken already")))
         .map_err(classify)?;
     Ok(number as u64)
 }
@@ -148,25 +142,28 @@ fn take_number(c: &mut DbConnection, miner: i64) -> QueryResult<i64> {
             sector_counters::next_number.eq(2),
         ))
         .execute(c)
-        .map_err(|e| match e {
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            ) => conflict(format!(
-                "the sector counter of miner {miner} was made meanwhile"
-            )),
-            e => e,
+        .map_err(|e| {
+            taken_as_conflict(e, || {
+                format!("the sector counter of miner {miner} was made meanwhile")
+            })
         })?;
     Ok(1)
 }
 
-/// A row found made or taken by another allocation, as a conflict (`is_conflict`), so that
-/// the allocation is made again.
-fn conflict(what: String) -> diesel::result::Error {
-    diesel::result::Error::DatabaseError(
-        diesel::result::DatabaseErrorKind::SerializationFailure,
-        Box::new(what),
-    )
+/// A row found made or taken by another allocation (a unique key violated) as a conflict
+/// (`is_conflict`) saying `what`, so that the allocation is made again; other errors as they
+/// are.
+fn taken_as_conflict(
+    e: diesel::result::Error,
+    what: impl FnOnce() -> String,
+) -> diesel::result::Error {
+    use diesel::result::{DatabaseErrorKind, Error as E};
+    match e {
+        E::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            E::DatabaseError(DatabaseErrorKind::SerializationFailure, Box::new(what()))
+        }
+        e => e,
+    }
 }
 
 pub fn get(conn: &mut DbConnection, miner: u64, number: u64) -> Result<Option<SectorRow>, DbError> {
