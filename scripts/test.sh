@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check and test of the workspace, as CI runs them. On a machine with only cargo it sets
 # itself up: as root it installs the Debian packages it lacks (libmariadb-dev, pkg-config,
-# mariadb-server, galera-4, rsync, python3) and cargo-nextest; otherwise it prints the one
+# mariadb-server, galera-4, rsync, python3, and chromium with chromium-driver for the console's
+# browser test) and cargo-nextest; otherwise it prints the one
 # command to run and stops. Unless DAMOCLES_TEST_MYSQL_URL names a server, it starts its own MariaDB in a
 # temporary directory on a free loopback port for the run, and stops it afterwards; the tests
 # create and drop their own databases there.
@@ -27,6 +28,9 @@ command -v python3 >/dev/null || missing+=(python3)
 # The Galera test's cluster: the provider, and rsync for a joining node's copy.
 [ -e /usr/lib/galera/libgalera_smm.so ] || missing+=(galera-4)
 command -v rsync >/dev/null || missing+=(rsync)
+# The console's browser test: a real headless chromium, driven through chromedriver.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ -z "${DAMOCLES_TEST_MYSQL_URL:-}" ]; then
   { [ -x /usr/sbin/mariadbd ] && command -v mariadb-install-db >/dev/null; } \
     || missing+=(mariadb-server)

@@ -20,6 +20,7 @@ mod rpc;
 mod sched;
 mod sector_json;
 mod server;
+mod ui;
 mod verify;
 mod wdpost;
 mod wdpost_keeper;

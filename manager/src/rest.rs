@@ -17,6 +17,7 @@ use std::future::{ready, Ready};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::http::Method;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use damocles_actors::wire::auth::ct_eq;
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,7 @@ use crate::db::{self, Db};
 use crate::error::ApiError;
 use crate::metrics;
 use crate::sched::{PledgeRequest, Scheduler};
+use crate::ui;
 
 pub struct RestState {
     pub db: Db,
@@ -47,7 +49,8 @@ pub struct RestState {
     pub chain: crate::mock_chain::MockChain,
 }
 
-/// Proof that the request carried the admin token; holds who made it, for the audit log.
+/// Proof that the request carried the admin token, or came from the console with its session
+/// (and, for a state change, the session's CSRF token); holds who made it, for the audit log.
 pub struct Admin(pub String);
 
 impl FromRequest for Admin {
@@ -58,14 +61,29 @@ impl FromRequest for Admin {
         let Some(state) = req.app_data::<web::Data<RestState>>() else {
             return ready(Err(ApiError::Internal("REST state missing".into())));
         };
-        if !is_admin(req, state) {
-            return ready(Err(ApiError::Unauthorized));
-        }
         let peer = req
             .peer_addr()
             .map(|a| a.ip().to_string())
             .unwrap_or_else(|| "-".into());
-        ready(Ok(Admin(format!("admin@{peer}"))))
+        if is_admin(req, state) {
+            return ready(Ok(Admin(format!("admin@{peer}"))));
+        }
+        let Some(session) = ui::session(req, &state.token) else {
+            return ready(Err(ApiError::Unauthorized));
+        };
+        let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+        let csrf = req
+            .headers()
+            .get(ui::CSRF_HEADER)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|h| ct_eq(h.as_bytes(), ui::csrf_of(&state.token, session).as_bytes()));
+        if !safe && !csrf {
+            return ready(Err(ApiError::Forbidden(format!(
+                "a change made with the console's session must carry its {} header (the console's page sends it); reload the console, or call the API with Authorization: Bearer <token>",
+                ui::CSRF_HEADER
+            ))));
+        }
+        ready(Ok(Admin(format!("console@{peer}"))))
     }
 }
 

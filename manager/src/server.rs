@@ -23,7 +23,7 @@ use crate::rpc::{self, RpcState};
 use crate::sched::Scheduler;
 use crate::wdpost::JobQueue;
 use crate::wdpost_keeper::JobKeeper;
-use crate::{db, home, verify};
+use crate::{db, home, ui, verify};
 
 /// Largest REST body (JSON): anything bigger is refused with 413.
 const REST_BODY_LIMIT: usize = 64 << 10;
@@ -173,6 +173,12 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
                     .app_data(web::PayloadConfig::new(RPC_BODY_LIMIT))
                     .route(web::post().to(rpc::handle)),
             )
+            .route("/ui", web::get().to(ui::to_index))
+            .route("/ui/", web::get().to(ui::index))
+            .route("/ui/login", web::post().to(ui::login))
+            .route("/ui/logout", web::post().to(ui::logout))
+            .route("/ui/states", web::get().to(ui::states))
+            .route("/ui/{file}", web::get().to(ui::asset))
             .route("/healthz", web::get().to(rest::healthz))
             .route("/metrics", web::get().to(rest::metrics))
             .route("/workers", web::get().to(rest::workers::list_workers))

@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod browser;
 mod manager;
 mod mysql;
 mod worker;
 
+pub use browser::Browser;
 pub use manager::{manager_state, window_left, Manager};
 pub use mysql::{
     assert_held_by_claimers, galera_cluster, insert_fake_jobs, mysql_database, mysql_exec,

@@ -132,7 +132,7 @@ fn operator_routes_need_the_admin_token_and_tokens_are_managed_from_the_cli() {
     m.wait_for_workers(1);
     let worker_token = m.worker_token("w");
     let gone = revoked(&m);
-    let routes: [(Method, &str, Option<&str>); 18] = [
+    let routes: [(Method, &str, Option<&str>); 19] = [
         (Method::POST, "/workers/w/threads/0/pause", None),
         (Method::POST, "/workers/w/threads/0/resume", Some("{}")),
         (Method::DELETE, "/workers/w", None),
@@ -167,6 +167,7 @@ fn operator_routes_need_the_admin_token_and_tokens_are_managed_from_the_cli() {
             Some("{}"),
         ),
         (Method::GET, "/proving/faults", None),
+        (Method::GET, "/ui/states", None),
     ];
     let config = std::fs::read_to_string(&w.config).unwrap();
     let threads = || {

@@ -47,7 +47,8 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 type HmacSha256 = Hmac<Sha256>;
 
-fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+/// HMAC-SHA256 of `parts` run together, under `key`.
+pub fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC takes keys of any length: new_from_slice cannot fail.
     let mut mac = match HmacSha256::new_from_slice(key) {
         Ok(m) => m,
