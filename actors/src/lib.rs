@@ -8,6 +8,7 @@ pub mod config_file;
 pub mod durable;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 mod names;
 pub mod processor;
 pub mod processors;

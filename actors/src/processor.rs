@@ -235,6 +235,10 @@ impl Processor {
         }
         self.restarts += 1;
         self.restart_pending = true;
+        crate::metrics::inc(
+            "damocles_worker_processor_restarts_total",
+            &[("stage", self.spec.stage.name())],
+        );
         warn!(restarts = self.restarts, delay = ?RESTART_DELAY, "restarting processor");
         ctx.run_later(RESTART_DELAY, |act, ctx| {
             if act.child.is_none() && !act.shutting_down {

@@ -95,10 +95,18 @@ impl Processors {
             .timeout
             .unwrap_or_else(|| default_timeout(stage, sector_size));
         let answer = handle.addr.send(Call { task, timeout });
+        let started = std::time::Instant::now();
         let running = tokio::spawn(async move {
             let out = answer.await;
             drop((slot, locks, hold));
-            out.map_err(|e| format!("processor {stage} is gone: {e}"))?
+            let out = out.map_err(|e| format!("processor {stage} is gone: {e}"))?;
+            let outcome = if out.is_ok() { "ok" } else { "failed" };
+            crate::metrics::observe(
+                "damocles_worker_stage_duration_seconds",
+                &[("stage", stage.name()), ("outcome", outcome)],
+                started.elapsed(),
+            );
+            out
         });
         running
             .await

@@ -177,12 +177,24 @@ impl Db {
         F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
     {
         let db = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let r = tokio::task::spawn_blocking(move || {
             let mut conn = db.conn()?;
             f(&mut conn)
         })
         .await
-        .map_err(|e| DbError::Invalid(format!("database task failed: {e}")))?
+        .map_err(|e| DbError::Invalid(format!("database task failed: {e}")))?;
+        use damocles_actors::metrics;
+        metrics::observe("damocles_db_call_duration_seconds", &[], started.elapsed());
+        if let Err(e) = &r {
+            let kind = match e {
+                DbError::Unavailable(_) => "unavailable",
+                DbError::Invalid(_) => "invalid",
+                DbError::Query(_) => "query",
+            };
+            metrics::inc("damocles_db_errors_total", &[("kind", kind)]);
+        }
+        r
     }
 
     /// Applies pending migrations; returns their names.

@@ -205,11 +205,21 @@ pub async fn healthz(s: web::Data<RestState>) -> HttpResponse {
 }
 
 pub async fn metrics(s: web::Data<RestState>) -> HttpResponse {
+    use damocles_actors::metrics::{header, Kind};
     let rows = s.db.run(db::workers::list).await.unwrap_or_default();
     let now = db::now();
-    let mut out = String::from("# TYPE damocles_workers gauge\n");
+    let mut out = header(
+        "damocles_workers",
+        Kind::Gauge,
+        "Workers that ever pinged this cluster (until removed).",
+    );
     out += &format!("damocles_workers {}\n", rows.len());
-    out += "# TYPE damocles_worker_threads gauge\n";
+    // Each family's samples together, as the text format requires.
+    out += &header(
+        "damocles_worker_threads",
+        Kind::Gauge,
+        "Each worker's threads by state, as its last ping said.",
+    );
     for r in &rows {
         for (state, n) in [
             ("empty", r.empty_threads),
@@ -223,6 +233,13 @@ pub async fn metrics(s: web::Data<RestState>) -> HttpResponse {
                 metrics::label(&r.name)
             );
         }
+    }
+    out += &header(
+        "damocles_worker_last_ping_age_seconds",
+        Kind::Gauge,
+        "Seconds since each worker's last ping was written.",
+    );
+    for r in &rows {
         out += &format!(
             "damocles_worker_last_ping_age_seconds{{worker=\"{}\"}} {}\n",
             metrics::label(&r.name),
@@ -233,13 +250,20 @@ pub async fn metrics(s: web::Data<RestState>) -> HttpResponse {
         s.db.run(db::wdpost::count_by_state)
             .await
             .unwrap_or_default();
-    out += "# TYPE damocles_wdpost_jobs gauge\n";
-    for state in db::wdpost::JobState::ALL {
-        let n = jobs
-            .iter()
-            .find(|(s, _)| s == state.name())
-            .map_or(0, |(_, n)| *n);
-        out += &format!("damocles_wdpost_jobs{{state=\"{state}\"}} {n}\n");
+    out += &header(
+        "damocles_wdpost_jobs",
+        Kind::Gauge,
+        "WindowPoSt jobs by miner and state.",
+    );
+    let miners: std::collections::BTreeSet<i64> = jobs.iter().map(|(m, _, _)| *m).collect();
+    for miner in miners {
+        for state in db::wdpost::JobState::ALL {
+            let n = jobs
+                .iter()
+                .find(|(m, s, _)| *m == miner && s == state.name())
+                .map_or(0, |(_, _, n)| *n);
+            out += &format!("damocles_wdpost_jobs{{miner=\"{miner}\",state=\"{state}\"}} {n}\n");
+        }
     }
     let (missed, faulty) =
         s.db.run(|c| {
@@ -250,15 +274,24 @@ pub async fn metrics(s: web::Data<RestState>) -> HttpResponse {
         })
         .await
         .unwrap_or_default();
-    out += "# TYPE damocles_wdpost_missed_deadlines_total counter\n";
+    out += &header(
+        "damocles_wdpost_missed_deadlines_total",
+        Kind::Counter,
+        "Deadlines whose window closed without an accepted WindowPoSt, by miner.",
+    );
     for (miner, n) in missed {
         out += &format!("damocles_wdpost_missed_deadlines_total{{miner=\"{miner}\"}} {n}\n");
     }
-    out += "# TYPE damocles_faulty_sectors gauge\n";
+    out += &header(
+        "damocles_faulty_sectors",
+        Kind::Gauge,
+        "Sectors faulted by a missed WindowPoSt, by miner.",
+    );
     for (miner, n) in faulty {
         out += &format!("damocles_faulty_sectors{{miner=\"{miner}\"}} {n}\n");
     }
     out += &s.sched.metrics();
+    out += &damocles_actors::metrics::render();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(out)

@@ -83,8 +83,38 @@ pub async fn handle(
         let info = req.connection_info();
         format!("{}://{}", info.scheme(), info.host())
     };
+    let started = std::time::Instant::now();
     let result = dispatch(&call.method, call.params.as_deref(), &state, &asker, &base).await;
+    record(&call.method, &result, started.elapsed());
     HttpResponse::Ok().json(Response::from_result(call.id, result))
+}
+
+/// Counts and times an answered call; a method this manager does not serve is `other` (the
+/// name is the caller's, and must not grow the metrics without bound).
+fn record(method: &str, result: &Result<Value, RpcError>, took: std::time::Duration) {
+    let method = ALL
+        .iter()
+        .map(|(n, _)| *n)
+        .find(|n| *n == method)
+        .unwrap_or("other");
+    let code;
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(e) => {
+            code = e.code.to_string();
+            code.as_str()
+        }
+    };
+    use damocles_actors::metrics;
+    metrics::observe(
+        "damocles_rpc_server_call_duration_seconds",
+        &[("method", method)],
+        took,
+    );
+    metrics::inc(
+        "damocles_rpc_server_calls_total",
+        &[("method", method), ("outcome", outcome)],
+    );
 }
 
 async fn dispatch(

@@ -270,7 +270,11 @@ impl Scheduler {
 
     /// `damocles_sched_decisions_total{decision,reason}` lines.
     pub fn metrics(&self) -> String {
-        let mut out = String::from("# TYPE damocles_sched_decisions_total counter\n");
+        let mut out = damocles_actors::metrics::header(
+            "damocles_sched_decisions_total",
+            damocles_actors::metrics::Kind::Counter,
+            "Scheduling decisions this manager made since it started, by decision and reason.",
+        );
         if let Ok(c) = self.counts.lock() {
             for ((decision, reason), n) in c.iter() {
                 out += &format!(

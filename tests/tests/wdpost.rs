@@ -376,7 +376,7 @@ fn sealed_sectors_are_proven_through_failures_and_dead_workers(db: Option<String
         .unwrap();
     let succeeded = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("damocles_wdpost_jobs{state=\"Succeed\"} "))
+        .find_map(|l| l.strip_prefix("damocles_wdpost_jobs{miner=\"10000\",state=\"Succeed\"} "))
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or(0);
     assert!(succeeded >= proven.len(), "{metrics}");

@@ -86,10 +86,11 @@ pub struct RpcClientSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsSection {
-    /// Accepted for damocles compatibility; not used by this worker yet.
+    /// Accepted for damocles compatibility: this worker always serves `GET /metrics` on its
+    /// management port instead.
     #[allow(dead_code)]
     pub enable: Option<bool>,
-    /// Accepted for damocles compatibility; not used by this worker yet.
+    /// Accepted for damocles compatibility (see `enable`).
     #[allow(dead_code)]
     pub http_listen: Option<String>,
 }

@@ -102,6 +102,7 @@ pub fn serve(
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(1 << 20))
             .route("/", web::post().to(handle))
+            .route("/metrics", web::get().to(metrics))
     })
     .workers(2)
     .disable_signals()
@@ -114,6 +115,35 @@ struct State {
     live: Arc<LiveLimits>,
     env: EnvOverlay,
     guard: Guard,
+}
+
+/// `GET /metrics` (open, like Prometheus expects): the threads by plan and state, then this
+/// process's own metrics (stage durations, processor restarts, calls to the manager, parameter
+/// generation).
+async fn metrics(s: web::Data<State>) -> HttpResponse {
+    let threads = s.sup.send(ListThreads).await.unwrap_or_default();
+    let mut by: BTreeMap<(String, &'static str), usize> = BTreeMap::new();
+    for t in &threads {
+        let state = if t.pausing {
+            "Pausing"
+        } else {
+            t.thread_state.name()
+        };
+        *by.entry((t.plan.clone(), state)).or_default() += 1;
+    }
+    let mut out = damocles_actors::metrics::header(
+        "damocles_threads",
+        damocles_actors::metrics::Kind::Gauge,
+        "This worker's threads, by plan and state (Idle, Waiting, Running, Pausing, Paused).",
+    );
+    for ((plan, state), n) in by {
+        let plan = damocles_actors::metrics::label(&plan);
+        out += &format!("damocles_threads{{plan=\"{plan}\",state=\"{state}\"}} {n}\n");
+    }
+    out += &damocles_actors::metrics::render();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(out)
 }
 
 async fn handle(req: HttpRequest, body: web::Bytes, s: web::Data<State>) -> HttpResponse {

@@ -242,11 +242,38 @@ impl Client {
             reason: format!("{}: cannot encode the parameters: {e}", M::NAME),
         })?;
         let extra = headers(&body);
+        let started = std::time::Instant::now();
+        let r = self.send::<M>(&body, &extra).await;
+        let outcome = match &r {
+            Ok(_) => "ok",
+            Err(CallError::Rpc(_)) => "refused",
+            Err(CallError::Transport { .. }) => "unreachable",
+            Err(CallError::Decode { .. }) => "bad_answer",
+        };
+        let method = [("method", M::NAME)];
+        crate::metrics::observe(
+            "damocles_jsonrpc_client_call_duration_seconds",
+            &method,
+            started.elapsed(),
+        );
+        crate::metrics::inc(
+            "damocles_jsonrpc_client_calls_total",
+            &[("method", M::NAME), ("outcome", outcome)],
+        );
+        r
+    }
+
+    /// Sends an encoded call to the managers in turn (see `call_with`).
+    async fn send<M: Method>(
+        &self,
+        body: &[u8],
+        extra: &[(&'static str, String)],
+    ) -> Result<M::Output, CallError> {
         let mut tries = 0;
         loop {
             let at = self.current.load(Ordering::Relaxed);
             let url = &self.urls[at % self.urls.len()];
-            match self.post::<M>(url, &body, &extra).await {
+            match self.post::<M>(url, body, extra).await {
                 Err((e, true)) if tries + 1 < self.urls.len() => {
                     tries += 1;
                     // Only the first call to notice moves everyone on.

@@ -290,12 +290,12 @@ pub fn ids(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
         .map_err(classify)
 }
 
-/// How many jobs are in each state (for `/metrics`).
-pub fn count_by_state(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, DbError> {
+/// How many jobs each miner has in each state (for `/metrics`).
+pub fn count_by_state(conn: &mut DbConnection) -> Result<Vec<(i64, String, i64)>, DbError> {
     use diesel::dsl::count_star;
     wdpost_jobs::table
-        .group_by(wdpost_jobs::state)
-        .select((wdpost_jobs::state, count_star()))
+        .group_by((wdpost_jobs::miner_id, wdpost_jobs::state))
+        .select((wdpost_jobs::miner_id, wdpost_jobs::state, count_star()))
         .load(conn)
         .map_err(classify)
 }
