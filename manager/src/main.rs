@@ -28,14 +28,22 @@ mod wdpost_keeper;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+/// `--version`: the release and the commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("DAMOCLES_GIT_COMMIT"),
+    ")"
+);
 
 use crate::config::ManagerConfig;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "damocles-manager",
-    version,
+    version = VERSION,
     about = "Control plane of a damocles sealing cluster"
 )]
 struct Cli {
@@ -62,6 +70,10 @@ enum Cmd {
     },
     /// Operator commands against a running manager
     Util(cli::UtilCmd),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell) to stdout
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages, one per command, into DIR
+    Man { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +179,14 @@ fn main() -> ExitCode {
             println!("database {} is up to date", db.backend);
             Ok(())
         }),
+        Cmd::Completions { shell } => {
+            let mut out = std::io::stdout();
+            clap_complete::generate(shell, &mut Cli::command(), "damocles-manager", &mut out);
+            Ok(())
+        }
+        Cmd::Man { dir } => std::fs::create_dir_all(&dir)
+            .and_then(|()| clap_mangen::generate_to(Cli::command(), &dir))
+            .map_err(|e| anyhow::anyhow!("write the man pages into {}: {e}", dir.display())),
         Cmd::Util(cmd) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -14,12 +14,20 @@ mod stages;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+/// `--version`: the release and the commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("DAMOCLES_GIT_COMMIT"),
+    ")"
+);
 
 #[derive(Debug, Parser)]
 #[command(
     name = "damocles-worker",
-    version,
+    version = VERSION,
     about = "Runs sealing threads and processors of a damocles cluster"
 )]
 struct Cli {
@@ -60,6 +68,10 @@ enum Cmd {
         /// add_pieces, tree_d, pc1, pc2, c1, c2, snap_encode, snap_prove or window_post
         stage: String,
     },
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell) to stdout
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages, one per command, into DIR
+    Man { dir: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -72,6 +84,14 @@ fn main() -> ExitCode {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(cmd.run())),
+        Cmd::Completions { shell } => {
+            let mut out = std::io::stdout();
+            clap_complete::generate(shell, &mut Cli::command(), "damocles-worker", &mut out);
+            Ok(())
+        }
+        Cmd::Man { dir } => std::fs::create_dir_all(&dir)
+            .and_then(|()| clap_mangen::generate_to(Cli::command(), &dir))
+            .map_err(|e| anyhow::anyhow!("write the man pages into {}: {e}", dir.display())),
         Cmd::Processor { stage } => processor_child::run(&stage),
         Cmd::Params { sector_size } => params::ensure_for_sizes(&sector_size),
         Cmd::BenchStage { stage, task, runs } => stages::bench(&stage, &task, runs),
