@@ -2,8 +2,8 @@
 # Every benchmark, each beside its baseline in the same run (BENCHMARKS.md explains each and
 # holds the figures). CI does not run this: the numbers mean something only on a quiet machine.
 #
-#   scripts/bench.sh                 # worker, heartbeat, claims (about 10 minutes)
-#   scripts/bench.sh heartbeat post  # those named: worker heartbeat claims galera idle scale post seal snap
+#   scripts/bench.sh                 # worker, heartbeat, claims, metrics (about 10 minutes)
+#   scripts/bench.sh heartbeat post  # those named: worker heartbeat claims metrics galera idle scale post seal snap
 #
 # `galera` starts its own three-node Galera cluster (needs galera-4 and rsync); `idle` takes
 # 6 minutes and `scale` (100,000 workers on one manager and MariaDB) 11.
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 url="${DAMOCLES_BENCH_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}"
 export FIL_PROOFS_PARAMETER_CACHE="${FIL_PROOFS_PARAMETER_CACHE:-/var/tmp/filecoin-proof-parameters}"
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(worker heartbeat claims)
+[ ${#benches[@]} -gt 0 ] || benches=(worker heartbeat claims metrics)
 
 cargo build --release --bins --features damocles-manager/mysql,damocles-tests/bench-mysql
 bench=target/release/bench
@@ -43,6 +43,7 @@ for b in "${benches[@]}"; do
       run claims 20000 8 "$url" conditional
       run claims 20000 32 "$url" conditional
       ;;
+    metrics) run metrics 8 ;;
     galera) run galera 3000 32 3 ;;
     idle) run idle 64 300 ;;
     scale) run scale 100000 600 "$url" ;;

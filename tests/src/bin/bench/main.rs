@@ -10,6 +10,7 @@
 //! target/release/bench idle 64 300          # an idle worker's memory and CPU, 5 minutes
 //! target/release/bench galera 3000 32 3     # a three-node Galera cluster of its own
 //! target/release/bench scale 100000 600 mysql://root@127.0.0.1:3306/test   # 10 minutes
+//! target/release/bench metrics 8           # what recording metrics adds to a call
 //! target/release/bench post 6               # needs the 2KiB WindowPoSt parameters
 //! target/release/bench seal 3               # needs the 2KiB PoRep parameters
 //! ```
@@ -27,6 +28,7 @@ mod claims;
 mod galera;
 mod heartbeat;
 mod idle;
+mod metrics;
 mod scale;
 mod seal;
 
@@ -61,10 +63,11 @@ fn main() {
             args.get(4).map_or("mysql://root@127.0.0.1:3306/test", String::as_str),
             args.get(5).and_then(|n| n.parse().ok()).unwrap_or(8),
         ),
+        Some("metrics") => metrics::bench(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(8)),
         Some("post") => post(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6)),
         Some("seal") => seal::seal(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(3)),
         Some("snap") => snap(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6)),
-        _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url] [changed-percent] | bench claims [jobs] [claimers] [mysql-url] [skip_locked|conditional] | bench idle [threads] [seconds] | bench galera [jobs] [claimers] [nodes] | bench scale [workers] [seconds] [mysql-url] [threads-per-worker] | bench post [runs] | bench seal [runs] | bench snap [runs]"),
+        _ => eprintln!("usage: bench worker [threads] | bench heartbeat [workers] [threads-per-worker] [mysql-url] [changed-percent] | bench claims [jobs] [claimers] [mysql-url] [skip_locked|conditional] | bench idle [threads] [seconds] | bench galera [jobs] [claimers] [nodes] | bench scale [workers] [seconds] [mysql-url] [threads-per-worker] | bench metrics [threads] | bench post [runs] | bench seal [runs] | bench snap [runs]"),
     }
 }
 
