@@ -20,7 +20,7 @@ if [ -z "$porep" ] || [ -z "$update" ]; then
   echo "threads seal up to C1 meanwhile and show 'waiting for parameters' at C2 (snap-up at snap_prove)."
 fi
 
-cleanup() { kill "${worker:-}" "${manager:-}" 2>/dev/null || true; wait 2>/dev/null || true; echo "stopped"; }
+cleanup() { kill "${watcher:-}" "${worker:-}" "${manager:-}" 2>/dev/null || true; wait 2>/dev/null || true; echo "stopped"; }
 trap cleanup EXIT
 trap "exit 130" INT TERM
 
@@ -36,6 +36,28 @@ if [ ! -s "$run/worker.token" ]; then
 fi
 (cd "$run" && exec "$bin/damocles-worker" daemon -c worker.toml 2> "$run/worker.log") &
 worker=$!
+
+# Milestones, printed as they happen: the parameters, the first sealed sector, the first proof.
+milestones() {
+  local start=$SECONDS params="" sector="" post=""
+  [ -n "$porep" ] && [ -n "$update" ] && params=done
+  while sleep 5; do
+    if [ -z "$params" ] \
+      && ls "$FIL_PROOFS_PARAMETER_CACHE"/v28-stacked-proof-of-replication-merkletree-poseidon_hasher-8-0-0-sha256_hasher-032d3138*.vk >/dev/null 2>&1 \
+      && ls "$FIL_PROOFS_PARAMETER_CACHE"/v28-empty-sector-update-merkletree-poseidon_hasher-8-0-0-*.vk >/dev/null 2>&1; then
+      params=done; echo ">> Groth parameters ready after $(( (SECONDS - start) / 60 )) min"
+    fi
+    if [ -z "$sector" ] && "$bin/damocles-manager" util sealer sectors list 2>/dev/null | grep -qw Finished; then
+      sector=done; echo ">> first sector sealed and on the (mock) chain after $(( SECONDS - start )) s"
+    fi
+    if [ -z "$post" ] && "$bin/damocles-manager" util worker wdpost list --all 2>/dev/null | grep -qw Succeed; then
+      post=done; echo ">> first WindowPoSt job proven after $(( SECONDS - start )) s"
+    fi
+    [ -n "$params" ] && [ -n "$sector" ] && [ -n "$post" ] && return 0
+  done
+}
+milestones &
+watcher=$!
 
 cat <<MSG
 
@@ -59,6 +81,7 @@ local cluster running (Ctrl-C stops it)
     for d in 0 1 2 3; do $bin/damocles-manager util sealer snap fetch 10000 \$d; done
     $bin/damocles-manager util sealer sectors list      # Kind CC -> Snapped, then WindowPoSt proves it
     $bin/damocles-manager util mock deals list          # Waiting -> Assigned -> Active
+  milestones (parameters ready, first sector sealed, first WindowPoSt proven) print here as ">> ...".
   WindowPoSt windows and sectors (windows close after 30s; a miss faults its sectors):
     $bin/damocles-manager util sealer proving missed
     $bin/damocles-manager util sealer proving faults

@@ -76,6 +76,19 @@ impl Circuit {
         }
     }
 
+    /// About how long generating it takes here: measured on 2 cores (2KiB only), scaled to
+    /// this machine's cores (the generation runs on all of them).
+    fn expected(self) -> Option<Duration> {
+        let on_two_cores: u64 = match (self, self.sector_size()) {
+            (Circuit::Seal(_), 2048) => 720,
+            (Circuit::Update(_), 2048) => 600,
+            (Circuit::WindowPost(_), 2048) => 10,
+            _ => return None,
+        };
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u64);
+        Some(Duration::from_secs(on_two_cores * 2 / cores.max(1)))
+    }
+
     fn describe(self) -> String {
         match self {
             Circuit::Seal(p) => format!("PoRep (C2) {:?}", p),
@@ -178,24 +191,54 @@ fn spawn_progress_ticker(
     start: Instant,
     done: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
+    use std::io::IsTerminal;
+    // On a terminal one line, redrawn every second; in a log, a line every 30 s.
+    let terminal = std::io::stderr().is_terminal();
+    let every = if terminal {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(30)
+    };
     std::thread::spawn(move || {
+        let name = circuit.describe();
+        let expected = circuit.expected();
         let mut last = Instant::now();
         while !done.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(200));
-            if last.elapsed() >= Duration::from_secs(30) {
-                last = Instant::now();
-                info!(
-                    circuit = %circuit.describe(),
-                    elapsed = %humantime_secs(start.elapsed()),
-                    "still generating Groth parameters"
-                );
+            if last.elapsed() < every {
+                continue;
             }
+            last = Instant::now();
+            let line = progress(start.elapsed(), expected);
+            if terminal {
+                eprint!("\r\x1b[2Kgenerating Groth parameters of {name}: {line}");
+                let _ = std::io::Write::flush(&mut std::io::stderr());
+            } else {
+                info!(circuit = %name, progress = %line, "still generating Groth parameters");
+            }
+        }
+        if terminal {
+            eprintln!();
         }
     })
 }
 
-fn humantime_secs(d: Duration) -> String {
-    format!("{}s", d.as_secs())
+/// `3m 12s, about 8m 48s left`; past the estimate, `13m 0s, longer than the usual 12m 0s`
+/// (a busy machine); without one, the time so far.
+pub fn progress(elapsed: Duration, expected: Option<Duration>) -> String {
+    let d = |t: Duration| {
+        let s = t.as_secs();
+        if s >= 60 {
+            format!("{}m {}s", s / 60, s % 60)
+        } else {
+            format!("{s}s")
+        }
+    };
+    match expected {
+        Some(e) if elapsed < e => format!("{}, about {} left", d(elapsed), d(e - elapsed)),
+        Some(e) => format!("{}, longer than the usual {}", d(elapsed), d(e)),
+        None => format!("{} so far (no estimate for this size)", d(elapsed)),
+    }
 }
 
 fn generate(circuit: Circuit) -> Result<groth16::Parameters<Bls12>> {
@@ -308,5 +351,24 @@ impl GenerationLock {
 impl Drop for GenerationLock {
     fn drop(&mut self) {
         let _ = self.0.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_says_the_time_so_far_and_what_is_left() {
+        let s = Duration::from_secs;
+        assert_eq!(progress(s(192), Some(s(720))), "3m 12s, about 8m 48s left");
+        assert_eq!(
+            progress(s(780), Some(s(720))),
+            "13m 0s, longer than the usual 12m 0s"
+        );
+        assert_eq!(
+            progress(s(5), None),
+            "5s so far (no estimate for this size)"
+        );
     }
 }
