@@ -319,6 +319,13 @@ document.addEventListener('click', (ev) => {
   }
 });
 
-window.addEventListener('hashchange', () => { notice(null); document.getElementById('view').innerHTML = ''; lastOk = 0; refresh(); });
+window.addEventListener('hashchange', () => {
+  // A state picked on one worker's page is not carried to another's thread of the same index.
+  Object.keys(picks).forEach((k) => delete picks[k]);
+  notice(null);
+  document.getElementById('view').innerHTML = '';
+  lastOk = 0;
+  refresh();
+});
 refresh();
 timer = setInterval(refresh, POLL_MS);
