@@ -28,6 +28,9 @@ impl Kind {
     }
 }
 
+/// The content type both `/metrics` endpoints answer with (Prometheus text format 0.0.4).
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
 /// Every metric this registry keeps: name, kind, help.
 pub const METRICS: &[(&str, Kind, &str)] = &[
     (
@@ -43,7 +46,7 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
     (
         "damocles_worker_stage_duration_seconds",
         Kind::Histogram,
-        "How long processor tasks took, by stage and outcome (ok, failed), from the task's start in the child to its answer.",
+        "How long processor tasks took, by stage and outcome (ok, failed), from the task's hand-over to its child (a restarting child's queue included) to its answer.",
     ),
     (
         "damocles_worker_processor_restarts_total",

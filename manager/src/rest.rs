@@ -293,6 +293,6 @@ pub async fn metrics(s: web::Data<RestState>) -> HttpResponse {
     out += &s.sched.metrics();
     out += &damocles_actors::metrics::render();
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
+        .content_type(damocles_actors::metrics::CONTENT_TYPE)
         .body(out)
 }

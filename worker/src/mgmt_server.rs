@@ -142,7 +142,7 @@ async fn metrics(s: web::Data<State>) -> HttpResponse {
     }
     out += &damocles_actors::metrics::render();
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
+        .content_type(damocles_actors::metrics::CONTENT_TYPE)
         .body(out)
 }
 
