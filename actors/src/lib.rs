@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod config_file;
+pub mod doctor;
 pub mod durable;
 pub mod limits;
 pub mod logging;

@@ -210,6 +210,60 @@ impl Db {
     }
 }
 
+/// Which migrations a database has, against the ones this manager carries.
+#[derive(Debug)]
+pub struct MigrationStatus {
+    /// Applied, and known to this manager.
+    pub applied: usize,
+    /// Known, not applied yet.
+    pub pending: Vec<String>,
+    /// Applied by a manager that knew more (a newer one).
+    pub unknown: Vec<String>,
+}
+
+impl Db {
+    /// The database's migrations against this manager's, without applying any.
+    pub fn migrations(&self) -> Result<MigrationStatus, DbError> {
+        let mut conn = self.conn()?;
+        let (applied, known) = match &mut *conn {
+            DbConnection::Sqlite(c) => versions(c, &SQLITE_MIGRATIONS),
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(c) => versions(c, &MYSQL_MIGRATIONS),
+        }
+        .map_err(|e| DbError::Invalid(format!("read the applied migrations: {e}")))?;
+        Ok(MigrationStatus {
+            applied: applied.iter().filter(|v| known.contains(v)).count(),
+            pending: known
+                .iter()
+                .filter(|v| !applied.contains(v))
+                .cloned()
+                .collect(),
+            unknown: applied.into_iter().filter(|v| !known.contains(v)).collect(),
+        })
+    }
+}
+
+/// The versions a database has applied, and those `source` carries.
+fn versions<DB: diesel::backend::Backend>(
+    conn: &mut impl MigrationHarness<DB>,
+    source: &EmbeddedMigrations,
+) -> diesel::migration::Result<(Vec<String>, Vec<String>)>
+where
+    EmbeddedMigrations: diesel::migration::MigrationSource<DB>,
+{
+    use diesel::migration::MigrationSource;
+    let applied = conn
+        .applied_migrations()?
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    let known = MigrationSource::<DB>::migrations(source)?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    Ok((applied, known))
+}
+
 /// A transaction that may write after it reads. On SQLite it takes the write lock as it
 /// begins (`BEGIN IMMEDIATE`): a deferred one that read first fails with "database is locked"
 /// when another connection wrote meanwhile, and no busy_timeout can fix that (its snapshot is

@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
 
 use damocles_actors::wire::jsonrpc::{RpcError, SERVER_ERROR, SERVICE_UNAVAILABLE};
 
@@ -67,7 +67,12 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut body = json!({"error": self.to_string()});
+        let mut body = ErrorBody {
+            error: self.to_string(),
+            worker: None,
+            addr: None,
+            reason: None,
+        };
         if let ApiError::WorkerUnreachable {
             worker,
             addr,
@@ -79,12 +84,28 @@ impl ResponseError for ApiError {
             reason,
         } = self
         {
-            body["worker"] = json!(worker);
-            body["addr"] = json!(addr);
-            body["reason"] = json!(reason);
+            body.worker = Some(worker.clone());
+            body.addr = Some(addr.clone());
+            body.reason = Some(reason.clone());
         }
         HttpResponse::build(self.status_code()).json(body)
     }
+}
+
+/// Every REST error's body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, and what is allowed.
+    pub error: String,
+    /// A worker that could not be reached or timed out: its name,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// its management address,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    /// and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A database failure as a JSON-RPC error: unavailable (retry later) or a server error.

@@ -8,12 +8,14 @@ mod damocles_cfg;
 mod db;
 mod deadline_clock;
 mod decision_log;
+mod doctor;
 mod error;
 mod heartbeat_writer;
 mod home;
 mod intake;
 mod metrics;
 mod mock_chain;
+mod openapi;
 mod rest;
 mod retention;
 mod rpc;
@@ -70,6 +72,12 @@ enum Cmd {
     },
     /// Operator commands against a running manager
     Util(cli::UtilCmd),
+    /// Check this machine before the manager starts: the config, the database and its
+    /// migrations, the admin token file, the listen address (one line each; fails when any does)
+    Doctor {
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+    },
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell) to stdout
     Completions { shell: clap_complete::Shell },
     /// Write the man pages, one per command, into DIR
@@ -179,6 +187,7 @@ fn main() -> ExitCode {
             println!("database {} is up to date", db.backend);
             Ok(())
         }),
+        Cmd::Doctor { config } => doctor::run(config),
         Cmd::Completions { shell } => {
             let mut out = std::io::stdout();
             clap_complete::generate(shell, &mut Cli::command(), "damocles-manager", &mut out);

@@ -21,7 +21,6 @@ use actix_web::http::Method;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use damocles_actors::wire::auth::ct_eq;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use self::audit::{audited, Done};
 use crate::auth::Authenticator;
@@ -30,6 +29,73 @@ use crate::error::ApiError;
 use crate::metrics;
 use crate::sched::{PledgeRequest, Scheduler};
 use crate::ui;
+
+/// Every REST route, from one table: `routes` registers them and `ROUTES` lists them, so a
+/// test holds the OpenAPI document to exactly what the server serves. A route's method also
+/// guards its resource, so another method on the same path falls through to the next one.
+macro_rules! rest_routes {
+    ($($method:ident $path:literal $(limit $limit:expr)? => $handler:path;)*) => {
+        /// Every REST route, as `(method, path)` in OpenAPI's path syntax.
+        #[cfg(test)]
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        /// Registers every REST route.
+        pub fn routes(cfg: &mut web::ServiceConfig) {
+            $(
+                cfg.service(
+                    web::resource($path)
+                        .guard(actix_web::guard::Method(Method::$method))
+                        $(.app_data(web::PayloadConfig::new($limit)))?
+                        .route(web::method(Method::$method).to($handler)),
+                );
+            )*
+        }
+    };
+}
+
+rest_routes! {
+    GET "/openapi.json" => crate::openapi::serve;
+    GET "/healthz" => healthz;
+    GET "/metrics" => metrics;
+    GET "/workers" => workers::list_workers;
+    GET "/workers/{name}" => workers::worker_info;
+    DELETE "/workers/{name}" => workers::remove_worker;
+    GET "/workers/{name}/limits" => workers::worker_limits;
+    POST "/workers/{name}/limits" => workers::set_worker_limits;
+    POST "/workers/{name}/drain" => workers::drain;
+    POST "/workers/{name}/undrain" => workers::undrain;
+    POST "/workers/{name}/threads/{idx}/pause" => workers::pause_thread;
+    POST "/workers/{name}/threads/{idx}/resume" => workers::resume_thread;
+    POST "/workers/{name}/token" => tokens::create;
+    DELETE "/workers/{name}/token" => tokens::revoke;
+    GET "/tokens" => tokens::list;
+    GET "/audit" => audit_log;
+    GET "/sched/log" => sched_log;
+    POST "/sealer/sectors/pledge" => pledge;
+    GET "/sectors" => market::sectors;
+    POST "/sectors/import" => sectors::import;
+    POST "/sectors/unseal" => unseal::queue;
+    GET "/unseal" => unseal::list;
+    GET "/unseal/{miner}/{number}/{cid}" => unseal::get;
+    GET "/unseal/{miner}/{number}/{cid}/piece" => unseal::download;
+    PUT "/unseal/{miner}/{number}/{cid}/piece" limit unseal::MAX_UPLOAD => unseal::upload;
+    GET "/sectors/{miner}/{number}" => market::sector_state;
+    GET "/sectors/{miner}/{number}/export" => sectors::export;
+    POST "/sectors/{miner}/{number}/abort" => sectors::abort;
+    POST "/sectors/{miner}/{number}/restore" => sectors::restore;
+    POST "/sectors/{miner}/{number}/rebuild" => sectors::rebuild;
+    POST "/sealer/snap/{miner}/fetch" => market::snap_fetch;
+    GET "/sealer/snap/{miner}/candidates" => market::snap_candidates;
+    POST "/mock/deals" limit market::MAX_DEAL_BYTES => market::import_deal;
+    GET "/mock/deals" => market::list_deals;
+    GET "/piecestore/{cid}" => market::piece;
+    GET "/wdpost/jobs" => wdpost::list;
+    DELETE "/wdpost/jobs" => wdpost::remove_all;
+    DELETE "/wdpost/jobs/{id}" => wdpost::remove;
+    POST "/wdpost/jobs/{id}/reset" => wdpost::reset;
+    GET "/proving/faults" => wdpost::faults;
+    GET "/proving/missed" => wdpost::missed;
+}
 
 pub struct RestState {
     pub db: Db,
@@ -101,6 +167,9 @@ pub fn is_admin(req: &HttpRequest, state: &RestState) -> bool {
 pub const MAX_PLEDGE: u32 = 100_000;
 
 /// `util sealer sectors pledge`: `{"count": N}`, `{"fill": true}` or `{"once_per_worker": true}`.
+#[utoipa::path(post, path = "/sealer/sectors/pledge", tag = "sectors",
+    request_body = PledgeRequest,
+    responses((status = 200, description = "Sectors pledged to each worker", body = Pledged)))]
 pub async fn pledge(
     admin: Admin,
     s: web::Data<RestState>,
@@ -147,7 +216,7 @@ pub async fn pledge(
 }
 
 /// The answer to a pledge.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Pledged {
     /// Sectors pledged in all.
     pub pledged: i32,
@@ -155,7 +224,8 @@ pub struct Pledged {
     pub workers: BTreeMap<String, i32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SchedLogQuery {
     pub worker: Option<String>,
@@ -164,6 +234,8 @@ pub struct SchedLogQuery {
     pub limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/sched/log", tag = "logs", params(SchedLogQuery),
+    responses((status = 200, description = "The scheduler's decisions, newest first", body = Vec<db::sched::DecisionRow>)))]
 pub async fn sched_log(
     _admin: Admin,
     s: web::Data<RestState>,
@@ -182,11 +254,14 @@ pub async fn sched_log(
     Ok(HttpResponse::Ok().json(rows))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     pub limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/audit", tag = "logs", params(AuditQuery),
+    responses((status = 200, description = "Operators' changes, newest first", body = Vec<db::audit::AuditRow>)))]
 pub async fn audit_log(
     _admin: Admin,
     s: web::Data<RestState>,
@@ -197,13 +272,30 @@ pub async fn audit_log(
     Ok(HttpResponse::Ok().json(rows))
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, description = "The manager and its database answer", body = Health),
+        (status = 503, description = "The database does not answer", body = crate::error::ErrorBody)))]
 pub async fn healthz(s: web::Data<RestState>) -> HttpResponse {
     match s.db.run(|c| db::workers::list(c).map(|_| ())).await {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ok", "database": s.db.backend})),
+        Ok(()) => HttpResponse::Ok().json(Health {
+            status: "ok".into(),
+            database: s.db.backend.into(),
+        }),
         Err(e) => actix_web::ResponseError::error_response(&ApiError::from(e)),
     }
 }
 
+/// `GET /healthz`'s answer.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    /// `sqlite` or `mysql`.
+    pub database: String,
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "health", security(()),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(s: web::Data<RestState>) -> HttpResponse {
     use damocles_actors::metrics::{header, Kind};
     let rows = s.db.run(db::workers::list).await.unwrap_or_default();

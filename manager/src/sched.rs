@@ -43,7 +43,7 @@ pub struct Scheduler {
 const MAX_LOGGED_KEYS: usize = 10_000;
 
 /// How many sectors to pledge (`util sealer sectors pledge`): exactly one of the three.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PledgeRequest {
     pub count: Option<u32>,

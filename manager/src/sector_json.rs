@@ -258,7 +258,7 @@ pub fn export(row: &SectorRow, deals: &[DealRow]) -> SectorState {
 }
 
 /// A sector to import, checked: a finalized (proven) sector of this chain.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Import {
     pub miner: u64,
     pub number: u64,
@@ -279,7 +279,7 @@ pub struct Import {
 }
 
 /// A snap-up's result, imported.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ImportedUpdate {
     pub comm_r: String,
     pub comm_d: String,
@@ -288,7 +288,7 @@ pub struct ImportedUpdate {
 }
 
 /// A deal's piece, imported (the piece's bytes stay where they were).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ImportedPiece {
     pub deal_id: u64,
     pub piece_cid: String,

@@ -215,14 +215,14 @@ async fn shutdown(supervisor: &Addr<WorkerSupervisor>) {
 }
 
 /// The local address the OS would use to reach the manager (no packet is sent).
-fn local_ip_towards(host_port: &str) -> Option<String> {
+pub(crate) fn local_ip_towards(host_port: &str) -> Option<String> {
     let sock = UdpSocket::bind("0.0.0.0:0").ok()?;
     sock.connect(host_port).ok()?;
     Some(sock.local_addr().ok()?.ip().to_string())
 }
 
 /// `p` made absolute against the working directory, without `.` components.
-fn absolute(p: &str) -> std::path::PathBuf {
+pub(crate) fn absolute(p: &str) -> std::path::PathBuf {
     let path = Path::new(p);
     let joined = if path.is_absolute() {
         path.to_path_buf()
@@ -370,7 +370,7 @@ fn generate(circuits: Vec<params::Circuit>, tx: &watch::Sender<ParamsStatus>) ->
 
 /// One processor per `[[processors.<stage>]]` entry; a stage without entries gets one child of
 /// this same executable.
-fn processor_entries(
+pub(crate) fn processor_entries(
     cfg: &Config,
     env_overlay: &EnvOverlay,
 ) -> anyhow::Result<Vec<ProcessorEntry>> {

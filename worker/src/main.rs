@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod daemon;
+mod doctor;
 mod live_limits;
 mod manager_addr;
 mod mgmt_server;
@@ -44,6 +45,13 @@ enum Cmd {
     },
     /// Manage the sealing threads of a running worker
     Worker(cli::WorkerCmd),
+    /// Check this machine before the worker starts: the config, its disks, the Groth
+    /// parameters, the manager and this worker's token, the processors, the management port
+    /// (one line each; fails when any does)
+    Doctor {
+        #[arg(short = 'c', long = "config", env = "DAMOCLES_WORKER_CONFIG")]
+        config: PathBuf,
+    },
     /// Make sure the Groth parameters of small sectors are in the cache (generated when missing)
     Params {
         /// Sector sizes to prepare (2KiB and 8MiB can be generated)
@@ -92,6 +100,7 @@ fn main() -> ExitCode {
         Cmd::Man { dir } => std::fs::create_dir_all(&dir)
             .and_then(|()| clap_mangen::generate_to(Cli::command(), &dir))
             .map_err(|e| anyhow::anyhow!("write the man pages into {}: {e}", dir.display())),
+        Cmd::Doctor { config } => doctor::run(&config),
         Cmd::Processor { stage } => processor_child::run(&stage),
         Cmd::Params { sector_size } => params::ensure_for_sizes(&sector_size),
         Cmd::BenchStage { stage, task, runs } => stages::bench(&stage, &task, runs),

@@ -68,7 +68,7 @@ impl Circuit {
         }
     }
 
-    fn sector_size(self) -> u64 {
+    pub fn sector_size(self) -> u64 {
         match self {
             Circuit::Seal(p) => u64::from(p.sector_size()),
             Circuit::WindowPost(p) => u64::from(p.sector_size()),
@@ -89,7 +89,7 @@ impl Circuit {
         Some(Duration::from_secs(on_two_cores * 2 / cores.max(1)))
     }
 
-    fn describe(self) -> String {
+    pub fn describe(self) -> String {
         match self {
             Circuit::Seal(p) => format!("PoRep (C2) {:?}", p),
             Circuit::WindowPost(p) => format!("WindowPoSt {:?}", p),
@@ -175,6 +175,10 @@ pub fn ensure(circuit: Circuit) -> Result<()> {
     let params = params?;
     write_atomically(&params_path, |w| params.write(w))?;
     write_atomically(&circuit.vk_path()?, |w| params.vk.write(w))?;
+    for path in [params_path.clone(), circuit.vk_path()?] {
+        let d = digest(&path)?;
+        write_atomically(&digest_record(&path), |w| w.write_all(d.as_bytes()))?;
+    }
     let size = fs::metadata(&params_path).map(|m| m.len()).unwrap_or(0);
     info!(
         circuit = %circuit.describe(),
@@ -184,6 +188,121 @@ pub fn ensure(circuit: Circuit) -> Result<()> {
         "Groth parameters generated"
     );
     Ok(())
+}
+
+/// BLAKE2b digests (the first 32 hex digits, as the proofs library's `parameters.json` records
+/// them) of the files this generator writes for 2KiB sectors. The generator is deterministic, so
+/// every machine of a cluster holds exactly these; a test checks them against generated files.
+pub const GENERATED_2KIB: &[(&str, &str)] = &[
+    (
+        "v28-proof-of-spacetime-fallback-merkletree-poseidon_hasher-8-0-0-0170db1f394b35d995252228ee359194b13199d259380541dc529fb0099096b0.params",
+        "0263f5af7d3b0493cc06aaca74f6a94b",
+    ),
+    (
+        "v28-proof-of-spacetime-fallback-merkletree-poseidon_hasher-8-0-0-0170db1f394b35d995252228ee359194b13199d259380541dc529fb0099096b0.vk",
+        "53b20ff7ae360ca91c6afae62d178186",
+    ),
+    (
+        "v28-empty-sector-update-merkletree-poseidon_hasher-8-0-0-fb9e095bebdd77511c0269b967b4d87ba8b8a525edaa0e165de23ba454510194.params",
+        "f3850c59e3790f5cd63d93de5b6d0352",
+    ),
+    (
+        "v28-empty-sector-update-merkletree-poseidon_hasher-8-0-0-fb9e095bebdd77511c0269b967b4d87ba8b8a525edaa0e165de23ba454510194.vk",
+        "8cb1e1116e71ab7fdd289c13ce254d78",
+    ),
+    (
+        "v28-stacked-proof-of-replication-merkletree-poseidon_hasher-8-0-0-sha256_hasher-032d3138d22506ec0082ed72b2dcba18df18477904e35bafee82b3793b06832f.params",
+        "4dcdeaa017748186e021aac7f296ed2c",
+    ),
+    (
+        "v28-stacked-proof-of-replication-merkletree-poseidon_hasher-8-0-0-sha256_hasher-032d3138d22506ec0082ed72b2dcba18df18477904e35bafee82b3793b06832f.vk",
+        "d0d248646186725b2ffaccf10a8507bb",
+    ),
+];
+
+/// Why a circuit's parameter files cannot be used as they are, and what to do about it.
+#[derive(Debug)]
+pub struct Unverified {
+    pub what: String,
+    pub fix: String,
+}
+
+/// A file's digest as the proofs library's `parameters.json` records one.
+pub fn digest(path: &Path) -> Result<String> {
+    let mut file = fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let mut state = blake2b_simd::State::new();
+    std::io::copy(&mut file, &mut state).with_context(|| format!("read {}", path.display()))?;
+    Ok(state.finalize().to_hex()[..32].to_string())
+}
+
+/// Where the generator records the digest of a file it wrote (`<file>.digest`).
+fn digest_record(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".digest");
+    PathBuf::from(name)
+}
+
+/// `damocles-worker doctor`: the circuit's parameter and verifying-key files are present, and
+/// each is the published file, this cluster's generator's (2KiB), or the one generated on this
+/// machine (its recorded digest); says which.
+pub fn verify(circuit: Circuit) -> std::result::Result<String, Unverified> {
+    let size = damocles_actors::size::format_size(circuit.sector_size());
+    let fix = if circuit.sector_size() <= MAX_GENERATED_SECTOR {
+        format!("`damocles-worker params --sector-size {size}` makes them")
+    } else {
+        format!(
+            "copy the published files into the parameter cache ({})",
+            storage_proofs_core::parameter_cache::parameter_cache_dir().display()
+        )
+    };
+    let unverified = |what: String| Unverified {
+        what,
+        fix: fix.clone(),
+    };
+    let paths = [circuit.params_path(), circuit.vk_path()]
+        .into_iter()
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| unverified(format!("{e:#}")))?;
+    let mut origins: Vec<&str> = Vec::new();
+    for path in &paths {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if !path.exists() {
+            return Err(unverified(format!("{} is missing", path.display())));
+        }
+        let d = digest(path).map_err(|e| unverified(format!("{e:#}")))?;
+        let published = storage_proofs_core::parameter_cache::PARAMETERS
+            .get(name)
+            .map(|p| p.digest.as_str());
+        let recorded = fs::read_to_string(digest_record(path)).ok();
+        let origin = if published == Some(d.as_str()) {
+            "the published parameters"
+        } else if GENERATED_2KIB.contains(&(name, d.as_str())) {
+            "this cluster's generator"
+        } else if recorded.as_deref().map(str::trim) == Some(d.as_str()) {
+            "the digest recorded when this machine generated it"
+        } else {
+            return Err(Unverified {
+                what: format!(
+                    "{} has digest {d}, which is neither the published one{} nor this \
+                     cluster's generator's: it is damaged, or from another generator",
+                    path.display(),
+                    published.map(|p| format!(" ({p})")).unwrap_or_default()
+                ),
+                fix: format!("delete it, then {fix}"),
+            });
+        };
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    Ok(format!(
+        "{} and its verifying key match {}",
+        paths[0].display(),
+        origins.join(" and ")
+    ))
 }
 
 fn spawn_progress_ticker(

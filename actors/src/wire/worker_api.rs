@@ -9,6 +9,7 @@ pub const NAMESPACE: &str = "VenusWorker";
 pub const DEFAULT_PORT: u16 = 17890;
 
 /// One sealing thread as `WorkerList` returns it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ThreadInfo {
     /// Absolute store path, or `-` for threads without one (wdpost).
@@ -34,6 +35,7 @@ pub struct ThreadInfo {
 }
 
 /// What the thread is doing; `elapsed` is seconds in this state.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "state")]
 pub enum ThreadState {
@@ -237,6 +239,7 @@ mod tests {
 }
 
 /// One stage's concurrency as `worker limits` shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageUse {
     /// At most this many at once (none: no limit).

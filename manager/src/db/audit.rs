@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::schema::audit_log;
 use super::{classify, DbConnection, DbError};
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = audit_log)]
 pub struct AuditRow {
     pub id: i64,

@@ -16,7 +16,9 @@ pub const ASSIGNED: &str = "Assigned";
 /// A deal is in a proven (or snapped) sector.
 pub const ACTIVE: &str = "Active";
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Queryable, Selectable, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[diesel(table_name = deals)]
 pub struct DealRow {
     pub deal_id: i64,

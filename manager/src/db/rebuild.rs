@@ -19,7 +19,9 @@ pub const ALLOCATED: &str = "Allocated";
 pub const DONE: &str = "Done";
 
 /// One sector's rebuild.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Queryable, Selectable, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[diesel(table_name = rb)]
 pub struct RebuildRow {
     pub miner_id: i64,

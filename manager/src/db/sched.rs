@@ -9,7 +9,7 @@ use super::raw::{execute, is_mysql, placeholders, rows_per_statement, Val};
 use super::schema::{pledge_budget, sched_log, worker_threads, workers};
 use super::{classify, DbConnection, DbError};
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize, utoipa::ToSchema)]
 #[diesel(table_name = sched_log)]
 pub struct DecisionRow {
     pub id: i64,

@@ -8,7 +8,7 @@ use super::raw::{execute, is_mysql, load, Val};
 use super::schema::{sector_counters, sectors};
 use super::{classify, DbConnection, DbError};
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize, utoipa::ToSchema)]
 #[diesel(table_name = sectors)]
 pub struct SectorRow {
     pub miner_id: i64,

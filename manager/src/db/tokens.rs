@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::schema::worker_tokens;
 use super::{classify, DbConnection, DbError};
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize, utoipa::ToSchema)]
 #[diesel(table_name = worker_tokens)]
 pub struct TokenRow {
     pub worker_name: String,

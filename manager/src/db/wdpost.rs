@@ -26,7 +26,9 @@ fn st(s: JobState) -> Val {
     Val::Text(s.name().into())
 }
 
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Queryable, QueryableByName, Selectable, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[diesel(table_name = wdpost_jobs)]
 pub struct JobRow {
     pub id: String,

@@ -15,7 +15,7 @@ use super::raw::{execute, in_list, load, rows_per_statement, upsert_rows, Cell, 
 use super::schema::{worker_threads, workers};
 use super::{classify, DbConnection, DbError};
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize, utoipa::ToSchema)]
 #[diesel(table_name = workers)]
 pub struct WorkerRow {
     pub name: String,

@@ -21,7 +21,8 @@ pub const MAX_DEAL_BYTES: usize = 8 << 20;
 /// How long a mock deal lasts (540 days of 30 s epochs).
 const DEAL_EPOCHS: i64 = 540 * 2880;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MinerQuery {
     pub miner: Option<u64>,
 }
@@ -34,6 +35,9 @@ fn epoch() -> i64 {
 /// `util mock deals import`: the body is the client's data. It is padded as Filecoin pads a
 /// piece, its commitment computed with the proofs library, kept in the piece store, and a deal
 /// waiting for a sector is created.
+#[utoipa::path(post, path = "/mock/deals", tag = "market", params(MinerQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The client's data"),
+    responses((status = 200, description = "The deal, waiting for a sector", body = DealRow)))]
 pub async fn import_deal(
     admin: Admin,
     s: web::Data<RestState>,
@@ -93,6 +97,8 @@ pub async fn import_deal(
 }
 
 /// `util mock deals list`: every deal and where it went.
+#[utoipa::path(get, path = "/mock/deals", tag = "market", params(MinerQuery),
+    responses((status = 200, description = "Every deal and where it went", body = Vec<DealRow>)))]
 pub async fn list_deals(
     _admin: Admin,
     s: web::Data<RestState>,
@@ -105,6 +111,10 @@ pub async fn list_deals(
 
 /// `GET /piecestore/<cid>`: a piece's bytes for a worker (its token, as on `/rpc/v0`) or an
 /// operator (the admin token).
+#[utoipa::path(get, path = "/piecestore/{cid}", tag = "market",
+    security(("token" = []), ("worker_token" = [])),
+    params(("cid" = String, Path, description = "The piece CID")),
+    responses((status = 200, description = "The piece's bytes", content_type = "application/octet-stream", body = Vec<u8>)))]
 pub async fn piece(
     req: HttpRequest,
     s: web::Data<RestState>,
@@ -135,13 +145,14 @@ pub async fn piece(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FetchQuery {
     pub deadline: Option<i32>,
 }
 
 /// What `snap fetch` did (damocles' `SnapUpFetchResult`).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SnapFetched {
     /// Candidates in the deadline now.
     pub total: u64,
@@ -150,6 +161,8 @@ pub struct SnapFetched {
 }
 
 /// `util sealer snap fetch <miner> <deadline>`.
+#[utoipa::path(post, path = "/sealer/snap/{miner}/fetch", tag = "sectors", params(("miner" = u64, Path, description = "The miner's actor id"), FetchQuery),
+    responses((status = 200, description = "The deadline's proven CC sectors are snap-up candidates now", body = SnapFetched)))]
 pub async fn snap_fetch(
     admin: Admin,
     s: web::Data<RestState>,
@@ -179,14 +192,15 @@ pub async fn snap_fetch(
     Ok(HttpResponse::Ok().json(SnapFetched { total, diff }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CandidatesQuery {
     #[serde(default)]
     pub show_all: bool,
 }
 
 /// The candidates of one deadline.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeadlineCandidates {
     pub deadline: u32,
     /// Sector numbers.
@@ -195,6 +209,8 @@ pub struct DeadlineCandidates {
 
 /// `util sealer snap candidates <miner> [--show-all]`: candidates per deadline (every deadline
 /// with `show_all`).
+#[utoipa::path(get, path = "/sealer/snap/{miner}/candidates", tag = "sectors", params(("miner" = u64, Path, description = "The miner's actor id"), CandidatesQuery),
+    responses((status = 200, description = "Candidates per deadline", body = Vec<DeadlineCandidates>)))]
 pub async fn snap_candidates(
     _admin: Admin,
     s: web::Data<RestState>,
@@ -218,7 +234,7 @@ pub async fn snap_candidates(
 }
 
 /// What a sector holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum SectorKind {
     /// Committed capacity: zeros.
     CC,
@@ -229,7 +245,7 @@ pub enum SectorKind {
 }
 
 /// A sector as operators see it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SectorView {
     pub kind: SectorKind,
     /// Deals in it (or given to its snap-up).
@@ -266,6 +282,8 @@ fn view(row: SectorRow, deals: &[DealRow], rebuilds: &[RebuildRow]) -> SectorVie
 }
 
 /// `util sealer sectors list [--miner]`.
+#[utoipa::path(get, path = "/sectors", tag = "sectors", params(MinerQuery),
+    responses((status = 200, description = "Every sector with its kind, deals and rebuild", body = Vec<SectorView>)))]
 pub async fn sectors(
     _admin: Admin,
     s: web::Data<RestState>,
@@ -288,7 +306,7 @@ pub async fn sectors(
 }
 
 /// One sector with its deals and pieces.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SectorState {
     #[serde(flatten)]
     pub sector: SectorView,
@@ -296,6 +314,8 @@ pub struct SectorState {
 }
 
 /// `util sealer sectors state <miner> <number>`.
+#[utoipa::path(get, path = "/sectors/{miner}/{number}", tag = "sectors", params(("miner" = u64, Path, description = "The miner's actor id"), ("number" = u64, Path, description = "The sector number")),
+    responses((status = 200, description = "One sector with its deals", body = SectorState)))]
 pub async fn sector_state(
     _admin: Admin,
     s: web::Data<RestState>,

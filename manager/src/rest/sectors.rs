@@ -15,7 +15,8 @@ use crate::db::{self, sector_admin, snap};
 use crate::error::ApiError;
 use crate::sector_json::{self, SectorState};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DoIt {
     #[serde(default)]
@@ -40,7 +41,7 @@ async fn row(s: &RestState, miner: u64, number: u64) -> Result<SectorRow, ApiErr
 }
 
 /// The answer to abort and restore: what was (or would be) done.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Changed {
     pub sector: String,
     pub dry_run: bool,
@@ -75,6 +76,8 @@ fn abort_kind(row: &SectorRow) -> Result<&'static str, ApiError> {
     Ok("sector")
 }
 
+#[utoipa::path(post, path = "/sectors/{miner}/{number}/abort", tag = "sectors", params(("miner" = u64, Path, description = "The miner's actor id"), ("number" = u64, Path, description = "The sector number"), DoIt),
+    responses((status = 200, description = "Aborted (or, without really_do_it, what would be)", body = Changed)))]
 pub async fn abort(
     admin: Admin,
     s: web::Data<RestState>,
@@ -176,6 +179,8 @@ async fn stop_thread(s: &RestState, worker: &str, index: usize) -> Result<(), St
     }
 }
 
+#[utoipa::path(post, path = "/sectors/{miner}/{number}/restore", tag = "sectors", params(("miner" = u64, Path, description = "The miner's actor id"), ("number" = u64, Path, description = "The sector number"), DoIt),
+    responses((status = 200, description = "Restored (or, without really_do_it, what would be)", body = Changed)))]
 pub async fn restore(
     admin: Admin,
     s: web::Data<RestState>,
@@ -238,6 +243,8 @@ pub async fn restore(
     }))
 }
 
+#[utoipa::path(post, path = "/sectors/{miner}/{number}/rebuild", tag = "sectors", params(("miner" = u64, Path, description = "The miner's actor id"), ("number" = u64, Path, description = "The sector number"), DoIt),
+    responses((status = 200, description = "Queued for a rebuild (or, without really_do_it, what would be)", body = Changed)))]
 pub async fn rebuild(
     admin: Admin,
     s: web::Data<RestState>,
@@ -312,6 +319,8 @@ pub async fn rebuild(
     }))
 }
 
+#[utoipa::path(get, path = "/sectors/{miner}/{number}/export", tag = "sectors", params(("miner" = u64, Path, description = "The miner's actor id"), ("number" = u64, Path, description = "The sector number")),
+    responses((status = 200, description = "The sector as damocles-manager's `core.SectorState` JSON (v0.13), whose shape is damocles'", body = Object)))]
 pub async fn export(
     _admin: Admin,
     s: web::Data<RestState>,
@@ -336,7 +345,8 @@ pub async fn export(
     Ok(HttpResponse::Ok().json(state))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
     #[serde(default)]
@@ -349,7 +359,7 @@ pub struct ImportQuery {
 }
 
 /// The answer to an import.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Imported {
     pub sector: String,
     pub dry_run: bool,
@@ -360,6 +370,9 @@ pub struct Imported {
     pub import: sector_json::Import,
 }
 
+#[utoipa::path(post, path = "/sectors/import", tag = "sectors", params(ImportQuery),
+    request_body(content = Object, description = "A sector as damocles-manager's `core.SectorState` JSON (v0.13)"),
+    responses((status = 200, description = "Imported (or, without really_do_it, what would be)", body = Imported)))]
 pub async fn import(
     admin: Admin,
     s: web::Data<RestState>,

@@ -32,6 +32,9 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[utoipa::path(post, path = "/workers/{name}/token", tag = "tokens",
+    params(("name" = String, Path, description = "The worker's name")),
+    responses((status = 201, description = "The new token, shown once (the manager keeps its hash)", body = TokenCreated)))]
 pub async fn create(
     admin: Admin,
     s: web::Data<RestState>,
@@ -57,7 +60,7 @@ pub async fn create(
 }
 
 /// The answer to `token create`: the token, shown this once.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenCreated {
     /// Whose.
     pub worker: String,
@@ -65,11 +68,16 @@ pub struct TokenCreated {
     pub token: String,
 }
 
+#[utoipa::path(get, path = "/tokens", tag = "tokens",
+    responses((status = 200, description = "Every worker token (hashes, never the tokens)", body = Vec<crate::db::tokens::TokenRow>)))]
 pub async fn list(_admin: Admin, s: web::Data<RestState>) -> Result<HttpResponse, ApiError> {
     let rows = s.db.run(db::tokens::list).await?;
     Ok(HttpResponse::Ok().json(rows))
 }
 
+#[utoipa::path(delete, path = "/workers/{name}/token", tag = "tokens",
+    params(("name" = String, Path, description = "The worker's name")),
+    responses((status = 200, description = "Revoked: the worker's calls are refused from now on", body = TokenRevoked)))]
 pub async fn revoke(
     admin: Admin,
     s: web::Data<RestState>,
@@ -92,7 +100,7 @@ pub async fn revoke(
 }
 
 /// The answer to `token revoke`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenRevoked {
     /// Whose.
     pub worker: String,

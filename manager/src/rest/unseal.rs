@@ -22,7 +22,7 @@ use crate::error::ApiError;
 pub const MAX_UPLOAD: usize = super::market::MAX_DEAL_BYTES * 2;
 
 /// `POST /sectors/unseal`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnsealRequest {
     pub piece_cid: String,
@@ -37,7 +37,7 @@ pub struct UnsealRequest {
 }
 
 /// An unseal task as operators see it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UnsealView {
     pub sector: String,
     pub miner: u64,
@@ -199,6 +199,8 @@ fn unsealable(s: &SectorRow, cid: &str) -> Option<String> {
     None
 }
 
+#[utoipa::path(post, path = "/sectors/unseal", tag = "unseal", request_body = UnsealRequest,
+    responses((status = 200, description = "The task, and what this call did (`result`)", body = UnsealView)))]
 pub async fn queue(
     admin: Admin,
     s: web::Data<RestState>,
@@ -273,12 +275,15 @@ pub async fn queue(
     Ok(HttpResponse::Ok().json(view(row, Some(result))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub miner: Option<u64>,
 }
 
+#[utoipa::path(get, path = "/unseal", tag = "unseal", params(ListQuery),
+    responses((status = 200, description = "Every unseal task", body = Vec<UnsealView>)))]
 pub async fn list(
     _admin: Admin,
     s: web::Data<RestState>,
@@ -304,6 +309,8 @@ async fn task(s: &RestState, miner: u64, number: u64, cid: &str) -> Result<Unsea
         })
 }
 
+#[utoipa::path(get, path = "/unseal/{miner}/{number}/{cid}", tag = "unseal", params(("miner" = u64, Path, description = "The miner's actor id"), ("number" = u64, Path, description = "The sector number"), ("cid" = String, Path, description = "The piece CID")),
+    responses((status = 200, description = "One unseal task", body = UnsealView)))]
 pub async fn get(
     _admin: Admin,
     s: web::Data<RestState>,
@@ -314,6 +321,8 @@ pub async fn get(
 }
 
 /// The client's bytes of a finished task the manager kept (the piece's padding left out).
+#[utoipa::path(get, path = "/unseal/{miner}/{number}/{cid}/piece", tag = "unseal", params(("miner" = u64, Path, description = "The miner's actor id"), ("number" = u64, Path, description = "The sector number"), ("cid" = String, Path, description = "The piece CID")),
+    responses((status = 200, description = "The piece's bytes", content_type = "application/octet-stream", body = Vec<u8>)))]
 pub async fn download(
     _admin: Admin,
     s: web::Data<RestState>,
@@ -348,12 +357,24 @@ pub async fn download(
         .body(bytes))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Secret {
     pub secret: String,
 }
 
+/// The answer to an upload.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Received {
+    /// Bytes kept.
+    pub received: usize,
+}
+
 /// An unseal thread's upload to the manager.
+#[utoipa::path(put, path = "/unseal/{miner}/{number}/{cid}/piece", tag = "unseal", security(()),
+    params(("miner" = u64, Path, description = "The miner's actor id"), ("number" = u64, Path, description = "The sector number"), ("cid" = String, Path, description = "The piece CID"), Secret),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The piece's unpadded bytes"),
+    responses((status = 200, description = "Kept: they make the piece's CID", body = Received)))]
 pub async fn upload(
     s: web::Data<RestState>,
     path: TaskPath,
@@ -395,7 +416,7 @@ pub async fn upload(
     match stored {
         Ok(()) => {
             tracing::info!(sector = %format!("s-t0{miner}-{number}"), piece = %cid, bytes = n, "unsealed piece received");
-            Ok(HttpResponse::Ok().json(serde_json::json!({"received": n})))
+            Ok(HttpResponse::Ok().json(Received { received: n }))
         }
         Err(UploadRefused::NoSuchTask) => Err(ApiError::NotFound(format!("no {what}"))),
         Err(UploadRefused::Secret) => Err(ApiError::Forbidden(format!(

@@ -16,7 +16,7 @@ use crate::error::ApiError;
 
 /// One job as operators see it: the row, with `input`/`output` parsed and only with
 /// `detail=true`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobView {
     #[serde(flatten)]
     pub row: JobRow,
@@ -52,7 +52,8 @@ fn view(row: JobRow, now: NaiveDateTime, max_retry: u32, detail: bool) -> JobVie
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default)]
@@ -61,6 +62,8 @@ pub struct ListQuery {
     pub detail: bool,
 }
 
+#[utoipa::path(get, path = "/wdpost/jobs", tag = "wdpost", params(ListQuery),
+    responses((status = 200, description = "The WindowPoSt jobs (finished ones with all=true)", body = Vec<JobView>)))]
 pub async fn list(
     _admin: Admin,
     s: web::Data<RestState>,
@@ -82,6 +85,8 @@ fn unknown(id: &str) -> ApiError {
     ))
 }
 
+#[utoipa::path(post, path = "/wdpost/jobs/{id}/reset", tag = "wdpost", params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "Ready to be claimed again (only while its window is open)", body = Reset)))]
 pub async fn reset(
     admin: Admin,
     s: web::Data<RestState>,
@@ -111,12 +116,14 @@ pub async fn reset(
 }
 
 /// The answer to a reset: the job's id.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reset {
     /// The job.
     pub reset: String,
 }
 
+#[utoipa::path(delete, path = "/wdpost/jobs/{id}", tag = "wdpost", params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "Removed", body = super::workers::Removed)))]
 pub async fn remove(
     admin: Admin,
     s: web::Data<RestState>,
@@ -137,7 +144,8 @@ pub async fn remove(
     Ok(HttpResponse::Ok().json(Removed { removed: id }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveAllQuery {
     #[serde(default)]
@@ -145,6 +153,8 @@ pub struct RemoveAllQuery {
 }
 
 /// Without `really_do_it=true`, a dry run: says which jobs it would remove.
+#[utoipa::path(delete, path = "/wdpost/jobs", tag = "wdpost", params(RemoveAllQuery),
+    responses((status = 200, description = "Removed (or, without really_do_it, what would be)", body = RemovedJobs)))]
 pub async fn remove_all(
     admin: Admin,
     s: web::Data<RestState>,
@@ -179,7 +189,7 @@ pub async fn remove_all(
 }
 
 /// The answer to removing every job: which (or, in a dry run, which it would).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RemovedJobs {
     /// Nothing was removed: `jobs` is what would have been.
     pub dry_run: bool,
@@ -187,7 +197,8 @@ pub struct RemovedJobs {
     pub jobs: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProvingQuery {
     pub miner: Option<u64>,
@@ -196,7 +207,7 @@ pub struct ProvingQuery {
 }
 
 /// A faulty sector: which, where it is proven, since when and why.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Fault {
     pub miner: i64,
     pub sector: i64,
@@ -206,6 +217,8 @@ pub struct Fault {
     pub reason: String,
 }
 
+#[utoipa::path(get, path = "/proving/faults", tag = "wdpost", params(ProvingQuery),
+    responses((status = 200, description = "Sectors faulted by a missed WindowPoSt", body = Vec<Fault>)))]
 pub async fn faults(
     _admin: Admin,
     s: web::Data<RestState>,
@@ -227,6 +240,8 @@ pub async fn faults(
     Ok(HttpResponse::Ok().json(faults))
 }
 
+#[utoipa::path(get, path = "/proving/missed", tag = "wdpost", params(ProvingQuery),
+    responses((status = 200, description = "Deadlines whose window closed without an accepted proof", body = Vec<crate::db::wdpost::missed::MissedRow>)))]
 pub async fn missed(
     _admin: Admin,
     s: web::Data<RestState>,

@@ -26,7 +26,7 @@ use crate::db::{self};
 use crate::error::ApiError;
 
 /// Whether a worker takes new work (`util worker drain`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkerMode {
     /// Takes new work.
@@ -49,7 +49,7 @@ impl WorkerMode {
 }
 
 /// One worker in `GET /workers`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerView {
     #[serde(flatten)]
     pub row: WorkerRow,
@@ -76,6 +76,8 @@ fn view(row: WorkerRow, now: NaiveDateTime) -> WorkerView {
     }
 }
 
+#[utoipa::path(post, path = "/workers/{name}/drain", tag = "workers", params(("name" = String, Path, description = "The worker's name, or its management address (host[:port])")),
+    responses((status = 200, description = "It takes no new sector or job; its threads finish what they hold", body = Draining)))]
 pub async fn drain(
     admin: Admin,
     s: web::Data<RestState>,
@@ -84,6 +86,8 @@ pub async fn drain(
     set_draining(admin, s, path.into_inner(), true).await
 }
 
+#[utoipa::path(post, path = "/workers/{name}/undrain", tag = "workers", params(("name" = String, Path, description = "The worker's name, or its management address (host[:port])")),
+    responses((status = 200, description = "It takes new work again", body = Draining)))]
 pub async fn undrain(
     admin: Admin,
     s: web::Data<RestState>,
@@ -119,7 +123,7 @@ async fn set_draining(
 }
 
 /// The answer to a drain or an undrain.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Draining {
     /// The worker.
     pub worker: String,
@@ -133,6 +137,8 @@ fn unknown(name: &str) -> ApiError {
     ))
 }
 
+#[utoipa::path(get, path = "/workers", tag = "workers",
+    responses((status = 200, description = "Every worker that pinged, with its threads by state", body = Vec<WorkerView>)))]
 pub async fn list_workers(
     _admin: Admin,
     s: web::Data<RestState>,
@@ -229,7 +235,7 @@ pub(crate) async fn call_worker<M: Method>(
 }
 
 /// `GET /workers/<name>`: the worker's threads, as it reports them.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerThreads {
     /// The worker's name.
     pub name: String,
@@ -239,6 +245,8 @@ pub struct WorkerThreads {
     pub threads: Vec<ThreadInfo>,
 }
 
+#[utoipa::path(get, path = "/workers/{name}", tag = "workers", params(("name" = String, Path, description = "The worker's name, or its management address (host[:port])")),
+    responses((status = 200, description = "The worker's threads, as it reports them now", body = WorkerThreads)))]
 pub async fn worker_info(
     _admin: Admin,
     s: web::Data<RestState>,
@@ -253,6 +261,9 @@ pub async fn worker_info(
     }))
 }
 
+#[utoipa::path(delete, path = "/workers/{name}", tag = "workers",
+    params(("name" = String, Path, description = "The worker's name")),
+    responses((status = 200, description = "Forgotten until it pings again", body = Removed)))]
 pub async fn remove_worker(
     admin: Admin,
     s: web::Data<RestState>,
@@ -278,7 +289,7 @@ pub async fn remove_worker(
 }
 
 /// The answer to a removal: what was removed.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Removed {
     /// Its name or id.
     pub removed: String,
@@ -290,6 +301,9 @@ fn index(raw: &str) -> Result<usize, ApiError> {
     })
 }
 
+#[utoipa::path(post, path = "/workers/{name}/threads/{idx}/pause", tag = "workers",
+    params(("name" = String, Path, description = "The worker's name, or its management address (host[:port])"), ("idx" = usize, Path, description = "The thread's index in the worker's config")),
+    responses((status = 200, description = "Paused, or paused already", body = Paused)))]
 pub async fn pause_thread(
     admin: Admin,
     s: web::Data<RestState>,
@@ -347,7 +361,7 @@ async fn steer<M: Method<Output = bool>>(
 }
 
 /// The answer to a pause.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Paused {
     /// The worker.
     pub worker: String,
@@ -359,7 +373,7 @@ pub struct Paused {
     pub result: String,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResumeBody {
     pub state: Option<String>,
@@ -368,6 +382,10 @@ pub struct ResumeBody {
     pub force: bool,
 }
 
+#[utoipa::path(post, path = "/workers/{name}/threads/{idx}/resume", tag = "workers",
+    params(("name" = String, Path, description = "The worker's name, or its management address (host[:port])"), ("idx" = usize, Path, description = "The thread's index in the worker's config")),
+    request_body(content = Option<ResumeBody>, description = "The state to resume into (one of the thread's plan, `GET /ui/states`); none: where it paused"),
+    responses((status = 200, description = "Resumed, or not paused", body = Resumed)))]
 pub async fn resume_thread(
     admin: Admin,
     s: web::Data<RestState>,
@@ -404,7 +422,7 @@ pub async fn resume_thread(
 }
 
 /// The answer to a resume.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Resumed {
     /// The worker.
     pub worker: String,
@@ -419,6 +437,8 @@ pub struct Resumed {
 }
 
 /// The worker's stage limits and how many of each run, fetched from it.
+#[utoipa::path(get, path = "/workers/{name}/limits", tag = "workers", params(("name" = String, Path, description = "The worker's name, or its management address (host[:port])")),
+    responses((status = 200, description = "Each stage's limit and how many run", body = Limits)))]
 pub async fn worker_limits(
     _admin: Admin,
     s: web::Data<RestState>,
@@ -433,7 +453,7 @@ pub async fn worker_limits(
 }
 
 /// A worker's stage limits, and how many of each stage run.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Limits {
     /// The worker.
     pub worker: String,
@@ -443,6 +463,9 @@ pub struct Limits {
 
 /// Changes a worker's stage limits (`{"pc1": 1, "c2": null}`): the worker applies them at
 /// once and keeps them in its config file.
+#[utoipa::path(post, path = "/workers/{name}/limits", tag = "workers", params(("name" = String, Path, description = "The worker's name, or its management address (host[:port])")),
+    request_body(content = BTreeMap<String, Option<usize>>, description = "Stage to its new limit (>= 1), or null to lift it", example = json!({"pc1": 2, "c2": null})),
+    responses((status = 200, description = "The worker's limits after the change", body = Limits)))]
 pub async fn set_worker_limits(
     admin: Admin,
     s: web::Data<RestState>,

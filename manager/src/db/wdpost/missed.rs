@@ -14,7 +14,7 @@ use crate::db::schema::{wdpost_jobs, wdpost_missed};
 use crate::db::{classify, sectors, write_transaction, DbConnection, DbError};
 
 /// One missed deadline (a job's window), as `util sealer proving missed` shows it.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize, utoipa::ToSchema)]
 #[diesel(table_name = wdpost_missed)]
 pub struct MissedRow {
     pub job_id: String,

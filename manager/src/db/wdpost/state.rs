@@ -7,7 +7,7 @@ use diesel::sql_types::Text;
 use serde::{Deserialize, Serialize};
 
 /// Where a job is: waiting for a worker, held by one, or done either way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum JobState {
     /// Waiting for a worker to claim it.
     ReadyToRun,
