@@ -50,7 +50,7 @@ pub fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
 fn check_database(cfg: &ManagerConfig) -> Result<(Db, String), Problem> {
     let settings = server::db_settings(cfg);
     let url = db::redact(&settings.url);
-    let fix = if url.starts_with("mysql") {
+    let fix = if db::backend_of(&settings.url).ok() == Some("mysql") {
         "start the database, or correct [db] url (user, password, host, port, database)"
     } else {
         "correct [db] url, or make its directory writable by the manager's user"
@@ -60,14 +60,12 @@ fn check_database(cfg: &ManagerConfig) -> Result<(Db, String), Problem> {
     let skew = db
         .sync_clock()
         .map_err(|e| Problem::new(format!("{url} does not answer: {e}"), fix))?;
-    Ok((
-        db.clone(),
-        format!(
-            "{} at {url} answers (its clock is {} s from this machine's)",
-            db.backend,
-            skew.num_seconds()
-        ),
-    ))
+    let found = format!(
+        "{} at {url} answers (its clock is {} s from this machine's)",
+        db.backend,
+        skew.num_seconds()
+    );
+    Ok((db, found))
 }
 
 /// Every migration the database has is one this manager knows; says what is still to apply.

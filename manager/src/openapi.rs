@@ -85,37 +85,43 @@ struct Credentials;
 
 impl Modify for Credentials {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        let components = api.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "token",
+        let bearer = |what: &str| {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The admin token (the manager's `<home>/token` file)"))
+                    .description(Some(what))
                     .build(),
-            ),
+            )
+        };
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            bearer("The admin token (the manager's `<home>/token` file)"),
         );
         components.add_security_scheme(
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 crate::ui::COOKIE,
-                "The console's session (from `POST /ui/login`); a change made with it also \
-                 carries the page's X-CSRF-Token header",
+                format!(
+                    "The console's session (from `POST /ui/login`); a change made with it also \
+                     carries the page's {} header",
+                    crate::ui::CSRF_HEADER
+                )
+                .as_str(),
             ))),
         );
-        components.add_security_scheme(
-            "worker_token",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A worker's token"))
-                    .build(),
-            ),
-        );
-        let error = || {
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
+        components.add_security_scheme("worker_token", bearer("A worker's token"));
+        let error = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
                 .build()
+                .into()
         };
         for item in api.paths.paths.values_mut() {
             for op in [
@@ -136,23 +142,13 @@ impl Modify for Credentials {
                     op.responses
                         .responses
                         .entry("401".into())
-                        .or_insert_with(|| {
-                            ResponseBuilder::new()
-                                .description("No token, a wrong one, or an ended session")
-                                .content("application/json", error())
-                                .build()
-                                .into()
-                        });
+                        .or_insert_with(|| error("No token, a wrong one, or an ended session"));
                 }
                 op.responses
                     .responses
                     .entry("default".into())
                     .or_insert_with(|| {
-                        ResponseBuilder::new()
-                            .description("Any other error: what went wrong and what is allowed")
-                            .content("application/json", error())
-                            .build()
-                            .into()
+                        error("Any other error: what went wrong and what is allowed")
                     });
             }
         }
@@ -163,7 +159,8 @@ fn is_empty_requirement(r: &utoipa::openapi::security::SecurityRequirement) -> b
     r == &utoipa::openapi::security::SecurityRequirement::default()
 }
 
-/// The document, built once.
+/// The document, built once. Serializing it cannot fail: it is plain structs with string keys
+/// (the unit tests parse it back).
 static DOCUMENT: LazyLock<String> =
     LazyLock::new(|| ApiDoc::openapi().to_json().unwrap_or_default());
 

@@ -286,9 +286,10 @@ struct ParamsWatch {
     post: watch::Receiver<ParamsStatus>,
 }
 
-/// Generates missing small-sector parameters in the background, WindowPoSt first (seconds),
-/// then snap-up's update and PoRep (minutes); threads wait on the channels only when they need them.
-fn start_params_generation(cfg: &Config) -> ParamsWatch {
+/// The circuits the configured threads prove, each once, smallest sector size first: the
+/// WindowPoSt slots', and the sector threads' (a snap-up's update circuit before PoRep: it is
+/// quicker to generate).
+pub(crate) fn circuits(cfg: &Config) -> (Vec<params::Circuit>, Vec<params::Circuit>) {
     let sizes = |wdpost: bool| -> Vec<u64> {
         let mut v: Vec<u64> = cfg
             .sealing_thread
@@ -299,24 +300,33 @@ fn start_params_generation(cfg: &Config) -> ParamsWatch {
                     .allowed_sizes
                     .unwrap_or_else(|| vec![2048])
             })
-            .filter(|b| *b <= 8 << 20)
             .collect();
         v.sort_unstable();
         v.dedup();
         v
     };
-    let post: Vec<params::Circuit> = sizes(true)
+    let post = sizes(true)
         .into_iter()
         .filter_map(|b| proof_types::window_post_for_size(b).ok())
         .map(params::Circuit::WindowPost)
         .collect();
-    // A sector thread's plan may be a snap-up: its update circuit comes first (quicker).
-    let seal: Vec<params::Circuit> = sizes(false)
+    let seal = sizes(false)
         .into_iter()
         .filter_map(seal_proof::for_size)
         .filter_map(|code| params::circuits_of_seal(code).ok())
         .flat_map(|[_, update, seal]| [update, seal])
         .collect();
+    (post, seal)
+}
+
+/// Generates missing small-sector parameters in the background, WindowPoSt first (seconds),
+/// then snap-up's update and PoRep (minutes); threads wait on the channels only when they need them.
+fn start_params_generation(cfg: &Config) -> ParamsWatch {
+    let (mut post, mut seal) = circuits(cfg);
+    // Larger sizes' files are the operator's to provide; a thread that needs one names it.
+    let generated = |c: &params::Circuit| c.sector_size() <= 8 << 20;
+    post.retain(generated);
+    seal.retain(generated);
     let checking = || {
         watch::channel(ParamsStatus::Generating(
             "checking the parameter cache".into(),

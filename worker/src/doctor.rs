@@ -4,7 +4,6 @@
 //! changes nothing but a probe file it writes and removes in each directory (and a mock manager
 //! without configured stores records the attached stores' names, as at the worker's start).
 
-use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,9 +16,7 @@ use damocles_actors::sealing::quota::sector_footprint;
 use damocles_actors::thread::plan::PlanKind;
 use damocles_actors::wire::jsonrpc::{CallError, Client, FORBIDDEN, UNAUTHENTICATED};
 use damocles_actors::wire::processor::ready_line;
-use damocles_actors::wire::seal_proof;
 use damocles_actors::wire::venus_methods as m;
-use damocles_proof_types as proof_types;
 
 use crate::config::Config;
 use crate::{daemon, params};
@@ -46,7 +43,8 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     for (name, path, need) in directories(&cfg) {
         report.check(&name, check_dir(&path, need));
     }
-    for circuit in circuits(&cfg) {
+    let (post, seal) = daemon::circuits(&cfg);
+    for circuit in post.into_iter().chain(seal) {
         let name = format!("params {}", circuit.describe());
         report.check(&name, params::verify(circuit).map_err(problem_of_params));
     }
@@ -182,33 +180,6 @@ fn bytesize(b: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[unit])
     }
-}
-
-/// The circuits the configured threads prove, as the daemon prepares them, each once.
-fn circuits(cfg: &Config) -> Vec<params::Circuit> {
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for t in &cfg.sealing_thread {
-        for size in sizes_of(cfg, t) {
-            let list: Vec<params::Circuit> = if t.plan() == PlanKind::WdPost {
-                proof_types::window_post_for_size(size)
-                    .map(params::Circuit::WindowPost)
-                    .into_iter()
-                    .collect()
-            } else {
-                seal_proof::for_size(size)
-                    .and_then(|code| params::circuits_of_seal(code).ok())
-                    .map(|[_, update, seal]| vec![update, seal])
-                    .unwrap_or_default()
-            };
-            for c in list {
-                if seen.insert(c.describe()) {
-                    out.push(c);
-                }
-            }
-        }
-    }
-    out
 }
 
 fn problem_of_params(e: params::Unverified) -> Problem {
