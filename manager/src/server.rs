@@ -9,6 +9,7 @@ use std::time::Duration;
 use actix::Actor;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context as _;
+use damocles_actors::wire::jsonrpc::SERVER_KEEP_ALIVE;
 use tracing::{info, warn};
 
 use crate::auth::Authenticator;
@@ -185,6 +186,7 @@ pub async fn run(cfg: ManagerConfig, opts: RunOptions) -> anyhow::Result<()> {
             }))
     })
     .max_connections(max_conn)
+    .keep_alive(SERVER_KEEP_ALIVE)
     .listen(listener)?
     .run()
     .await?;

@@ -106,6 +106,7 @@ pub fn serve(
     })
     .workers(2)
     .disable_signals()
+    .keep_alive(damocles_actors::wire::jsonrpc::SERVER_KEEP_ALIVE)
     .listen(listener)?
     .run())
 }

@@ -165,6 +165,15 @@ pub enum CallError {
 /// Largest reply a client reads.
 pub const MAX_REPLY: usize = 64 << 20;
 
+/// How long a server (the manager, a worker's management API) keeps an idle connection open.
+/// actix checks it against a clock it reads every half second, so it closes the connection
+/// between 4.5 and 5 s after its last answer.
+pub const SERVER_KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// A client drops a pooled connection idle this long, well before the server may close it: a
+/// call written into a connection the server is closing is lost, with no answer to retry on.
+pub const CLIENT_IDLE: Duration = Duration::from_secs(3);
+
 /// A JSON-RPC client bound to one URL, or to several managers in turn, sending the same
 /// headers on every call (a worker's `rpc_client.headers`, its token).
 #[derive(Clone, Debug)]
@@ -189,6 +198,7 @@ impl Client {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(CLIENT_IDLE)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());

@@ -10,10 +10,16 @@ use tokio::net::TcpListener;
 use super::*;
 use crate::wire::worker_methods::WorkerVersion;
 
-/// A one-route HTTP server answering every request with `reply`; counts the requests.
-async fn answering(reply: Response) -> (String, Arc<AtomicUsize>) {
+/// A listener on a free loopback port, and the URL of its `/rpc/v0`.
+async fn bound() -> (TcpListener, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/rpc/v0", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+/// A one-route HTTP server answering every request with `reply`; counts the requests.
+async fn answering(reply: Response) -> (String, Arc<AtomicUsize>) {
+    let (listener, url) = bound().await;
     let hits = Arc::new(AtomicUsize::new(0));
     let body = serde_json::to_string(&reply).unwrap();
     let counted = hits.clone();
@@ -35,10 +41,7 @@ async fn answering(reply: Response) -> (String, Arc<AtomicUsize>) {
 
 /// A loopback address nobody listens on.
 async fn closed() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/rpc/v0", l.local_addr().unwrap());
-    drop(l);
-    url
+    bound().await.1
 }
 
 fn err(code: i64) -> Response {
@@ -90,4 +93,82 @@ async fn an_answered_error_is_the_callers_and_every_manager_is_tried_once() {
         other => panic!("{other:?}"),
     }
     assert_eq!(a_hits.load(Ordering::SeqCst), 1);
+}
+
+/// A keep-alive HTTP server that never closes a connection; counts the connections accepted.
+async fn keeping_alive(reply: Response) -> (String, Arc<AtomicUsize>) {
+    let (listener, url) = bound().await;
+    let conns = Arc::new(AtomicUsize::new(0));
+    let body = serde_json::to_string(&reply).unwrap();
+    let counted = conns.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = vec![0; 64 << 10];
+                loop {
+                    // One whole request: its head, then Content-Length bytes of body.
+                    let (head, len) = loop {
+                        let text = String::from_utf8_lossy(&got).to_string();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let len = text[..end]
+                                .lines()
+                                .find_map(|l| {
+                                    let (k, v) = l.split_once(':')?;
+                                    k.eq_ignore_ascii_case("content-length")
+                                        .then(|| v.trim().parse::<usize>().ok())?
+                                })
+                                .unwrap_or(0);
+                            break (end + 4, len);
+                        }
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    };
+                    while got.len() < head + len {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    got.drain(..head + len);
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if s.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, conns)
+}
+
+#[actix_rt::test]
+async fn a_connection_idle_for_client_idle_is_not_used_again() {
+    // The manager closes an idle connection 4.5 to 5 s after its last answer: a call written
+    // into it just then is lost. The client must stop using it first.
+    assert!(CLIENT_IDLE + Duration::from_secs(1) <= SERVER_KEEP_ALIVE - Duration::from_millis(500));
+    let (url, conns) = keeping_alive(Response::from_result(1.into(), Ok("v1".into()))).await;
+    let c = Client::new(url, Duration::from_secs(5));
+    assert_eq!(c.call::<WorkerVersion>([]).await.unwrap(), "v1");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(c.call::<WorkerVersion>([]).await.unwrap(), "v1");
+    assert_eq!(
+        conns.load(Ordering::SeqCst),
+        1,
+        "a fresh idle connection is used again"
+    );
+    tokio::time::sleep(CLIENT_IDLE + Duration::from_millis(500)).await;
+    assert_eq!(c.call::<WorkerVersion>([]).await.unwrap(), "v1");
+    assert_eq!(
+        conns.load(Ordering::SeqCst),
+        2,
+        "a connection idle longer than CLIENT_IDLE is dropped, not reused"
+    );
 }

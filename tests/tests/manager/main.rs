@@ -428,3 +428,30 @@ fn a_database_outage_is_503_and_the_manager_recovers_mysql() {
     drop(w);
     mysql_admin(&format!("DROP USER '{user}'@'%';"));
 }
+
+#[test]
+fn an_idle_connection_outlives_the_clients_idle_timeout() {
+    use damocles_actors::wire::jsonrpc::{CLIENT_IDLE, SERVER_KEEP_ALIVE};
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let m = Manager::start(dir.path(), None);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", m.port)).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: manager\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let answered = std::time::Instant::now();
+    s.set_read_timeout(Some(SERVER_KEEP_ALIVE * 2)).unwrap();
+    // The manager closes the idle connection; until then a worker's client may use it.
+    while s.read(&mut buf).unwrap() > 0 {}
+    let open = answered.elapsed();
+    assert!(
+        open > CLIENT_IDLE + Duration::from_secs(1) && open <= SERVER_KEEP_ALIVE + Duration::from_millis(500),
+        "the manager kept an idle connection open {open:?}: a client drops one after {CLIENT_IDLE:?}, and the manager's keep-alive is {SERVER_KEEP_ALIVE:?}"
+    );
+}

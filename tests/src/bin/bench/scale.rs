@@ -49,14 +49,17 @@ pub(super) fn scale(workers: usize, seconds: u64, base_url: &str, threads: usize
         .build()
         .unwrap();
     let (lat, failed) = rt.block_on(async {
-        let client = reqwest::Client::new();
+        let client = reqwest::Client::builder()
+            .pool_idle_timeout(damocles_actors::wire::jsonrpc::CLIENT_IDLE)
+            .build()
+            .unwrap();
         let tasks: Vec<_> = (0..GENERATORS.min(workers))
             .map(|g| {
                 let (client, rpc) = (client.clone(), rpc.clone());
                 tokio::spawn(async move {
                     // Per ping: (round, latency, late by); and the failures.
                     let mut mine = Vec::new();
-                    let mut failed = 0;
+                    let mut failed = Vec::new();
                     for round in 0..rounds {
                         for w in (g..workers).step_by(GENERATORS) {
                             let due = started
@@ -72,13 +75,20 @@ pub(super) fn scale(workers: usize, seconds: u64, base_url: &str, threads: usize
                                 .body(body)
                                 .send()
                                 .await;
-                            let ok = match answer {
-                                Ok(r) => {
-                                    r.json::<Value>().await.is_ok_and(|v| v["error"].is_null())
-                                }
-                                Err(_) => false,
+                            let why = match answer {
+                                Ok(r) => match r.json::<Value>().await {
+                                    Ok(v) if v["error"].is_null() => None,
+                                    Ok(v) => Some(v["error"].to_string()),
+                                    Err(e) => Some(format!("{e:?}")),
+                                },
+                                Err(e) => Some(format!("{e:?}")),
                             };
-                            failed += usize::from(!ok);
+                            if let Some(why) = why {
+                                if failed.len() < 5 {
+                                    eprintln!("  ping of w{w} failed: {why}");
+                                }
+                                failed.push(why);
+                            }
                             mine.push((round, t.elapsed(), late));
                         }
                     }
@@ -87,11 +97,11 @@ pub(super) fn scale(workers: usize, seconds: u64, base_url: &str, threads: usize
             })
             .collect();
         let mut lat = Vec::with_capacity(workers * rounds);
-        let mut failed = 0;
+        let mut failed = Vec::new();
         for t in tasks {
             let (mine, f) = t.await.unwrap();
             lat.extend(mine);
-            failed += f;
+            failed.extend(f);
         }
         (lat, failed)
     });
@@ -111,7 +121,11 @@ pub(super) fn scale(workers: usize, seconds: u64, base_url: &str, threads: usize
     if !steady.is_empty() {
         println!("  later rounds: {}", percentiles(steady));
     }
-    println!("  pings failed: {failed} of {}; the generator was at most {max_late:?} behind its schedule", lat.len());
+    println!(
+        "  pings failed: {} of {}; the generator was at most {max_late:?} behind its schedule",
+        failed.len(),
+        lat.len()
+    );
     println!(
         "  manager: peak RSS {} MB, CPU {:?} = {:.0}% of one core",
         peak_rss / 1024,
