@@ -84,10 +84,7 @@ pub(super) fn scale(workers: usize, seconds: u64, base_url: &str, threads: usize
                                 Err(e) => Some(format!("{e:?}")),
                             };
                             if let Some(why) = why {
-                                if failed.len() < 5 {
-                                    eprintln!("  ping of w{w} failed: {why}");
-                                }
-                                failed.push(why);
+                                failed.push(format!("w{w} in round {round}: {why}"));
                             }
                             mine.push((round, t.elapsed(), late));
                         }
@@ -126,6 +123,9 @@ pub(super) fn scale(workers: usize, seconds: u64, base_url: &str, threads: usize
         failed.len(),
         lat.len()
     );
+    for why in failed.iter().take(5) {
+        println!("    failed: {why}");
+    }
     println!(
         "  manager: peak RSS {} MB, CPU {:?} = {:.0}% of one core",
         peak_rss / 1024,
