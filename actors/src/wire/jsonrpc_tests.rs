@@ -17,26 +17,10 @@ async fn bound() -> (TcpListener, String) {
     (listener, url)
 }
 
-/// A one-route HTTP server answering every request with `reply`; counts the requests.
+/// A one-route HTTP server answering every request with `reply`, one request per connection;
+/// counts the requests.
 async fn answering(reply: Response) -> (String, Arc<AtomicUsize>) {
-    let (listener, url) = bound().await;
-    let hits = Arc::new(AtomicUsize::new(0));
-    let body = serde_json::to_string(&reply).unwrap();
-    let counted = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            counted.fetch_add(1, Ordering::SeqCst);
-            let mut buf = vec![0; 64 << 10];
-            let _ = s.read(&mut buf).await;
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = s.write_all(head.as_bytes()).await;
-            let _ = s.write_all(body.as_bytes()).await;
-        }
-    });
-    (url, hits)
+    serving(reply, false).await
 }
 
 /// A loopback address nobody listens on.
@@ -97,14 +81,26 @@ async fn an_answered_error_is_the_callers_and_every_manager_is_tried_once() {
 
 /// A keep-alive HTTP server that never closes a connection; counts the connections accepted.
 async fn keeping_alive(reply: Response) -> (String, Arc<AtomicUsize>) {
+    serving(reply, true).await
+}
+
+/// An HTTP server answering every request with `reply`; counts the connections it accepts.
+/// With `keep_alive` it answers request after request on a connection and never closes it;
+/// without, it answers one and closes.
+async fn serving(reply: Response, keep_alive: bool) -> (String, Arc<AtomicUsize>) {
     let (listener, url) = bound().await;
     let conns = Arc::new(AtomicUsize::new(0));
     let body = serde_json::to_string(&reply).unwrap();
     let counted = conns.clone();
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n{body}",
+        body.len()
+    );
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             counted.fetch_add(1, Ordering::SeqCst);
-            let body = body.clone();
+            let answer = answer.clone();
             tokio::spawn(async move {
                 let mut got = Vec::new();
                 let mut buf = vec![0; 64 << 10];
@@ -135,11 +131,7 @@ async fn keeping_alive(reply: Response) -> (String, Arc<AtomicUsize>) {
                         }
                     }
                     got.drain(..head + len);
-                    let answer = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if s.write_all(answer.as_bytes()).await.is_err() {
+                    if s.write_all(answer.as_bytes()).await.is_err() || !keep_alive {
                         return;
                     }
                 }

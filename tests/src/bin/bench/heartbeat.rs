@@ -30,10 +30,7 @@ pub(super) fn heartbeat(workers: usize, threads: usize, base_url: &str, changed:
         .enable_all()
         .build()
         .unwrap();
-    let client = reqwest::Client::builder()
-        .pool_idle_timeout(damocles_actors::wire::jsonrpc::CLIENT_IDLE)
-        .build()
-        .unwrap();
+    let client = super::pinger();
     let pings =
         |m: &Manager, toks: Option<&std::sync::Arc<Vec<String>>>, first: usize, rounds: usize| {
             let rpc = m.url("/rpc/v0");

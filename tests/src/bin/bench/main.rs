@@ -71,6 +71,15 @@ fn main() {
     }
 }
 
+/// The HTTP client the ping generators share: it drops an idle connection when a worker's
+/// JSON-RPC client does, before the manager may close it.
+fn pinger() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(damocles_actors::wire::jsonrpc::CLIENT_IDLE)
+        .build()
+        .unwrap()
+}
+
 fn percentiles(mut v: Vec<Duration>) -> String {
     v.sort();
     let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];

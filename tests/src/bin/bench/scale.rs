@@ -49,17 +49,15 @@ pub(super) fn scale(workers: usize, seconds: u64, base_url: &str, threads: usize
         .build()
         .unwrap();
     let (lat, failed) = rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .pool_idle_timeout(damocles_actors::wire::jsonrpc::CLIENT_IDLE)
-            .build()
-            .unwrap();
+        let client = super::pinger();
         let tasks: Vec<_> = (0..GENERATORS.min(workers))
             .map(|g| {
                 let (client, rpc) = (client.clone(), rpc.clone());
                 tokio::spawn(async move {
-                    // Per ping: (round, latency, late by); and the failures.
+                    // Per ping: (round, latency, late by); how many failed, and the first
+                    // few of them (a run that fails wholesale must not hold every reason).
                     let mut mine = Vec::new();
-                    let mut failed = Vec::new();
+                    let mut failed = (0, Vec::new());
                     for round in 0..rounds {
                         for w in (g..workers).step_by(GENERATORS) {
                             let due = started
@@ -84,7 +82,10 @@ pub(super) fn scale(workers: usize, seconds: u64, base_url: &str, threads: usize
                                 Err(e) => Some(format!("{e:?}")),
                             };
                             if let Some(why) = why {
-                                failed.push(format!("w{w} in round {round}: {why}"));
+                                failed.0 += 1;
+                                if failed.1.len() < 5 {
+                                    failed.1.push(format!("w{w} in round {round}: {why}"));
+                                }
                             }
                             mine.push((round, t.elapsed(), late));
                         }
@@ -94,11 +95,12 @@ pub(super) fn scale(workers: usize, seconds: u64, base_url: &str, threads: usize
             })
             .collect();
         let mut lat = Vec::with_capacity(workers * rounds);
-        let mut failed = Vec::new();
+        let mut failed = (0, Vec::new());
         for t in tasks {
-            let (mine, f) = t.await.unwrap();
+            let (mine, (n, some)) = t.await.unwrap();
             lat.extend(mine);
-            failed.extend(f);
+            failed.0 += n;
+            failed.1.extend(some);
         }
         (lat, failed)
     });
@@ -120,10 +122,10 @@ pub(super) fn scale(workers: usize, seconds: u64, base_url: &str, threads: usize
     }
     println!(
         "  pings failed: {} of {}; the generator was at most {max_late:?} behind its schedule",
-        failed.len(),
+        failed.0,
         lat.len()
     );
-    for why in failed.iter().take(5) {
+    for why in failed.1.iter().take(5) {
         println!("    failed: {why}");
     }
     println!(
